@@ -1,0 +1,54 @@
+# Everything runs from the virtual environment in .venv/ at the repo root.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format bench bench-quick bench-full mock-bench report compare clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv/ and install every pinned dependency
+
+test: install ## run the test suite (real mock, servers and Locust on loopback)
+	$(PY) -m pytest
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install ## run the default sweep (about 10 minutes) into results/<timestamp>/
+	$(PY) -m loadtests sweep --profile default
+
+bench-quick: install ## run the quick sweep (about 2 minutes, used by CI)
+	$(PY) -m loadtests sweep --profile quick
+
+bench-full: install ## run every variant and scenario, both load models (for publishing)
+	$(PY) -m loadtests sweep --profile full
+
+mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile
+	$(PY) -m mock_llm.bench
+
+RUN ?= results/latest
+report: install ## render charts, report and verdict for RUN (default results/latest)
+	$(PY) -m loadtests report $(RUN)
+
+BASELINE ?= results/reference
+CURRENT ?= results/latest
+compare: install ## compare CURRENT against BASELINE; exit 1 on a regression
+	$(PY) -m loadtests compare $(BASELINE) $(CURRENT)
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

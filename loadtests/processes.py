@@ -1,0 +1,170 @@
+"""Start, wait for and stop the real processes a measurement or a test needs.
+
+One small piece shared by the sweep driver, the mock's own benchmark and the test suites, so every
+child process is started the same way: in its own process group (so its workers die with it), its
+output in a log file, ready only when its health URL answers 200.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+LOOPBACK = "127.0.0.1"
+
+
+class ProcessStartError(RuntimeError):
+    """A child process exited or never became ready; the message names it and its log file."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ok(url: str, *, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+class ManagedProcess:
+    """A child process with a name, a log file and a readiness URL.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop` yourself.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        ready_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.ready_url = ready_url
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._log_file: object | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.popen is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self.popen.pid
+
+    def start(self, *, ready_timeout: float = 30.0) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_file = log
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,  # own process group: stop() takes the workers too
+        )
+        if self.ready_url is not None:
+            self.wait_ready(timeout=ready_timeout)
+        return self
+
+    def wait_ready(self, *, timeout: float) -> None:
+        assert self.popen is not None and self.ready_url is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.popen.poll()
+            if code is not None:
+                self.stop()
+                raise ProcessStartError(
+                    f"{self.name} exited with code {code} before it was ready; see {self.log_path}"
+                    + self._last_log_line()
+                )
+            if http_ok(self.ready_url, timeout=1.0):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ProcessStartError(
+            f"{self.name} did not answer {self.ready_url} within {timeout:.0f} s; see {self.log_path}"
+            + self._last_log_line()
+        )
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return f" (last line: {lines[-1].strip()})" if lines else ""
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, *, timeout: float = 10.0) -> int | None:
+        """SIGTERM the whole process group, then SIGKILL what is left after ``timeout`` seconds."""
+        popen = self.popen
+        code: int | None = None
+        if popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGTERM)
+            try:
+                code = popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                code = None
+            # Workers can outlive their master for a moment; clear the group either way.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
+            if code is None:
+                code = popen.wait(timeout=timeout)
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+        return code
+
+    def __enter__(self) -> ManagedProcess:
+        if self.popen is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def python_module_argv(module: str, *args: str) -> list[str]:
+    """argv that runs ``python -m module`` with this interpreter (the project's .venv)."""
+    return [sys.executable, "-m", module, *args]
