@@ -1,0 +1,49 @@
+"""``python -m loadtests sweep|report|compare``: one entry point, one sub-command per job."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from loadtests.errors import UserError
+from loadtests.processes import ProcessStartError
+from loadtests.results import ResultsFormatError
+
+# Each sub-command's module has ``main(argv) -> int``; imported lazily so ``report`` never pays for Locust.
+COMMANDS = {
+    "sweep": ("loadtests.sweep", "run load tests against server variants and write results/<run>/"),
+    "report": ("loadtests.report", "render charts, report.md/.html and verdict.json for a run"),
+    "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
+}
+
+USAGE = "usage: python -m loadtests {" + ",".join(COMMANDS) + "} [options]   (--help on each)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        for name, (_, summary) in COMMANDS.items():
+            print(f"  {name:8} {summary}")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    command: Callable[[list[str]], int] = importlib.import_module(COMMANDS[name][0]).main
+    try:
+        return command(rest)
+    except (UserError, ProcessStartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ResultsFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
