@@ -4,6 +4,12 @@
 not measured) and ``points`` (one per variant, scenario, load level and repeat). Raw per-request
 records sit beside it in ``raw/``. Reading a document of another version is an error, never a guess.
 Writes are atomic (temporary file, then rename) so an interrupted sweep never leaves half a file.
+
+``metadata`` keys the sweep writes and the report and compare read:
+``started_at``/``finished_at`` (ISO 8601 UTC), ``python``, ``packages`` ({name: version}), ``cpu_count``,
+``cpu_model``, ``platform``, ``git_commit``, ``git_dirty``, ``command_line``, ``preset``, ``mock_profile``,
+``time_scale``, ``seed``, ``upstream_latency_s`` (the nominal duration of one upstream call after the time
+scale, L in every Little's-law ceiling), ``scenarios`` and ``load_models`` (what the run covered).
 """
 
 from __future__ import annotations
