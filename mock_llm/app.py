@@ -1,0 +1,419 @@
+"""The mock as a lean raw ASGI application (no framework): routing, auth, faults, latency, stats.
+
+A call costs one dict lookup for its cached answer, one timer for its delay and two ``send`` calls, so a
+single process holds thousands of concurrent calls with millisecond timing (see ``python -m mock_llm.bench``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
+
+from mock_llm import protocol
+from mock_llm.config import MockConfig
+from mock_llm.content import complete, input_tokens
+from mock_llm.faults import FAULT_KINDS, FaultModel, retry_after_s, stall_cap_s
+from mock_llm.profiles import LatencyPlan, delta_groups, delta_times, get_profile, plan_latency
+from mock_llm.stats import CLIENT_CLOSED, MockStats
+from mock_llm.validation import (
+    MAX_BODY_BYTES,
+    InvalidRequest,
+    parse_json_object,
+    validate_count_tokens,
+    validate_messages,
+)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+ANSWER_CACHE_SIZE = 10_000
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its answer was complete."""
+
+
+class _Call:
+    """Per-request header facts the API path needs, read in one pass over the headers."""
+
+    __slots__ = (
+        "api_key",
+        "clock_start",
+        "content_length",
+        "fault",
+        "fault_key",
+        "fault_times",
+        "retry_count",
+        "started",
+        "version",
+    )
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], *, started: float) -> None:
+        self.started = started  # loop time at arrival: every deadline of this call counts from it
+        self.clock_start = perf_counter()  # the same instant on a fine clock, for the delay statistics
+        self.api_key: bytes | None = None
+        self.version: bytes | None = None
+        self.retry_count: bytes | None = None
+        self.fault: bytes | None = None
+        self.fault_times: bytes | None = None
+        self.fault_key = b""
+        self.content_length: bytes | None = None
+        for name, value in headers:
+            if name == b"x-api-key":
+                self.api_key = value
+            elif name == b"authorization":
+                if self.api_key is None and value[:7].lower() == b"bearer ":
+                    self.api_key = value[7:].strip()
+            elif name == b"anthropic-version":
+                self.version = value
+            elif name == b"x-stainless-retry-count":
+                self.retry_count = value
+            elif name == b"content-length":
+                self.content_length = value
+            elif name.startswith(b"x-mock-fault"):
+                if name == b"x-mock-fault":
+                    self.fault = value
+                elif name == b"x-mock-fault-times":
+                    self.fault_times = value
+                elif name == b"x-mock-fault-key":
+                    self.fault_key = value
+
+
+class MockApp:
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+        self.profile = get_profile(config.profile)
+        self.stats = MockStats(seed=config.seed)
+        self.faults = FaultModel(config.faults, seed=config.seed)
+        self._latency_rng = random.Random(f"latency:{config.seed}")
+        self._ids = protocol.IdMaker()
+        self._answers: dict[bytes, protocol.Answer] = {}
+        self._api_key = config.api_key.encode() if config.api_key is not None else None
+        self._ratelimit = protocol.ratelimit_headers()
+        self._models_page = protocol.models_page()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- ASGI entry -------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/"):
+                await self._api(scope, receive, send, path)
+            else:
+                await self._control(scope, receive, send, path)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
+                # Everything allocated so far lives for the whole run: keep it out of every collection.
+                gc.collect()
+                gc.freeze()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ---- /health and /mock/* ----------------------------------------------------------------------------
+    async def _control(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        method = scope["method"]
+        rid = "req_" + self._ids.next()
+        if path == "/health" and method == "GET":
+            body = {"status": "ok", "profile": self.profile.name, "time_scale": self.config.time_scale}
+            await self._respond(send, 200, protocol.json_bytes(body), rid)
+        elif path == "/mock/stats" and method == "GET":
+            await self._respond(send, 200, protocol.json_bytes(self.stats_snapshot()), rid)
+        elif path == "/mock/reset" and method == "POST":
+            self.stats.reset()
+            self.faults.reset()
+            await self._respond(send, 200, protocol.json_bytes(self.stats_snapshot()), rid)
+        else:
+            await self._error(send, 404, "not_found_error", f"{method} {path} not found", rid)
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        snapshot = self.stats.snapshot()
+        snapshot.update(
+            profile=self.profile.name,
+            profile_description=self.profile.describe(),
+            time_scale=self.config.time_scale,
+            seed=self.config.seed,
+            error_rate=self.config.error_rate,
+            errors=list(self.config.errors),
+        )
+        return snapshot
+
+    # ---- /v1/* -------------------------------------------------------------------------------------------
+    async def _api(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        stats = self.stats
+        loop = self._loop or asyncio.get_running_loop()
+        call = _Call(scope["headers"], started=loop.time())
+        stats.begin()
+        status = "200"
+        try:
+            status = await self._api_call(call, scope, receive, send, path, loop)
+        except _ClientGone:
+            status = CLIENT_CLOSED
+        except InvalidRequest as exc:  # raised before any byte was sent
+            status = "400"
+            await self._error(send, 400, "invalid_request_error", str(exc), "req_" + self._ids.next())
+        finally:
+            stats.end(status)
+
+    async def _api_call(
+        self,
+        call: _Call,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> str:
+        rid = "req_" + self._ids.next()
+        if call.retry_count is not None and call.retry_count not in (b"0", b""):
+            self.stats.retries_seen += 1
+        length = call.content_length
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return await self._too_large(send, rid)
+        body = await self._read_body(receive)
+        if body is None:
+            return await self._too_large(send, rid)
+        if not call.api_key:
+            return await self._error(send, 401, "authentication_error", "x-api-key header is required", rid)
+        if self._api_key is not None and call.api_key != self._api_key:
+            return await self._error(send, 401, "authentication_error", "invalid x-api-key", rid)
+        if not call.version:
+            return await self._error(
+                send, 400, "invalid_request_error", "anthropic-version: header is required", rid
+            )
+        method = scope["method"]
+        if path == "/v1/messages":
+            if method != "POST":
+                return await self._error(send, 405, "invalid_request_error", f"{method} not allowed", rid)
+            return await self._messages(call, body, receive, send, rid, loop)
+        if path == "/v1/messages/count_tokens" and method == "POST":
+            system, messages = validate_count_tokens(parse_json_object(body))
+            tokens = input_tokens(system=system, messages=messages)
+            return await self._respond(send, 200, protocol.json_bytes({"input_tokens": tokens}), rid)
+        if path == "/v1/models" and method == "GET":
+            return await self._respond(send, 200, self._models_page, rid)
+        if path.startswith("/v1/models/") and method == "GET":
+            info = protocol.model_info(path.removeprefix("/v1/models/"))
+            if info is not None:
+                return await self._respond(send, 200, info, rid)
+        return await self._error(send, 404, "not_found_error", f"{method} {path} not found", rid)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole request body; None when it is over the size cap."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+        chunks = [body]
+        size = len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _answer_for(self, body: bytes) -> tuple[protocol.Answer, bool]:
+        """The cached answer for this exact body (validated once), and whether the call streams."""
+        cached = self._answers.get(body)
+        if cached is not None:
+            return cached, cached.streams
+        request = validate_messages(parse_json_object(body))
+        completion = complete(
+            seed=self.config.seed,
+            model=request.model,
+            system=request.system,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            stop_sequences=request.stop_sequences,
+        )
+        answer = protocol.build_answer(model=request.model, streams=request.stream, completion=completion)
+        if len(self._answers) >= ANSWER_CACHE_SIZE:
+            self._answers.clear()
+        self._answers[body] = answer
+        return answer, request.stream
+
+    def _fault_for(self, call: _Call) -> str | None:
+        if call.fault is not None:
+            kind = call.fault.decode("latin-1").strip()
+            if kind not in FAULT_KINDS:
+                raise InvalidRequest(
+                    f"x-mock-fault: unknown fault {kind!r}; choose from {','.join(FAULT_KINDS)}"
+                )
+            times: int | None = None
+            if call.fault_times is not None:
+                text = call.fault_times.decode("latin-1").strip()
+                if not text.isdigit():
+                    raise InvalidRequest(f"x-mock-fault-times: expected a whole number, got {text!r}")
+                times = int(text)
+            if self.faults.forced(kind, times=times, key=call.fault_key.decode("latin-1")):
+                return kind
+            return None
+        return self.faults.draw()
+
+    async def _messages(
+        self,
+        call: _Call,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> str:
+        started = call.started
+        answer, streams = self._answer_for(body)
+        fault = self._fault_for(call)
+        if fault is not None and not (fault == "stream_error" and not streams):
+            self.stats.fault(fault)
+            if fault == "429":
+                wait = retry_after_s(self.config.time_scale)
+                extra = [
+                    (b"retry-after", str(max(1, round(wait))).encode()),
+                    (b"retry-after-ms", str(round(wait * 1000)).encode()),
+                ]
+                return await self._error(
+                    send, 429, "rate_limit_error", "Number of requests exceeded", rid, extra
+                )
+            if fault == "529":
+                return await self._error(send, 529, "overloaded_error", "Overloaded", rid)
+            if fault == "500":
+                return await self._error(send, 500, "api_error", "Internal server error", rid)
+            if fault == "stall":
+                await self._wait_until(loop, started + stall_cap_s(self.config.time_scale), receive, None)
+                return await self._error(send, 500, "api_error", "mock stall ended without an answer", rid)
+        plan = plan_latency(
+            self.profile,
+            output_tokens=answer.completion.output_tokens,
+            time_scale=self.config.time_scale,
+            rng=self._latency_rng,
+        )
+        if streams:
+            self.stats.streams += 1
+            return await self._stream(call, answer, plan, receive, send, rid, loop, fault == "stream_error")
+        await self._wait_until(loop, started + plan.total_s, receive, None)
+        await self._respond(send, 200, answer.message_body("msg_" + self._ids.next()), rid)
+        self.stats.delay(injected_s=plan.total_s, observed_s=perf_counter() - call.clock_start)
+        return "200"
+
+    async def _stream(
+        self,
+        call: _Call,
+        answer: protocol.Answer,
+        plan: LatencyPlan,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        loop: asyncio.AbstractEventLoop,
+        fail_midway: bool,
+    ) -> str:
+        started = call.started
+        groups = delta_groups(len(answer.pieces), plan)
+        events = answer.deltas(groups)
+        times = delta_times(len(events), plan)
+        headers = self._headers(rid, protocol.SSE_TYPE, protocol.NO_CACHE)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        more = {
+            "type": "http.response.body",
+            "body": answer.stream_start("msg_" + self._ids.next()),
+            "more_body": True,
+        }
+        await send(more)
+        watch = loop.create_task(receive())  # completes only when the client disconnects
+        try:
+            fail_at = len(events) // 2 if fail_midway else -1
+            for index, event in enumerate(events):
+                await self._wait_until(loop, started + times[index], receive, watch)
+                if index == fail_at:
+                    await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
+                    return "200"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            if not events:
+                await self._wait_until(loop, started + plan.total_s, receive, watch)
+            if fail_midway:
+                await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
+                return "200"
+            await send({"type": "http.response.body", "body": answer.finish})
+            self.stats.delay(injected_s=plan.total_s, observed_s=perf_counter() - call.clock_start)
+            return "200"
+        finally:
+            if not watch.done():
+                watch.cancel()
+
+    async def _wait_until(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        receive: Receive,
+        watch: asyncio.Task[Message] | None,
+    ) -> None:
+        """Sleep until ``deadline`` (loop time); raise _ClientGone if the client disconnects meanwhile."""
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            if watch is not None and watch.done():
+                raise _ClientGone
+            return
+        own = watch is None
+        if watch is None:
+            watch = loop.create_task(receive())
+        try:
+            done, _ = await asyncio.wait((watch,), timeout=remaining)
+        finally:
+            if own and not watch.done():
+                watch.cancel()
+        if done:
+            raise _ClientGone
+
+    # ---- responses ---------------------------------------------------------------------------------------
+    def _headers(self, rid: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+        return [*extra, (b"request-id", rid.encode()), *self._ratelimit]
+
+    async def _respond(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        rid: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> str:
+        headers = self._headers(rid, protocol.JSON_TYPE, (b"content-length", str(len(body)).encode()))
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return str(status)
+
+    async def _error(
+        self,
+        send: Send,
+        status: int,
+        error_type: str,
+        message: str,
+        rid: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> str:
+        return await self._respond(send, status, protocol.error_body(error_type, message, rid), rid, extra)
+
+    async def _too_large(self, send: Send, rid: str) -> str:
+        limit = f"request body is over the {MAX_BODY_BYTES // (1024 * 1024)} MB limit"
+        return await self._error(send, 413, "request_too_large", limit, rid, [(b"connection", b"close")])

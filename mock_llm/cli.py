@@ -1,0 +1,205 @@
+"""``python -m mock_llm``: parse flags, bind the port, serve the mock with uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import resource
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mock_llm.config import DEFAULT_HOST, DEFAULT_PROFILE, MockConfig
+from mock_llm.faults import FAULT_KINDS, parse_kinds, stall_cap_s
+from mock_llm.profiles import PROFILES
+
+DESCRIPTION = """\
+A latency- and fault-injecting imitation of the Anthropic Messages API. The official anthropic SDK talks to it
+unchanged via base_url. Ready when GET /health answers 200. GET /mock/stats shows the in-flight gauge and
+counters; POST /mock/reset zeroes them."""
+
+EPILOG = (
+    "profiles: "
+    + "; ".join(f"{name}: {profile.describe()}" for name, profile in PROFILES.items())
+    + ". Per-request test headers: x-mock-fault: KIND forces a fault; with x-mock-fault-times: N only the "
+    "first N requests carrying the same x-mock-fault-key get it."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see python -m mock_llm --help)\n")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mock_llm", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=_port, required=True, help="TCP port to listen on (required)")
+    parser.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=list(PROFILES),
+        help="latency profile (default: %(default)s, the article's 2.0 s per call)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_scale,
+        default=1.0,
+        metavar="X",
+        help="multiply every delay by X, e.g. 0.1 makes a 2 s call take 0.2 s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for content, latency and fault draws (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="R",
+        help="fraction of /v1/messages calls that get a random fault, 0..1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--errors",
+        type=_kinds,
+        default=FAULT_KINDS,
+        metavar="KIND,...",
+        help=f"fault kinds drawn at --error-rate, from {','.join(FAULT_KINDS)} (default: all). 429 carries "
+        "retry-after/retry-after-ms (1 s x time scale); stream_error sends event: error halfway through a "
+        f"stream; stall holds the connection without an answer (at most {stall_cap_s(1.0):g} s x time scale)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="accept only this key (x-api-key or Authorization: Bearer); default: any non-empty key",
+    )
+    return parser
+
+
+def parse_config(argv: Sequence[str]) -> MockConfig:
+    args = build_parser().parse_args(list(argv))
+    return MockConfig(
+        host=args.host,
+        port=args.port,
+        profile=args.profile,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        error_rate=args.error_rate,
+        errors=args.errors,
+        api_key=args.api_key,
+    )
+
+
+class PortInUse(Exception):
+    pass
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is in use; choose another with --port") from None
+        raise PortInUse(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _raise_fd_limit() -> None:
+    """Thousands of concurrent connections need thousands of file descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+
+
+def serve(config: MockConfig, sock: socket.socket) -> None:
+    import uvicorn
+
+    from mock_llm.app import MockApp
+
+    uv_config = uvicorn.Config(
+        MockApp(config),
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        backlog=4096,
+        timeout_keep_alive=30,
+        # A stall or a long stream must not hold up SIGTERM.
+        timeout_graceful_shutdown=1,
+    )
+    print(
+        f"mock_llm listening on http://{config.host}:{config.port} "
+        f"(profile {config.profile}, time scale {config.time_scale:g}, seed {config.seed}, "
+        f"error rate {config.error_rate:g})",
+        flush=True,
+    )
+    uvicorn.Server(uv_config).run(sockets=[sock])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(sys.argv[1:] if argv is None else argv)
+    try:
+        sock = bind_socket(config.host, config.port)
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _raise_fd_limit()
+    try:
+        serve(config, sock)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0

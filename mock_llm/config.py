@@ -1,0 +1,38 @@
+"""The mock's settings, checked once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mock_llm.faults import FAULT_KINDS, FaultConfig
+from mock_llm.profiles import PROFILES
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PROFILE = "article"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MockConfig:
+    host: str = DEFAULT_HOST
+    port: int = 8100
+    profile: str = DEFAULT_PROFILE
+    time_scale: float = 1.0
+    seed: int = 0
+    error_rate: float = 0.0
+    errors: tuple[str, ...] = FAULT_KINDS
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(
+                f"profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}"
+            )
+        if not self.time_scale >= 0.0 or self.time_scale == float("inf"):
+            raise ValueError(f"time_scale: must be a finite number >= 0, got {self.time_scale}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: must be between 0 and 65535, got {self.port}")
+        FaultConfig(error_rate=self.error_rate, kinds=self.errors)  # raises naming the bad value
+
+    @property
+    def faults(self) -> FaultConfig:
+        return FaultConfig(error_rate=self.error_rate, kinds=self.errors)

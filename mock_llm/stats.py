@@ -1,0 +1,107 @@
+"""Counters behind ``GET /mock/stats``: the ground truth of what the mock saw.
+
+The in-flight gauge counts ``/v1/*`` calls from arrival until the last byte of the answer is sent (streams
+included) or the client goes away; ``/mock/*`` and ``/health`` are not counted.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+# Delay samples kept for percentiles; past this, reservoir sampling keeps a uniform sample.
+MAX_SAMPLES = 200_000
+CLIENT_CLOSED = "499"  # by_status key for calls the client abandoned before the answer was complete
+
+
+def summarise_ms(samples: list[float], count: int) -> dict[str, float | int]:
+    """count, mean, p50, p99, max of samples given in seconds, reported in milliseconds (nearest rank)."""
+    if not samples:
+        return {"count": count, "mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0}
+    ordered = sorted(samples)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return ordered[min(n - 1, max(0, int(q * n + 0.999999) - 1))]
+
+    return {
+        "count": count,
+        "mean": round(sum(ordered) / n * 1000, 3),
+        "p50": round(rank(0.50) * 1000, 3),
+        "p99": round(rank(0.99) * 1000, 3),
+        "max": round(ordered[-1] * 1000, 3),
+    }
+
+
+class Reservoir:
+    def __init__(self, *, seed: int) -> None:
+        self.samples: list[float] = []
+        self.count = 0
+        self._rng = random.Random(f"reservoir:{seed}")
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(value)
+            return
+        slot = self._rng.randrange(self.count)
+        if slot < MAX_SAMPLES:
+            self.samples[slot] = value
+
+    def clear(self) -> None:
+        self.samples.clear()
+        self.count = 0
+
+
+class MockStats:
+    def __init__(self, *, seed: int) -> None:
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.requests = 0
+        self.retries_seen = 0
+        self.streams = 0
+        self.by_status: dict[str, int] = {}
+        self.faults: dict[str, int] = {}
+        self.injected = Reservoir(seed=seed)
+        # Observed minus injected delay, measured inside the mock (arrival to last byte written).
+        self.lateness = Reservoir(seed=seed + 1)
+
+    def begin(self) -> None:
+        self.requests += 1
+        self.in_flight += 1
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+
+    def end(self, status: str) -> None:
+        self.in_flight -= 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def delay(self, *, injected_s: float, observed_s: float) -> None:
+        self.injected.add(injected_s)
+        self.lateness.add(observed_s - injected_s)
+
+    def reset(self) -> None:
+        self.peak_in_flight = self.in_flight
+        self.requests = 0
+        self.retries_seen = 0
+        self.streams = 0
+        self.by_status = {}
+        self.faults = {}
+        self.injected.clear()
+        self.lateness.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
+            "requests": self.requests,
+            "by_status": dict(sorted(self.by_status.items())),
+            "injected_delay_ms": summarise_ms(self.injected.samples, self.injected.count),
+            "delay_error_ms": summarise_ms(self.lateness.samples, self.lateness.count),
+            "retries_seen": self.retries_seen,
+            "streams": self.streams,
+            "faults": dict(sorted(self.faults.items())),
+        }
