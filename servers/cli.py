@@ -1,0 +1,150 @@
+"""`python -m servers list|run`: show the variant registry, or start one variant's real server."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from types import FrameType
+
+from servers.launch import LOG_LEVELS, server_argv, server_env
+from servers.settings import SettingsError, default_job_db, load_settings
+from servers.variants import VARIANTS, UnknownVariantError, get_variant
+
+
+class CliError(Exception):
+    """One line for the user; exit code 2."""
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps([{**asdict(v), "app": v.app_target} for v in VARIANTS], indent=2))
+        return 0
+    header = (
+        f"{'variant':<18} {'server':<9} {'worker class':<12} {'workers':>7} {'threads':>7} "
+        f"{'conns':>6} {'ceiling':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for v in VARIANTS:
+        print(
+            f"{v.name:<18} {v.server:<9} {v.worker_class:<12} {v.workers:>7} {v.threads:>7} "
+            f"{v.connections:>6} {v.predicted_ceiling:>7}"
+        )
+    print()
+    for v in VARIANTS:
+        print(f"{v.name}: {v.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        variant = get_variant(args.variant)
+    except UnknownVariantError as exc:
+        raise CliError(str(exc)) from None
+    env = dict(os.environ)
+    if args.upstream:
+        env["BENCH_UPSTREAM_URL"] = args.upstream
+    env["BENCH_VARIANT"] = variant.name
+    made_db_dir = None
+    if not env.get("BENCH_JOB_DB", "").strip():
+        db = default_job_db()
+        made_db_dir = db.parent
+        env["BENCH_JOB_DB"] = str(db)
+    try:
+        settings = load_settings(env)
+    except SettingsError as exc:
+        raise CliError(f"bad setting: {exc}") from None
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port {args.port}: expected 1..65535")
+    if not _port_is_free(args.host, args.port):
+        raise CliError(f"port {args.port} on {args.host} is already in use; pick another with --port")
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers {args.workers}: expected >= 1")
+    # Boot the app once here, so an import or configuration failure is one clear line, not a worker
+    # crash loop buried in the server log. (The server process then imports it afresh.)
+    os.environ.update(env)
+    try:
+        importlib.import_module("servers.wsgi" if variant.framework == "flask" else "servers.asgi")
+    except Exception as exc:
+        raise CliError(
+            f"variant {variant.name}: the app failed to boot: {type(exc).__name__}: {exc}"
+        ) from None
+    argv = server_argv(
+        variant,
+        host=args.host,
+        port=args.port,
+        settings=settings,
+        log_level=args.log_level,
+        workers=args.workers,
+    )
+    child = subprocess.Popen(argv, env=server_env(variant, settings, env))
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        # SIGTERM to the whole group reaches the server directly too; a second SIGTERM is harmless.
+        # SIGINT is forwarded as SIGTERM: a second SIGINT would make uvicorn force-quit.
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        code = child.wait()
+    finally:
+        if made_db_dir is not None:
+            shutil.rmtree(made_db_dir, ignore_errors=True)
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+        print(f"error: variant {variant.name}: {variant.server} exited with code {code}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m servers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="print the variant registry")
+    p_list.add_argument("--json", action="store_true", help="machine-readable output")
+    p_list.set_defaults(func=cmd_list)
+    p_run = sub.add_parser(
+        "run",
+        help="start one variant's real gunicorn/uvicorn server in the foreground",
+        description="Start a variant in the foreground; SIGTERM or SIGINT stops it and all its workers. "
+        "Settings come from BENCH_* environment variables (see README).",
+    )
+    p_run.add_argument("variant", help="variant name (see `python -m servers list`)")
+    p_run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p_run.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    p_run.add_argument("--upstream", default=None, help="Messages API base URL (sets BENCH_UPSTREAM_URL)")
+    p_run.add_argument("--log-level", default="warning", choices=LOG_LEVELS, help="same for every variant")
+    p_run.add_argument(
+        "--workers", type=int, default=None, help="override the registry's worker count (tests, experiments)"
+    )
+    p_run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,112 @@
+"""Errors as HTTP answers, and the mapping from upstream (anthropic SDK) failures to them.
+
+Every non-422 error body is ``{"detail": "<sentence>", "error": "<code>"}``. Upstream mapping:
+Claude rate-limited (429) or overloaded (529) -> 503, upstream timeout -> 504, any other upstream
+failure (5xx, connection refused, a mid-stream error event, an answer we cannot parse) -> 502.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+from servers.jsonio import render
+
+
+# Not frozen: Python sets __traceback__/__cause__ on exceptions as they propagate.
+@dataclass(eq=False, kw_only=True)
+class ApiError(Exception):
+    status: int
+    error: str
+    detail: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def body(self) -> bytes:
+        return render({"detail": self.detail, "error": self.error})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "error": self.error, "detail": self.detail}
+
+
+@dataclass(eq=False, kw_only=True)
+class ValidationFailed(Exception):
+    """422: ``errors`` is already in FastAPI's ``detail`` list shape."""
+
+    errors: list[dict[str, Any]]
+
+    def body(self) -> bytes:
+        return render({"detail": self.errors})
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        status=401,
+        error="unauthorized",
+        detail="Missing or invalid bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def rate_limited(retry_after_s: int, limit_text: str) -> ApiError:
+    return ApiError(
+        status=429,
+        error="rate_limited",
+        detail=f"Rate limit exceeded ({limit_text}); retry after {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def job_not_found() -> ApiError:
+    return ApiError(status=404, error="job_not_found", detail="Job not found")
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "There was an error parsing the body"),
+    404: ("not_found", "Not Found"),
+    405: ("method_not_allowed", "Method Not Allowed"),
+    413: ("payload_too_large", "Request body too large"),
+}
+
+
+def http_error(status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> ApiError:
+    """A plain HTTP error (unknown route, wrong method, unparseable body) in the common body shape."""
+    code, default_detail = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
+    return ApiError(status=status, error=code, detail=detail or default_detail, headers=dict(headers or {}))
+
+
+def _upstream_error_type(exc: anthropic.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+            return str(inner["type"])
+    return None
+
+
+def map_upstream_error(exc: BaseException) -> ApiError:
+    """The one place an SDK exception becomes an HTTP status, identical for every variant."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ApiError(status=504, error="upstream_timeout", detail="The model did not answer in time")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ApiError(status=502, error="upstream_unreachable", detail="Could not connect to the model")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        kind = _upstream_error_type(exc)
+        # A mid-stream `event: error` arrives on a 200 response; its body type says what happened.
+        if status == 429 or kind == "rate_limit_error":
+            return ApiError(status=503, error="upstream_rate_limited", detail="The model is rate limited")
+        if status == 529 or kind == "overloaded_error":
+            return ApiError(status=503, error="upstream_overloaded", detail="The model is overloaded")
+        if status in (408, 504) or kind == "timeout_error":
+            return ApiError(status=504, error="upstream_timeout", detail="The model did not answer in time")
+        return ApiError(
+            status=502, error="upstream_error", detail=f"The model failed (upstream status {status})"
+        )
+    if isinstance(exc, anthropic.AnthropicError):
+        return ApiError(status=502, error="upstream_error", detail="The model call failed")
+    raise exc

@@ -1,0 +1,86 @@
+"""The exact server command line and environment for a variant (what `python -m servers run` starts)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from servers.settings import Settings
+from servers.variants import Variant
+
+GRACEFUL_TIMEOUT_S = 2  # stop quickly: in-flight requests of a benchmark are not worth waiting for
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def worker_timeout_s(settings: Settings) -> int:
+    """Gunicorn kills a worker silent for this long: always beyond the longest upstream wait."""
+    return math.ceil(settings.worst_case_upstream_s) + 30
+
+
+def server_argv(
+    variant: Variant, *, host: str, port: int, settings: Settings, log_level: str, workers: int | None = None
+) -> list[str]:
+    n = workers if workers is not None else variant.workers
+    if variant.server == "gunicorn":
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--worker-class",
+            variant.worker_class,
+            "--workers",
+            str(n),
+            "--bind",
+            f"{host}:{port}",
+            "--timeout",
+            str(worker_timeout_s(settings)),
+            "--graceful-timeout",
+            str(GRACEFUL_TIMEOUT_S),
+            "--log-level",
+            log_level,
+            "--backlog",
+            "2048",
+        ]
+        if variant.worker_class == "gthread":
+            argv += ["--threads", str(variant.threads)]
+        if variant.worker_class == "gevent":
+            argv += ["--worker-connections", str(variant.connections)]
+        return [*argv, variant.app_target]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        variant.app_target,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(n),
+        "--log-level",
+        log_level,
+        "--no-access-log",
+        "--ws",
+        "websockets-sansio",  # supports the denial response a refused WebSocket handshake needs
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_TIMEOUT_S),
+        "--backlog",
+        "2048",
+    ]
+
+
+def server_env(variant: Variant, settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    env = dict(base)
+    env["BENCH_VARIANT"] = variant.name
+    env["BENCH_UPSTREAM_URL"] = settings.upstream_url
+    env["BENCH_JOB_DB"] = str(settings.job_db)  # one path for every worker of this run
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

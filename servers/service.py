@@ -1,0 +1,128 @@
+"""The framework-free application: what every adapter calls, whatever its concurrency model.
+
+An adapter only turns HTTP into calls on :class:`Core` and its results (bytes, ApiError) back into HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import anthropic
+
+from servers.errors import ApiError, job_not_found, rate_limited, unauthorized
+from servers.jobs import JobStore
+from servers.jsonio import render
+from servers.models import AnalyseRequest
+from servers.ratelimit import RateLimiter
+from servers.settings import Settings
+from servers.sqlite_db import SharedDb
+from servers.upstream import analyse_async, analyse_sync
+
+
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """An authenticated caller: ``owner`` is a hash of the token (tokens are never stored)."""
+
+    owner: str
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Core:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = SharedDb(settings.job_db)
+        self.jobs = JobStore(self.db, ttl_s=settings.job_ttl_s)
+        self.limiter = RateLimiter(self.db, settings.rate_limit) if settings.rate_limit is not None else None
+        self._tokens = tuple(t.encode() for t in settings.api_tokens)
+
+    def authenticate(self, token: str | None) -> Caller:
+        """401 unless the token is known; 429 (with Retry-After) when it is over the rate limit."""
+        if token is None:
+            raise unauthorized()
+        given = token.encode()
+        # Compare against every token in constant time, so timing does not reveal a prefix.
+        if not any(hmac.compare_digest(given, known) for known in self._tokens):
+            raise unauthorized()
+        owner = hashlib.sha256(given).hexdigest()[:32]
+        if self.limiter is not None:
+            decision = self.limiter.check(owner)
+            if not decision.allowed:
+                raise rate_limited(decision.retry_after_s, self.limiter.limit.text)
+        return Caller(owner=owner)
+
+    def authorize(self, authorization: str | None, query_token: str | None = None) -> Caller:
+        token = bearer_token(authorization)
+        return self.authenticate(token if token is not None else query_token)
+
+    def job_failed(self, job_id: str, error: ApiError) -> None:
+        self.jobs.fail(job_id, error.as_dict())
+
+
+# --- WebSocket chat frames: answer chunks are text frames, then exactly one final JSON frame. ---
+
+DONE_FRAME = render({"type": "done"}).decode()
+
+
+def error_frame(error: ApiError) -> str:
+    return render(
+        {"type": "error", "status": error.status, "error": error.error, "detail": error.detail}
+    ).decode()
+
+
+def check_chat_message(message: str) -> str:
+    text = message.strip()
+    if not text:
+        raise ApiError(status=422, error="invalid_message", detail="Message must not be blank")
+    if len(text) > 50_000:
+        raise ApiError(status=422, error="invalid_message", detail="Message must be at most 50000 characters")
+    return text
+
+
+# --- Background jobs: the same steps whether a thread, a greenlet or an asyncio task runs them. ---
+
+
+def run_job_sync(core: Core, client: anthropic.Anthropic, job_id: str, req: AnalyseRequest) -> None:
+    core.jobs.mark_running(job_id)
+    try:
+        result = analyse_sync(client, req, core.settings)
+    except ApiError as exc:
+        core.job_failed(job_id, exc)
+    except Exception:  # a job must end failed, never stay "running" forever
+        core.job_failed(job_id, ApiError(status=500, error="internal_error", detail="The job failed"))
+    else:
+        core.jobs.finish(job_id, render(result))
+
+
+async def run_job_async(
+    core: Core, client: anthropic.AsyncAnthropic, job_id: str, req: AnalyseRequest
+) -> None:
+    core.jobs.mark_running(job_id)
+    try:
+        result = await analyse_async(client, req, core.settings)
+    except ApiError as exc:
+        core.job_failed(job_id, exc)
+    except Exception:
+        core.job_failed(job_id, ApiError(status=500, error="internal_error", detail="The job failed"))
+    else:
+        core.jobs.finish(job_id, render(result))
+
+
+def job_body(core: Core, caller: Caller, job_id: str) -> bytes:
+    record = core.jobs.get(job_id, caller.owner)
+    if record is None:
+        raise job_not_found()
+    return render(record.as_dict())
+
+
+def job_created_body(job_id: str) -> bytes:
+    return render({"job_id": job_id, "status": "queued"})
