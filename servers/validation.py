@@ -98,7 +98,7 @@ def validate_request(data: Any) -> AnalyseRequest:
             errors=[{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
         )
     try:
-        return AnalyseRequest.model_validate(data)
+        return AnalyseRequest.model_validate(data, from_attributes=True)  # as FastAPI validates bodies
     except ValidationError as exc:
         raise ValidationFailed(
             errors=jsonable_errors({**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False))

@@ -1,0 +1,137 @@
+"""Fixtures for the servers tests: real mock and server processes on loopback, and a lean HTTP client."""
+
+from __future__ import annotations
+
+import sys
+
+# respx patches httpx/httpcore, but anthropic 2.x runs on httpx2: alias them before anything imports httpx.
+# If another suite already imported the real httpx in this process, the respx tests skip themselves.
+if "httpx" not in sys.modules:
+    import httpx2
+
+    httpx2.alias_httpx()
+
+import contextlib
+import http.client
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+
+TOKEN = "tok-main"
+OTHER_TOKEN = "tok-other"
+RATE_TOKEN = "tok-rate"
+TOKENS = f"{TOKEN},{OTHER_TOKEN},{RATE_TOKEN}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    token: str | None = TOKEN,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    timeout: float = 30.0,
+) -> Answer:
+    """One request on a fresh connection (so a multi-worker server spreads them across workers)."""
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        return Answer(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()}, body=data)
+    finally:
+        conn.close()
+
+
+def mock_argv(port: int, *extra: str) -> list[str]:
+    return python_module_argv("mock_llm", "--host", LOOPBACK, "--port", str(port), *extra)
+
+
+@contextlib.contextmanager
+def running_mock(log_dir: Path, name: str, *extra: str) -> Iterator[int]:
+    port = free_port()
+    proc = ManagedProcess(
+        f"mock-{name}",
+        mock_argv(port, *extra),
+        log_path=log_dir / f"mock-{name}.log",
+        ready_url=f"http://{LOOPBACK}:{port}/health",
+    )
+    proc.start(ready_timeout=60)
+    try:
+        yield port
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def running_server(
+    log_dir: Path,
+    variant: str,
+    upstream_port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    workers: int | None = None,
+) -> Iterator[int]:
+    import os
+
+    port = free_port()
+    argv = python_module_argv(
+        "servers", "run", variant, "--host", LOOPBACK, "--port", str(port),
+        "--upstream", f"http://{LOOPBACK}:{upstream_port}", "--log-level", "warning",
+    )  # fmt: skip
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    full_env.update({"BENCH_API_TOKENS": TOKENS, "BENCH_UPSTREAM_MAX_RETRIES": "0"})
+    full_env.update(env or {})
+    proc = ManagedProcess(
+        f"server-{variant}",
+        argv,
+        log_path=log_dir / f"server-{variant}-{port}.log",
+        ready_url=f"http://{LOOPBACK}:{port}/health",
+        env=full_env,
+    )
+    proc.start(ready_timeout=90)
+    try:
+        yield port
+    finally:
+        proc.stop()
+
+
+def mock_stats(port: int) -> dict[str, Any]:
+    answer = request(port, "GET", "/mock/stats", token=None)
+    assert answer.status == 200, answer
+    return dict(answer.json())
+
+
+def mock_reset(port: int) -> None:
+    assert request(port, "POST", "/mock/reset", token=None).status == 200
+
+
+@pytest.fixture(scope="session")
+def servers_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers-logs")
