@@ -1,0 +1,706 @@
+"""The report's charts: matplotlib figures whose titles state the finding, computed from the run.
+
+Every chart is built on ``matplotlib.figure.Figure`` (no pyplot state), so the report can render many
+without leaks. Valid levels are drawn filled and joined by a line; levels with no valid repeat are drawn
+hollow, never joined, and named in a note under the chart. Each data line carries an SVG id
+``series-<kind>-<variant>`` so the written SVG can be checked for its series.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
+from loadtests.chart_style import Style
+from loadtests.levels import Level, levels_of, select
+from loadtests.results import RunResults
+from loadtests.verdict import upstream_latency
+
+ARTICLE_LOW = "flask-sync"
+ARTICLE_HIGH = "fastapi-async"
+STREAM_SCENARIOS = ("stream", "chat")
+CHART_KINDS = ("throughput", "inflight", "latency", "ttft", "errors", "cpu", "open-latency")
+
+
+@dataclass(kw_only=True)
+class Chart:
+    name: str  # file stem, e.g. "analyse-throughput"
+    kind: str
+    scenario: str
+    title: str  # the finding
+    subtitle: str  # what is plotted
+    figure: Figure
+    series: list[str] = field(default_factory=list)  # SVG ids of the data lines
+    invalid: list[str] = field(default_factory=list)  # the hollow points, described
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Context:
+    run: RunResults
+    levels: list[Level]
+    big_l: float | None
+    style: Style
+    order: list[str]  # variants in a stable order: colour index
+    ceilings: dict[str, int]
+    footer: str
+
+
+def build_charts(run: RunResults, style: Style) -> list[Chart]:
+    """Every chart the run has data for, in reading order."""
+    ctx = _context(run, style)
+    charts: list[Chart] = []
+    with rc_context(style.rc()):
+        for scenario in _scenarios(ctx, "closed"):
+            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu):
+                chart = builder(ctx, scenario)
+                if chart is not None:
+                    charts.append(chart)
+        for scenario in _scenarios(ctx, "open"):
+            chart = _open_latency(ctx, scenario)
+            if chart is not None:
+                charts.append(chart)
+    return charts
+
+
+def save_chart(chart: Chart, out_dir: Path, style: Style) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{chart.name}.png"
+    svg = out_dir / f"{chart.name}.svg"
+    with rc_context(style.rc()):
+        chart.figure.savefig(png, dpi=2 * style.dpi, metadata={"Software": None})
+        chart.figure.savefig(svg, metadata={"Date": None, "Creator": None})
+    return png, svg
+
+
+def footer_text(run: RunResults) -> str:
+    md = run.metadata
+    big_l = upstream_latency(run)
+    parts = [
+        f"mock profile {md.get('mock_profile', '?')}",
+        f"time scale {md.get('time_scale', '?')}",
+        f"L = {big_l:g} s" if big_l else "L unknown",
+        f"preset {md.get('preset', '?')}",
+        f"{md.get('cpu_model', 'unknown CPU')}, {md.get('cpu_count', '?')} CPUs",
+    ]
+    if md.get("started_at"):
+        parts.append(str(md["started_at"])[:10])
+    if md.get("git_commit"):
+        parts.append(f"git {str(md['git_commit'])[:7]}")
+    if md.get("synthetic"):
+        parts.append("SYNTHETIC DATA, not a measurement")
+    return " · ".join(parts)
+
+
+# --- the charts -------------------------------------------------------------------------------------------
+
+
+def _throughput(ctx: _Context, scenario: str) -> Chart | None:
+    series = _series(ctx, scenario, "closed")
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    ids = []
+    for variant, levels in series.items():
+        ids.append(_plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps))
+        if ctx.big_l and variant in ctx.ceilings:
+            loads = sorted({lv.load for lv in levels})
+            ceiling = ctx.ceilings[variant]
+            ax.plot(
+                loads,
+                [min(u, ceiling) / ctx.big_l for u in loads],
+                linestyle=(0, (4, 3)),
+                linewidth=ctx.style.line_w * 0.6,
+                color=_colour(ctx, variant),
+                alpha=0.7,
+                zorder=1,
+            )
+    _log2_x(ax, _loads(series))
+    _log2_y(ax)
+    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_ylabel("throughput (requests/s, log scale)")
+    if ctx.big_l:
+        _annotate_knees(ctx, ax, series, lambda cap: cap / ctx.big_l if ctx.big_l else cap)
+    low, high = _pair(series, lambda lv: lv.throughput_rps)
+    title = "Throughput"
+    if low and high:
+        lo, hi = (
+            _top(series[low], lambda lv: lv.throughput_rps),
+            _top(series[high], lambda lv: lv.throughput_rps),
+        )
+        title = (
+            f"{low} levels off at {lo.throughput_rps:.3g} requests/s; "
+            f"{high} reaches {hi.throughput_rps:.3g} requests/s at {hi.users} users"
+        )
+    subtitle = (
+        f"{scenario} scenario · solid: measured · dashed: Little's-law ceiling min(users, C) / L per variant"
+    )
+    extra = [Line2D([], [], color=ctx.style.muted, linestyle=(0, (4, 3)), label="ceiling min(users, C) / L")]
+    return _finish(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
+
+
+def _inflight(ctx: _Context, scenario: str) -> Chart | None:
+    series = {
+        v: lvs
+        for v, lvs in _series(ctx, scenario, "closed").items()
+        if any(lv.peak_in_flight is not None for lv in lvs)
+    }
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    loads = _loads(series)
+    ax.plot(loads, loads, color=ctx.style.muted, linestyle=":", linewidth=ctx.style.line_w * 0.7, zorder=1)
+    ids = [
+        _plot(ctx, ax, "inflight", v, [lv for lv in lvs if lv.peak_in_flight is not None], _peak)
+        for v, lvs in series.items()
+    ]
+    _log2_x(ax, loads)
+    _log2_y(ax)
+    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_ylabel("upstream calls in flight (the mock's peak, log scale)")
+    _annotate_knees(ctx, ax, series, float)
+    low, high = _pair(series, _peak)
+    title = "Upstream calls in flight"
+    if low and high:
+        title = f"{low} {_follows(series[low])}; {high} {_follows(series[high])}"
+    subtitle = (
+        f"{scenario} scenario · the mock's ground truth: the most upstream calls it saw at once · "
+        "dotted: every user in flight"
+    )
+    extra = [Line2D([], [], color=ctx.style.muted, linestyle=":", label="every user in flight")]
+    return _finish(ctx, fig, [ax], "inflight", scenario, title, subtitle, ids, series, extra)
+
+
+def _latency(ctx: _Context, scenario: str) -> Chart | None:
+    series = {
+        v: [lv for lv in lvs if lv.p50_ms is not None]
+        for v, lvs in _series(ctx, scenario, "closed").items()
+        if any(lv.p50_ms is not None for lv in lvs)
+    }
+    if not series:
+        return None
+    n = len(series)
+    cols = min(4, n) if ctx.style.size == "talk" or n > 6 else min(3, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    flat = [a for row in axes for a in row]
+    loads = _loads(series)
+    ids: list[str] = []
+    styles = (("p50", "-", "p50_ms"), ("p95", (0, (5, 2)), "p95_ms"), ("p99", ":", "p99_ms"))
+    for ax, (variant, levels) in zip(flat, series.items(), strict=False):
+        for label, linestyle, attr in styles:
+            ids.append(
+                _plot(
+                    ctx,
+                    ax,
+                    f"latency-{label}",
+                    variant,
+                    levels,
+                    lambda lv, a=attr: (getattr(lv, a) or math.nan) / 1000,
+                    linestyle=linestyle,
+                    legend=False,
+                    marker_scale=0.7,
+                )
+            )
+        if ctx.big_l:
+            ax.axhline(ctx.big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
+        ax.set_title(variant, color=_colour(ctx, variant), fontsize=ctx.style.font_pt, loc="left")
+        _log2_x(ax, loads, sparse=True)
+        _log10_y(ax)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    # Labels on the outer panels only (constrained layout would put a figure-level label over the footer).
+    for i, ax in enumerate(flat[:n]):
+        if i + cols >= n:
+            ax.set_xlabel("users (log scale)")
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if i % cols == 0:
+            ax.set_ylabel("latency (s, log scale)")
+    low, high = _pair(series, lambda lv: -(lv.p50_ms or 0))
+    title = "Latency"
+    if low and high and ctx.big_l:
+        lo = series[low][-1]
+        hi = series[high][-1]
+        title = (
+            f"At {lo.users} users {low} answers in {_secs(lo.p50_ms)} "
+            f"(p50, {(lo.p50_ms or 0) / 1000 / ctx.big_l:.0f} x L); {high} in {_secs(hi.p50_ms)}"
+        )
+    subtitle = f"{scenario} scenario · one panel per variant · grey line: upstream latency L"
+    extra = [Line2D([], [], color=ctx.style.fg, linestyle=ls, label=label) for label, ls, _ in styles] + [
+        Line2D([], [], color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, label="L")
+    ]
+    return _finish(
+        ctx, fig, flat[:n], "latency", scenario, title, subtitle, ids, series, extra, variants=False
+    )
+
+
+def _ttft(ctx: _Context, scenario: str) -> Chart | None:
+    series = {
+        v: [lv for lv in lvs if lv.ttft_p50_ms is not None]
+        for v, lvs in _series(ctx, scenario, "closed").items()
+        if any(lv.ttft_p50_ms is not None for lv in lvs)
+    }
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    ids = [
+        _plot(ctx, ax, "ttft", v, lvs, lambda lv: (lv.ttft_p50_ms or math.nan) / 1000)
+        for v, lvs in series.items()
+    ]
+    _log2_x(ax, _loads(series))
+    _log10_y(ax)
+    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_ylabel("time to first chunk, p50 (s, log scale)")
+    low, high = _pair(series, lambda lv: -(lv.ttft_p50_ms or 0))
+    title = "Time to first chunk"
+    if low and high:
+        lo, hi = series[low][-1], series[high][-1]
+        title = (
+            f"At {hi.users} users {high} sends the first chunk after {_secs(hi.ttft_p50_ms)}; "
+            f"{low} after {_secs(lo.ttft_p50_ms)}"
+        )
+    subtitle = f"{scenario} scenario · median time from request to first streamed chunk"
+    return _finish(ctx, fig, [ax], "ttft", scenario, title, subtitle, ids, series, [])
+
+
+def _errors(ctx: _Context, scenario: str) -> Chart | None:
+    series = _series(ctx, scenario, "closed")
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    ids = [_plot(ctx, ax, "errors", v, lvs, lambda lv: 100 * lv.error_rate) for v, lvs in series.items()]
+    _log2_x(ax, _loads(series))
+    worst = max(
+        (lv for lvs in series.values() for lv in lvs if lv.valid), key=lambda lv: lv.error_rate, default=None
+    )
+    top = worst.error_rate * 100 if worst else 0.0
+    ax.set_ylim(-0.02 * max(5.0, top * 1.15), max(5.0, top * 1.15))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_ylabel("failed requests (% of finished)")
+    if worst is None or worst.failed == 0:
+        title = f"No request failed at any load in the {scenario} scenario"
+    else:
+        statuses = ", ".join(
+            f"{k}: {v}" for k, v in sorted(worst.failures_by_status.items(), key=lambda kv: -kv[1])[:3]
+        )
+        title = (
+            f"{worst.variant} fails {worst.error_rate:.1%} of requests at {worst.users} users ({statuses})"
+        )
+    subtitle = f"{scenario} scenario · failed / (completed + failed) inside the measured window"
+    return _finish(ctx, fig, [ax], "errors", scenario, title, subtitle, ids, series, [])
+
+
+def _cpu(ctx: _Context, scenario: str) -> Chart | None:
+    series = {
+        v: [lv for lv in lvs if lv.server_cpu_ms is not None]
+        for v, lvs in _series(ctx, scenario, "closed").items()
+        if any(lv.server_cpu_ms is not None for lv in lvs)
+    }
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    ids = [
+        _plot(ctx, ax, "cpu", v, lvs, lambda lv: lv.server_cpu_ms or math.nan) for v, lvs in series.items()
+    ]
+    _log2_x(ax, _loads(series))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_ylabel("server CPU per request (ms)")
+    medians = {
+        v: sorted(lv.server_cpu_ms or 0 for lv in lvs if lv.valid)[len([x for x in lvs if x.valid]) // 2]
+        for v, lvs in series.items()
+        if any(lv.valid for lv in lvs)
+    }
+    title = "Server CPU per request"
+    if medians:
+        cheap = min(medians, key=lambda v: medians[v])
+        dear = max(medians, key=lambda v: medians[v])
+        title = (
+            f"Server CPU per request: {cheap} {medians[cheap]:.2g} ms, {dear} {medians[dear]:.2g} ms "
+            "(medians): small next to the wait"
+        )
+    subtitle = f"{scenario} scenario · server process CPU time / completed requests"
+    return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
+
+
+def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
+    series = {
+        v: [lv for lv in lvs if lv.p50_ms is not None] for v, lvs in _series(ctx, scenario, "open").items()
+    }
+    series = {v: lvs for v, lvs in series.items() if lvs}
+    if not series:
+        return None
+    fig, ax = _figure(ctx)
+    ids = []
+    for v, lvs in series.items():
+        ids.append(_plot(ctx, ax, "open-p50", v, lvs, lambda lv: (lv.p50_ms or math.nan) / 1000))
+        ids.append(
+            _plot(
+                ctx,
+                ax,
+                "open-p99",
+                v,
+                lvs,
+                lambda lv: (lv.p99_ms or math.nan) / 1000,
+                linestyle=":",
+                legend=False,
+            )
+        )
+    if ctx.big_l:
+        ax.axhline(ctx.big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
+    _log2_x(ax, _loads(series))
+    _log10_y(ax)
+    ax.set_xlabel("offered load (requests/s, open loop, log scale)")
+    ax.set_ylabel("latency (s, log scale)")
+    title = "Latency against offered load"
+    if ctx.big_l:
+        saturation = {v: _saturates_at(lvs, ctx.big_l) for v, lvs in series.items()}
+        first = min(saturation, key=lambda v: saturation[v] or math.inf)
+        last = max(saturation, key=lambda v: saturation[v] or math.inf)
+        if ARTICLE_LOW in series and ARTICLE_HIGH in series:
+            first, last = ARTICLE_LOW, ARTICLE_HIGH
+        if saturation[first] is not None and first != last:
+            held = series[last][-1]
+            title = f"{first} falls behind from {saturation[first]:g} requests/s offered (p50 above 2 x L)"
+            title += (
+                f"; {last} holds p50 {_secs(held.p50_ms)} up to {held.load:g} requests/s"
+                if saturation[last] is None
+                else f"; {last} from {saturation[last]:g} requests/s"
+            )
+        else:
+            title = f"Every variant keeps p50 within 2 x L up to {max(_loads(series)):g} requests/s offered"
+    subtitle = f"{scenario} scenario · open loop · solid: p50 · dotted: p99 · grey line: upstream latency L"
+    extra = [
+        Line2D([], [], color=ctx.style.fg, linestyle="-", label="p50"),
+        Line2D([], [], color=ctx.style.fg, linestyle=":", label="p99"),
+    ]
+    return _finish(ctx, fig, [ax], "open-latency", scenario, title, subtitle, ids, series, extra)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _context(run: RunResults, style: Style) -> _Context:
+    levels = levels_of(run)
+    order = list(dict.fromkeys([v.name for v in run.variants] + [lv.variant for lv in levels]))
+    ceilings = {v.name: v.predicted_ceiling for v in run.variants}
+    for lv in levels:
+        ceilings.setdefault(lv.variant, lv.predicted_ceiling)
+    return _Context(
+        run=run,
+        levels=levels,
+        big_l=upstream_latency(run),
+        style=style,
+        order=order,
+        ceilings=ceilings,
+        footer=footer_text(run),
+    )
+
+
+def _scenarios(ctx: _Context, load_model: str) -> list[str]:
+    declared = [s for s in ctx.run.metadata.get("scenarios", []) if isinstance(s, str)]
+    present = [lv.scenario for lv in ctx.levels if lv.load_model == load_model]
+    return [s for s in dict.fromkeys(declared + sorted(set(present))) if s in present]
+
+
+def _series(ctx: _Context, scenario: str, load_model: str) -> dict[str, list[Level]]:
+    out: dict[str, list[Level]] = defaultdict(list)
+    for lv in select(ctx.levels, scenario=scenario, load_model=load_model):
+        out[lv.variant].append(lv)
+    return {v: sorted(out[v], key=lambda lv: lv.load) for v in ctx.order if v in out}
+
+
+def _colour(ctx: _Context, variant: str) -> str:
+    return ctx.style.colour(variant, ctx.order.index(variant) if variant in ctx.order else 0)
+
+
+def _peak(lv: Level) -> float:
+    return float(lv.peak_in_flight) if lv.peak_in_flight is not None else math.nan
+
+
+def _plot(
+    ctx: _Context,
+    ax: Axes,
+    kind: str,
+    variant: str,
+    levels: Sequence[Level],
+    value: Callable[[Level], float],
+    *,
+    linestyle: Any = "-",
+    legend: bool = True,
+    marker_scale: float = 1.0,
+) -> str:
+    colour = _colour(ctx, variant)
+    marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
+    gid = f"series-{kind}-{variant}"
+    valid = [lv for lv in levels if lv.valid]
+    invalid = [lv for lv in levels if not lv.valid]
+    (line,) = ax.plot(
+        [lv.load for lv in valid],
+        [value(lv) for lv in valid],
+        color=colour,
+        marker=marker,
+        linestyle=linestyle,
+        markersize=ctx.style.marker_pt * marker_scale,
+        label=variant if legend else None,
+        zorder=4 if variant in (ARTICLE_LOW, ARTICLE_HIGH) else 3,
+    )
+    line.set_gid(gid)
+    if invalid:
+        hollow = ax.plot(
+            [lv.load for lv in invalid],
+            [value(lv) for lv in invalid],
+            linestyle="none",
+            marker=marker,
+            markerfacecolor=ctx.style.bg,
+            markeredgecolor=colour,
+            markersize=ctx.style.marker_pt * marker_scale,
+            markeredgewidth=ctx.style.line_w * 0.7,
+            zorder=5,
+        )[0]
+        hollow.set_gid(f"{gid}-invalid")
+    return gid
+
+
+def _figure(ctx: _Context) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _finish(
+    ctx: _Context,
+    fig: Figure,
+    axes: Sequence[Axes],
+    kind: str,
+    scenario: str,
+    title: str,
+    subtitle: str,
+    ids: list[str],
+    series: dict[str, list[Level]],
+    extra: list[Line2D],
+    *,
+    variants: bool = True,
+) -> Chart:
+    style = ctx.style
+    invalid = [lv.describe() + _reason(lv) for lvs in series.values() for lv in lvs if not lv.valid]
+    handles: list[Any] = []
+    if variants:
+        handles += [h for h in axes[0].get_legend_handles_labels()[0]]
+    handles += extra
+    if invalid:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markerfacecolor=style.bg,
+                markeredgecolor=style.fg,
+                label="hollow: invalid point",
+            )
+        )
+    if handles:
+        # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
+        anchor = axes[min(len(axes), _row_length(axes)) - 1]
+        anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    chars = int(style.width_in * 72 / (style.title_pt * 0.56))
+    title_text = textwrap.fill(title, chars)
+    sub_chars = int(style.width_in * 72 / (style.font_pt * 0.9 * 0.52))
+    sub_text = textwrap.fill(subtitle, sub_chars)
+    notes = []
+    if invalid:
+        shown = "; ".join(invalid[:3]) + (
+            f"; and {len(invalid) - 3} more (see the report)" if len(invalid) > 3 else ""
+        )
+        notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
+    notes.append(ctx.footer)
+    small = style.font_pt * 0.72
+    note_chars = int(style.width_in * 72 / (small * 0.52))
+    note_text = "\n".join(textwrap.fill(n, note_chars) for n in notes)
+    height = style.height_in
+    pad = 0.12
+    title_h = (title_text.count("\n") + 1) * style.title_pt * 1.3 / 72
+    sub_h = (sub_text.count("\n") + 1) * style.font_pt * 0.9 * 1.35 / 72
+    note_h = (note_text.count("\n") + 1) * small * 1.4 / 72
+    top = 1 - (pad + title_h + sub_h + pad) / height
+    bottom = (pad + note_h + pad * 0.5) / height
+    fig.get_layout_engine().set(rect=(0, bottom, 1, top - bottom))  # type: ignore[union-attr]
+    fig.text(
+        0.01, 1 - pad / height, title_text, ha="left", va="top", fontsize=style.title_pt, fontweight="bold"
+    )
+    fig.text(
+        0.01,
+        1 - (pad + title_h) / height,
+        sub_text,
+        ha="left",
+        va="top",
+        fontsize=style.font_pt * 0.9,
+        color=style.muted,
+    )
+    fig.text(0.01, pad / height, note_text, ha="left", va="bottom", fontsize=small, color=style.muted)
+    return Chart(
+        name=f"{scenario}-{kind}",
+        kind=kind,
+        scenario=scenario,
+        title=title,
+        subtitle=subtitle,
+        figure=fig,
+        series=ids,
+        invalid=invalid,
+    )
+
+
+def _row_length(axes: Sequence[Axes]) -> int:
+    first = axes[0].get_subplotspec()
+    return first.get_gridspec().ncols if first is not None else 1
+
+
+def _reason(lv: Level) -> str:
+    return f" ({', '.join(lv.invalid_reasons)})" if lv.invalid_reasons else ""
+
+
+def _loads(series: dict[str, list[Level]]) -> list[float]:
+    return sorted({lv.load for lvs in series.values() for lv in lvs})
+
+
+def _log2_x(ax: Axes, loads: Sequence[float], *, sparse: bool = False) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = list(loads)
+    if sparse and len(ticks) > 5:
+        ticks = ticks[:: math.ceil(len(ticks) / 5)]
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if loads:
+        ax.set_xlim(min(loads) / 1.25, max(loads) * 1.25)
+
+
+def _log2_y(ax: Axes) -> None:
+    ax.set_yscale("log", base=2)
+    lo, hi = ax.get_ylim()
+    lo = max(lo, 1e-3)
+    exps = range(math.floor(math.log2(lo)), math.ceil(math.log2(hi)) + 1)
+    step = max(1, math.ceil(len(exps) / 10))
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([2.0**e for e in exps[::step]]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylim(lo, hi)
+
+
+def _top(levels: Sequence[Level], value: Callable[[Level], float]) -> Level:
+    valid = [lv for lv in levels if lv.valid] or list(levels)
+    return max(valid, key=lambda lv: (value(lv), lv.load))
+
+
+def _pair(series: dict[str, list[Level]], value: Callable[[Level], float]) -> tuple[str | None, str | None]:
+    """The two variants a title contrasts: the article's pair when both ran, else the lowest and highest."""
+    if ARTICLE_LOW in series and ARTICLE_HIGH in series:
+        return ARTICLE_LOW, ARTICLE_HIGH
+    scored = {v: value(_top(lvs, value)) for v, lvs in series.items() if lvs}
+    scored = {v: s for v, s in scored.items() if not math.isnan(s)}
+    if not scored:
+        return None, None
+    return min(scored, key=lambda v: scored[v]), max(scored, key=lambda v: scored[v])
+
+
+def _follows(levels: Sequence[Level]) -> str:
+    valid = [lv for lv in levels if lv.valid and lv.peak_in_flight is not None]
+    if not valid:
+        return "has no valid point"
+    peak = max(valid, key=lambda lv: (lv.peak_in_flight or 0, lv.load))
+    top = valid[-1]
+    if (top.peak_in_flight or 0) < 0.9 * top.users:
+        return f"stops at {peak.peak_in_flight} requests in flight"
+    return f"follows the load to {top.peak_in_flight}"
+
+
+def _plateaus(series: dict[str, list[Level]]) -> dict[int, list[str]]:
+    """Variants whose in-flight count stops below the load, grouped by where it stops."""
+    groups: dict[int, list[str]] = defaultdict(list)
+    for variant, levels in series.items():
+        valid = [lv for lv in levels if lv.valid and lv.peak_in_flight is not None]
+        if len(valid) < 2:
+            continue
+        top = valid[-1]
+        if (top.peak_in_flight or 0) < 0.9 * top.users:
+            groups[max(lv.peak_in_flight or 0 for lv in valid)].append(variant)
+    return dict(sorted(groups.items()))
+
+
+def _annotate_knees(
+    ctx: _Context, ax: Axes, series: dict[str, list[Level]], y_of: Callable[[float], float]
+) -> None:
+    """Name each plateau at the right end of its line, with an arrow back to its knee.
+
+    A label sits above its line unless the next plateau up is close (within 3x), then below it, so two
+    neighbouring plateaus (32 and 40, say) never share a strip.
+    """
+    groups = _plateaus(series)
+    caps = [c for c in groups if c >= 1]
+    right = max(_loads(series))
+    for i, cap in enumerate(caps):
+        variants = groups[cap]
+        below = i + 1 < len(caps) and caps[i + 1] / cap < 3
+        names = ", ".join(variants)
+        sep = "\n" if len(names) > 24 else " "
+        colour = _colour(ctx, variants[0])
+        ax.annotate(
+            f"{names}:{sep}{cap} in flight, then requests queue",
+            xy=(cap, y_of(cap)),
+            xytext=(right, y_of(cap / 1.15 if below else cap * 1.15)),
+            textcoords="data",
+            ha="right",
+            va="top" if below else "bottom",
+            fontsize=ctx.style.font_pt * 0.85,
+            color=colour,
+            arrowprops={
+                "arrowstyle": "->",
+                "color": colour,
+                "lw": ctx.style.line_w * 0.5,
+                "relpos": (0.0, 1.0 if below else 0.0),
+                "shrinkB": ctx.style.marker_pt,
+            },
+            zorder=6,
+        )
+
+
+def _saturates_at(levels: Sequence[Level], big_l: float) -> float | None:
+    for lv in levels:
+        if lv.valid and lv.p50_ms is not None and lv.p50_ms / 1000 > 2 * big_l:
+            return lv.load
+    return None
+
+
+def _secs(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    s = ms / 1000
+    return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
+
+
+def _log10_y(ax: Axes) -> None:
+    """Log y axis labelled 1-2-5 per decade, so a short range still gets readable ticks."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 else 3
+    subs = (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_formatter(NullFormatter())

@@ -1,0 +1,135 @@
+"""One row per (variant, scenario, load model, load): repeats folded into medians.
+
+The verdict and the charts read runs through this view. A level is valid when at least one of its
+repeats is; then only the valid repeats count. A level with no valid repeat keeps the medians of its
+invalid ones so a chart can still draw it (hollow) and name it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from loadtests.results import Percentiles, Point, RunResults
+
+
+@dataclass(frozen=True, kw_only=True)
+class Level:
+    variant: str
+    scenario: str
+    load_model: str
+    load: float
+    valid: bool
+    repeats: int  # repeats behind the figures (valid ones when valid)
+    throughput_rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    peak_in_flight: int | None  # the highest the mock saw over the repeats
+    littles_in_flight: float | None  # throughput x mean latency, when the mock gave no peak
+    completed: int
+    failed: int
+    failures_by_status: dict[str, int]
+    server_cpu_ms: float | None
+    predicted_ceiling: int
+    invalid_reasons: tuple[str, ...]
+
+    @property
+    def users(self) -> int:
+        return int(self.load)
+
+    @property
+    def error_rate(self) -> float:
+        total = self.completed + self.failed
+        return self.failed / total if total else 0.0
+
+    @property
+    def in_flight(self) -> float | None:
+        """The mock's ground truth when there is one, else Little's law."""
+        return float(self.peak_in_flight) if self.peak_in_flight is not None else self.littles_in_flight
+
+    def describe(self) -> str:
+        unit = "users" if self.load_model == "closed" else "rps offered"
+        return f"{self.variant} {self.scenario} {_num(self.load)} {unit}"
+
+
+def levels_of(run: RunResults) -> list[Level]:
+    groups: dict[tuple[str, str, str, float], list[Point]] = defaultdict(list)
+    for point in run.points:
+        groups[point.key].append(point)
+    return [_fold(key, pts) for key, pts in sorted(groups.items())]
+
+
+def select(
+    levels: Iterable[Level],
+    *,
+    variant: str | None = None,
+    scenario: str | None = None,
+    load_model: str | None = None,
+    valid: bool | None = None,
+) -> list[Level]:
+    return [
+        lv
+        for lv in levels
+        if (variant is None or lv.variant == variant)
+        and (scenario is None or lv.scenario == scenario)
+        and (load_model is None or lv.load_model == load_model)
+        and (valid is None or lv.valid == valid)
+    ]
+
+
+def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
+    variant, scenario, load_model, load = key
+    valid = [p for p in points if p.valid]
+    used = valid or list(points)
+    reasons = tuple(dict.fromkeys(r for p in points if not p.valid for r in p.invalid_reasons))
+    failures: dict[str, int] = defaultdict(int)
+    for p in used:
+        for status, count in p.failures_by_status.items():
+            failures[status] += count
+    peaks = [p.upstream_peak_in_flight for p in used if p.upstream_peak_in_flight is not None]
+    littles = [p.littles_law.measured_in_flight for p in used if p.littles_law is not None]
+    return Level(
+        variant=variant,
+        scenario=scenario,
+        load_model=load_model,
+        load=load,
+        valid=bool(valid),
+        repeats=len(used),
+        throughput_rps=statistics.median(p.throughput_rps for p in used),
+        p50_ms=_median_of(used, lambda p: p.latency_ms, "p50"),
+        p95_ms=_median_of(used, lambda p: p.latency_ms, "p95"),
+        p99_ms=_median_of(used, lambda p: p.latency_ms, "p99"),
+        mean_ms=_median_of(used, lambda p: p.latency_ms, "mean"),
+        ttft_p50_ms=_median_of(used, lambda p: p.ttft_ms, "p50"),
+        ttft_p95_ms=_median_of(used, lambda p: p.ttft_ms, "p95"),
+        peak_in_flight=max(peaks) if peaks else None,
+        littles_in_flight=statistics.median(littles) if littles else None,
+        completed=sum(p.completed for p in used),
+        failed=sum(p.failed for p in used),
+        failures_by_status=dict(failures),
+        server_cpu_ms=_median_values(
+            [p.server_cpu_ms_per_request for p in used if p.server_cpu_ms_per_request is not None]
+        ),
+        predicted_ceiling=used[0].predicted_ceiling,
+        invalid_reasons=reasons,
+    )
+
+
+def _median_of(
+    points: Sequence[Point], get: Callable[[Point], Percentiles | None], name: str
+) -> float | None:
+    return _median_values([getattr(pc, name) for p in points if (pc := get(p)) is not None])
+
+
+def _median_values(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

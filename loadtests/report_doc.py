@@ -1,0 +1,339 @@
+"""The report's text: one document model rendered twice, as Markdown and as self-contained HTML.
+
+Both renderings come from the same blocks, so report.md and report.html can never disagree. Inline
+markup is limited to **bold** and `code`, which the HTML renderer translates after escaping.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.results import Point, RunResults
+from loadtests.verdict import COMFORT_DEFINITION, Verdict, upstream_latency
+
+STATUS_LABEL = {
+    "reproduced": "Reproduced",
+    "not_reproduced": "Not reproduced",
+    "depends": "Depends",
+    "inconclusive": "Inconclusive",
+}
+ARTICLE_QUOTE = (
+    '"Flask + Gunicorn (4 workers): 4 concurrent requests max before blocking; '
+    'FastAPI + Uvicorn: handles 100+ concurrent requests comfortably"'
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartEntry:
+    name: str
+    scenario: str
+    kind: str
+    title: str
+    subtitle: str
+    png: str  # relative to the run directory
+    svg_text: str
+    invalid: list[str]
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Claims:
+    items: list[tuple[str, str, str]]  # status, statement, evidence
+
+
+@dataclass(frozen=True)
+class _Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class _Figure:
+    entry: ChartEntry
+
+
+_Block = _Heading | _Para | _Claims | _Table | _Figure
+
+
+def render_markdown(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], *, run_name: str) -> str:
+    out: list[str] = []
+    for block in _document(run, verdict, charts, run_name):
+        if isinstance(block, _Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, _Para):
+            out.append(block.text)
+        elif isinstance(block, _Claims):
+            out.append(
+                "\n".join(
+                    f"- **{STATUS_LABEL[status]}**: {statement}.  \n  Evidence: {evidence}."
+                    for status, statement, evidence in block.items
+                )
+            )
+        elif isinstance(block, _Table):
+            lines = ["| " + " | ".join(block.headers) + " |", "|" + "---|" * len(block.headers)]
+            lines += [
+                "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in block.rows
+            ]
+            out.append("\n".join(lines))
+        else:
+            e = block.entry
+            out.append(f"![{e.title}]({e.png})\n\n*{e.title}.* {e.subtitle}. ([SVG]({e.png[:-4]}.svg))")
+    return "\n\n".join(out) + "\n"
+
+
+def render_html(
+    run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], *, run_name: str, theme: str
+) -> str:
+    body: list[str] = []
+    for block in _document(run, verdict, charts, run_name):
+        if isinstance(block, _Heading):
+            body.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, _Para):
+            body.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, _Claims):
+            items = "".join(
+                f'<li><span class="status {status}">{STATUS_LABEL[status]}</span> {_inline(statement)}.'
+                f'<div class="evidence">Evidence: {_inline(evidence)}.</div></li>'
+                for status, statement, evidence in block.items
+            )
+            body.append(f'<ul class="claims">{items}</ul>')
+        elif isinstance(block, _Table):
+            head = "".join(f"<th>{_inline(h)}</th>" for h in block.headers)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows
+            )
+            body.append(
+                f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                f"<tbody>{rows}</tbody></table></div>"
+            )
+        else:
+            e = block.entry
+            data = base64.b64encode(e.svg_text.encode()).decode()
+            body.append(
+                f'<figure id="{html.escape(e.name)}"><img src="data:image/svg+xml;base64,{data}" '
+                f'alt="{html.escape(e.title)}"><figcaption><strong>{html.escape(e.title)}.</strong> '
+                f"{html.escape(e.subtitle)}.</figcaption></figure>"
+            )
+    colours = (
+        {"bg": "#ffffff", "fg": "#1a1a1a", "muted": "#5f5f5f", "rule": "#e3e3e3"}
+        if theme == "light"
+        else {"bg": "#16181d", "fg": "#ececec", "muted": "#a9a9a9", "rule": "#30343c"}
+    )
+    css = _CSS.format(**colours)
+    title = html.escape(f"Benchmark report: {run_name}")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{css}</style></head><body><main>\n"
+        + "\n".join(body)
+        + "\n</main></body></html>\n"
+    )
+
+
+_CSS = """
+body {{ background: {bg}; color: {fg}; margin: 0;
+  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; }}
+main {{ max-width: 1100px; margin: 0 auto; padding: 1.5rem; }}
+h1, h2, h3 {{ line-height: 1.25; }}
+code {{ font-size: 0.92em; }}
+figure {{ margin: 1.5rem 0; }} figure img {{ width: 100%; height: auto; border: 1px solid {rule}; }}
+figcaption {{ color: {muted}; font-size: 0.95em; }}
+.scroll {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; font-size: 0.85em; font-variant-numeric: tabular-nums; }}
+th, td {{ border-bottom: 1px solid {rule}; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.claims {{ list-style: none; padding: 0; }} .claims li {{ margin: 0.8em 0; }}
+.evidence {{ color: {muted}; font-size: 0.92em; margin-left: 0.2em; }}
+.status {{ display: inline-block; min-width: 8.5em; padding: 0 0.4em; border-radius: 4px; font-weight: 600;
+  color: #fff; text-align: center; }}
+.reproduced {{ background: #0072B2; }} .not_reproduced {{ background: #D55E00; }}
+.depends {{ background: #CC79A7; }} .inconclusive {{ background: #6b6b6b; }}
+"""
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
+def _document(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], run_name: str) -> list[_Block]:
+    md = run.metadata
+    big_l = upstream_latency(run)
+    blocks: list[_Block] = [_Heading(1, f"Benchmark report: {run_name}")]
+    if md.get("synthetic"):
+        blocks.append(
+            _Para("**Synthetic data**: these numbers follow the queueing model; nothing was measured.")
+        )
+    blocks.append(
+        _Para(
+            f"Preset `{md.get('preset', '?')}`, mock profile `{md.get('mock_profile', '?')}`, time scale "
+            f"{md.get('time_scale', '?')}, upstream latency L = {f'{big_l:g} s' if big_l else 'unknown'}; "
+            f"{md.get('cpu_model', 'unknown CPU')} with {md.get('cpu_count', '?')} CPUs; "
+            f"started {md.get('started_at', '?')}, git `{str(md.get('git_commit', '?'))[:10]}`"
+            f"{' (dirty)' if md.get('git_dirty') else ''}."
+        )
+    )
+    blocks += _verdict_blocks(verdict)
+    blocks += _chart_blocks(charts)
+    blocks += _invalid_blocks(run)
+    blocks += _variant_blocks(run)
+    blocks += [_Heading(2, "Points"), _Para(_POINTS_NOTE), _points_table(run.points)]
+    blocks += [_Heading(2, "Run metadata"), _metadata_table(md)]
+    return blocks
+
+
+_POINTS_NOTE = (
+    "One row per measured point (repeats separate). Latency and time to first chunk in ms, exact "
+    "percentiles over the measured window; peak = the most upstream calls the mock saw in flight; "
+    "Little = measured / expected in-flight (1.00 is perfect agreement); CPU = server ms per request."
+)
+
+
+def _verdict_blocks(verdict: Verdict) -> list[_Block]:
+    blocks: list[_Block] = [_Heading(2, "Verdict")]
+    scenario = f"the `{verdict.scenario}` scenario" if verdict.scenario else "no scenario (no valid points)"
+    blocks.append(
+        _Para(
+            f"The article claims {ARTICLE_QUOTE}. Each status below is computed from the valid closed-loop "
+            f"points of {scenario}; the evidence is the measured numbers. Here {COMFORT_DEFINITION}."
+        )
+    )
+    article = [(c.status, c.statement, c.evidence) for c in verdict.claims if c.source == "article"]
+    nuance = [(c.status, c.statement, c.evidence) for c in verdict.claims if c.source == "nuance"]
+    blocks += [_Heading(3, "The article's claim"), _Claims(article)]
+    if nuance:
+        blocks += [_Heading(3, "What the article leaves out"), _Claims(nuance)]
+    if verdict.not_tested:
+        blocks.append(
+            _Para("Not tested in this run (variant absent): " + ", ".join(verdict.not_tested) + ".")
+        )
+    return blocks
+
+
+def _chart_blocks(charts: Sequence[ChartEntry]) -> list[_Block]:
+    if not charts:
+        return [_Heading(2, "Charts"), _Para("No chart: the run has no points to draw.")]
+    blocks: list[_Block] = [_Heading(2, "Charts")]
+    scenario = None
+    for entry in charts:
+        if entry.scenario != scenario:
+            scenario = entry.scenario
+            blocks.append(_Heading(3, f"Scenario `{scenario}`"))
+        blocks.append(_Figure(entry))
+    return blocks
+
+
+def _invalid_blocks(run: RunResults) -> list[_Block]:
+    invalid = [p for p in run.points if not p.valid]
+    blocks: list[_Block] = [_Heading(2, "Invalid points")]
+    if not invalid:
+        return [*blocks, _Para("None: every point passed the sweep's validity checks.")]
+    blocks.append(
+        _Para(
+            f"{len(invalid)} point(s) failed a validity check. They are drawn hollow and left out of the "
+            "verdict (a level with another valid repeat uses that repeat)."
+        )
+    )
+    rows = [
+        [p.variant, p.scenario, _load(p), str(p.repeat), "; ".join(p.invalid_reasons) or "?"] for p in invalid
+    ]
+    return [*blocks, _Table(["variant", "scenario", "load", "repeat", "reasons"], rows)]
+
+
+def _variant_blocks(run: RunResults) -> list[_Block]:
+    if not run.variants:
+        return []
+    rows = [
+        [
+            v.name,
+            v.framework,
+            v.server,
+            v.worker_class,
+            str(v.workers),
+            str(v.predicted_ceiling),
+            "yes" if v.verified else "no",
+            v.reason or "",
+        ]
+        for v in run.variants
+    ]
+    headers = [
+        "variant",
+        "framework",
+        "server",
+        "worker class",
+        "workers",
+        "predicted ceiling",
+        "verified",
+        "note",
+    ]
+    return [_Heading(2, "Variants"), _Table(headers, rows)]
+
+
+def _points_table(points: Sequence[Point]) -> _Table:
+    headers = [
+        "variant", "scenario", "load", "rep", "valid", "done", "failed", "rps",
+        "p50", "p95", "p99", "TTFT p50", "peak", "ceiling", "Little", "CPU", "loadgen %",
+    ]  # fmt: skip
+    ordered = sorted(points, key=lambda p: (p.scenario, p.load_model, p.variant, p.load, p.repeat))
+    rows = []
+    for p in ordered:
+        lat = p.latency_ms
+        rows.append(
+            [
+                p.variant,
+                p.scenario,
+                _load(p),
+                str(p.repeat),
+                "yes" if p.valid else "**no**",
+                str(p.completed),
+                str(p.failed),
+                f"{p.throughput_rps:.3g}",
+                _ms(lat.p50 if lat else None),
+                _ms(lat.p95 if lat else None),
+                _ms(lat.p99 if lat else None),
+                _ms(p.ttft_ms.p50 if p.ttft_ms else None),
+                "" if p.upstream_peak_in_flight is None else str(p.upstream_peak_in_flight),
+                str(p.predicted_ceiling),
+                f"{p.littles_law.ratio:.2f}" if p.littles_law else "",
+                f"{p.server_cpu_ms_per_request:.2f}" if p.server_cpu_ms_per_request is not None else "",
+                f"{p.cpu.loadgen_percent:.0f}" if p.cpu else "",
+            ]
+        )
+    return _Table(headers, rows)
+
+
+def _metadata_table(md: dict[str, Any]) -> _Table:
+    rows = []
+    for key, value in md.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        rows.append([key, text])
+    return _Table(["key", "value"], rows)
+
+
+def _load(p: Point) -> str:
+    return f"{p.users} users" if p.load_model == "closed" else f"{p.rate:g} rps"
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}" if value >= 100 else f"{value:.1f}"

@@ -1,0 +1,414 @@
+"""The verdict on the article's claim, computed from the valid points of a run, numbers as evidence.
+
+Two claims come from the article; the rest is the nuance it leaves out, one claim per variant that
+ran. Every rule is here with its thresholds, so the report can print exactly what was measured:
+
+* "holds at most C in flight" (flask-sync C=4, flask-async-views 4, fastapi-def 40, fastapi-blocking 1):
+  needs >= MIN_LEVELS_ABOVE_CAP valid load levels with more users than C. Reproduced when the mock's
+  peak in flight never exceeds C and throughput never exceeds CAP_THROUGHPUT_SLACK x C / L; not
+  reproduced when both are exceeded; inconclusive when they disagree or there are too few levels.
+* "holds 100+ comfortably" (fastapi-async, flask-gevent, fastapi-workers): at a valid level of at
+  least COMFORT_MIN_USERS users: no failed request, peak in flight >= COMFORT_MIN_USERS, p95 latency
+  <= COMFORT_P95_FACTOR x L and throughput >= COMFORT_THROUGHPUT_FRACTION x users / L. Reproduced when
+  the lowest such level passes, not reproduced when none does, inconclusive when no level reached 100.
+* flask-gthread "holds 4 x N": at levels at or above its ceiling C, reproduced when the peak reaches
+  FOLLOW_FRACTION x C with throughput >= FOLLOW_FRACTION x C / L, not reproduced when it stays at the
+  worker count, depends in between.
+* "the framework alone sets the limit": depends when any counterexample (gevent Flask holding 100+,
+  gthread Flask beyond 4, a capped FastAPI variant) is reproduced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from loadtests.levels import Level, levels_of, select
+from loadtests.results import RunResults
+
+Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
+
+CLAIM_SCENARIOS = ("analyse", "stream", "chat", "overhead", "jobs")  # the first with closed-loop data decides
+MIN_LEVELS_ABOVE_CAP = 2
+CAP_THROUGHPUT_SLACK = 1.10
+COMFORT_MIN_USERS = 100
+COMFORT_P95_FACTOR = 1.25
+COMFORT_THROUGHPUT_FRACTION = 0.90
+FOLLOW_FRACTION = 0.90
+
+COMFORT_DEFINITION = (
+    f"'comfortably' means, at a load of at least {COMFORT_MIN_USERS} concurrent users: no failed request, "
+    f"the mock saw at least {COMFORT_MIN_USERS} upstream calls in flight, p95 latency within "
+    f"{COMFORT_P95_FACTOR:g} x the upstream latency L, and throughput at least "
+    f"{COMFORT_THROUGHPUT_FRACTION:.0%} of users / L"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    id: str
+    statement: str
+    status: Status
+    evidence: str
+    source: Literal["article", "nuance"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    claims: list[Claim]
+    scenario: str | None
+    upstream_latency_s: float | None
+    not_tested: list[str]  # nuance claims whose variant did not run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claims": [asdict(c) for c in self.claims],
+            "scenario": self.scenario,
+            "upstream_latency_s": self.upstream_latency_s,
+            "comfortably": COMFORT_DEFINITION,
+            "not_tested": self.not_tested,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Cap:
+    id: str
+    variant: str
+    cap: int
+    statement: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Comfort:
+    id: str
+    variant: str
+    statement: str
+
+
+ARTICLE_FLASK = _Cap(
+    id="flask-sync-holds-4",
+    variant="flask-sync",
+    cap=4,
+    statement="Flask + Gunicorn (4 sync workers) holds at most 4 requests in flight",
+)
+ARTICLE_FASTAPI = _Comfort(
+    id="fastapi-async-holds-100",
+    variant="fastapi-async",
+    statement="FastAPI + Uvicorn (async def, AsyncAnthropic) handles 100+ concurrent requests comfortably",
+)
+GEVENT = _Comfort(
+    id="flask-gevent-holds-100",
+    variant="flask-gevent",
+    statement="Flask on gunicorn gevent workers also handles 100+ concurrent requests comfortably",
+)
+WORKERS = _Comfort(
+    id="fastapi-workers-holds-100",
+    variant="fastapi-workers",
+    statement="FastAPI on 4 uvicorn worker processes handles 100+ concurrent requests comfortably",
+)
+DEF_CAP = _Cap(
+    id="fastapi-def-caps-40",
+    variant="fastapi-def",
+    cap=40,
+    statement=(
+        "A plain `def` FastAPI endpoint with the sync client holds at most 40 in flight (anyio's threads)"
+    ),
+)
+BLOCKING_CAP = _Cap(
+    id="fastapi-blocking-caps-1",
+    variant="fastapi-blocking",
+    cap=1,
+    statement="A blocking sync call inside `async def` caps FastAPI at 1 request in flight",
+)
+ASYNC_VIEWS_CAP = _Cap(
+    id="flask-async-views-caps-4",
+    variant="flask-async-views",
+    cap=4,
+    statement="Flask `async def` views on 4 sync workers add no concurrency: at most 4 in flight",
+)
+GTHREAD = "flask-gthread"
+FRAMEWORK_ID = "framework-decides"
+
+
+def compute_verdict(run: RunResults) -> Verdict:
+    levels = levels_of(run)
+    big_l = upstream_latency(run)
+    scenario = _claim_scenario(levels)
+    ran = {p.variant for p in run.points}
+    ceilings = {v.name: v.predicted_ceiling for v in run.variants}
+    workers = {v.name: v.workers for v in run.variants}
+
+    def closed(variant: str) -> list[Level]:
+        if scenario is None:
+            return []
+        return sorted(
+            select(levels, variant=variant, scenario=scenario, load_model="closed", valid=True),
+            key=lambda lv: lv.load,
+        )
+
+    claims: list[Claim] = []
+    not_tested: list[str] = []
+    claims.append(_cap_claim(ARTICLE_FLASK, closed(ARTICLE_FLASK.variant), big_l, scenario, "article"))
+    claims.append(
+        _comfort_claim(ARTICLE_FASTAPI, closed(ARTICLE_FASTAPI.variant), big_l, scenario, "article")
+    )
+    for spec in (GEVENT, GTHREAD, ASYNC_VIEWS_CAP, DEF_CAP, BLOCKING_CAP, WORKERS):
+        name = spec if isinstance(spec, str) else spec.variant
+        if name not in ran:
+            not_tested.append(name)
+            continue
+        if isinstance(spec, _Cap):
+            claims.append(_cap_claim(spec, closed(name), big_l, scenario, "nuance"))
+        elif isinstance(spec, _Comfort):
+            claims.append(_comfort_claim(spec, closed(name), big_l, scenario, "nuance"))
+        else:
+            ceiling = ceilings.get(name) or _point_ceiling(closed(name)) or 0
+            claims.append(_gthread_claim(closed(name), ceiling, workers.get(name, 4), big_l, scenario))
+    claims.append(_framework_claim(claims))
+    return Verdict(claims=claims, scenario=scenario, upstream_latency_s=big_l, not_tested=not_tested)
+
+
+def upstream_latency(run: RunResults) -> float | None:
+    value = run.metadata.get("upstream_latency_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _claim_scenario(levels: Sequence[Level]) -> str | None:
+    present = {lv.scenario for lv in levels if lv.load_model == "closed" and lv.valid}
+    return next((s for s in CLAIM_SCENARIOS if s in present), min(present) if present else None)
+
+
+def _point_ceiling(levels: Sequence[Level]) -> int | None:
+    return levels[0].predicted_ceiling if levels else None
+
+
+def _no_data(claim_id: str, statement: str, source: Literal["article", "nuance"], why: str) -> Claim:
+    return Claim(id=claim_id, statement=statement, status="inconclusive", evidence=why, source=source)
+
+
+def _missing(variant: str, levels: Sequence[Level], big_l: float | None, scenario: str | None) -> str | None:
+    if big_l is None:
+        return "the run's metadata has no upstream_latency_s (L), so no ceiling can be computed"
+    if scenario is None:
+        return "the run has no valid closed-loop points"
+    if not levels:
+        return f"{variant} has no valid closed-loop point in the {scenario} scenario"
+    return None
+
+
+def _cap_claim(
+    spec: _Cap,
+    levels: list[Level],
+    big_l: float | None,
+    scenario: str | None,
+    source: Literal["article", "nuance"],
+) -> Claim:
+    why = _missing(spec.variant, levels, big_l, scenario)
+    if why is not None or big_l is None:
+        return _no_data(spec.id, spec.statement, source, why or "")
+    above = [lv for lv in levels if lv.users > spec.cap]
+    if len(above) < MIN_LEVELS_ABOVE_CAP:
+        loads = ", ".join(str(lv.users) for lv in above) or "none"
+        return _no_data(
+            spec.id,
+            spec.statement,
+            source,
+            f"{spec.variant} ({scenario}): {len(above)} valid load level(s) above {spec.cap} users "
+            f"({loads}); at least {MIN_LEVELS_ABOVE_CAP} are needed to see whether it stops at {spec.cap}",
+        )
+    limit_rps = spec.cap / big_l
+    top = max(above, key=lambda lv: lv.throughput_rps)
+    highest = above[-1]
+    peaks = [lv for lv in above if lv.peak_in_flight is not None]
+    peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
+    thr_ok = top.throughput_rps <= CAP_THROUGHPUT_SLACK * limit_rps
+    peak_ok = None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap
+    span = f"{len(above)} valid levels from {above[0].users} to {highest.users} users"
+    if peak_top is None:
+        peak_text = "the mock reported no in-flight peak (decided on throughput alone)"
+    elif peak_ok:
+        peak_text = (
+            f"peak in flight never above {spec.cap} (max {peak_top.peak_in_flight} at {peak_top.users} users)"
+        )
+    else:
+        peak_text = f"peak in flight {peak_top.peak_in_flight} at {peak_top.users} users, above {spec.cap}"
+    ratio = top.throughput_rps / limit_rps
+    thr_text = (
+        f"throughput at most {top.throughput_rps:.3g} rps ({top.users} users) vs "
+        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(ratio)})"
+    )
+    queue_text = ""
+    if highest.p50_ms is not None:
+        queue_text = (
+            f"; p50 latency {highest.p50_ms / 1000:.3g} s at {highest.users} users = "
+            f"{highest.p50_ms / 1000 / big_l:.3g} x L (L = {big_l:g} s): the rest queue"
+        )
+    evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
+    if peak_ok is None:
+        status: Status = "reproduced" if thr_ok else "not_reproduced"
+    elif peak_ok and thr_ok:
+        status = "reproduced"
+    elif not peak_ok and not thr_ok:
+        status = "not_reproduced"
+    else:
+        status = "inconclusive"
+        evidence += "; the mock's peak and the throughput disagree, so neither decides"
+    return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
+
+
+def _comfort_failures(lv: Level, big_l: float) -> list[str]:
+    failures = []
+    if lv.failed:
+        failures.append(f"{lv.failed} failed ({lv.error_rate:.1%})")
+    in_flight = lv.in_flight
+    if in_flight is None or in_flight < COMFORT_MIN_USERS:
+        failures.append(f"in flight {_num(in_flight)} < {COMFORT_MIN_USERS}")
+    if lv.p95_ms is None or lv.p95_ms / 1000 > COMFORT_P95_FACTOR * big_l:
+        failures.append(f"p95 {_seconds(lv.p95_ms)} > {COMFORT_P95_FACTOR:g} x L")
+    if lv.throughput_rps < COMFORT_THROUGHPUT_FRACTION * lv.users / big_l:
+        failures.append(
+            f"throughput {lv.throughput_rps:.3g} rps < {COMFORT_THROUGHPUT_FRACTION:.0%} of users/L"
+        )
+    return failures
+
+
+def _comfort_figures(lv: Level, big_l: float) -> str:
+    source = "peak" if lv.peak_in_flight is not None else "Little's-law"
+    p95 = f"p95 {_seconds(lv.p95_ms)}" + (f" = {lv.p95_ms / 1000 / big_l:.2f} x L" if lv.p95_ms else "")
+    return (
+        f"at {lv.users} users: {lv.failed} failed, {source} {_num(lv.in_flight)} in flight, {p95}, "
+        f"{lv.throughput_rps:.3g} rps ({_pct(lv.throughput_rps / (lv.users / big_l))} of users/L)"
+    )
+
+
+def _comfort_claim(
+    spec: _Comfort,
+    levels: list[Level],
+    big_l: float | None,
+    scenario: str | None,
+    source: Literal["article", "nuance"],
+) -> Claim:
+    why = _missing(spec.variant, levels, big_l, scenario)
+    if why is not None or big_l is None:
+        return _no_data(spec.id, spec.statement, source, why or "")
+    high = [lv for lv in levels if lv.users >= COMFORT_MIN_USERS]
+    if not high:
+        return _no_data(
+            spec.id,
+            spec.statement,
+            source,
+            f"{spec.variant} ({scenario}): no valid level at {COMFORT_MIN_USERS}+ users "
+            f"(highest valid: {levels[-1].users} users)",
+        )
+    results = [(lv, _comfort_failures(lv, big_l)) for lv in high]
+    parts = [
+        _comfort_figures(lv, big_l) + (" (not comfortable: " + ", ".join(f) + ")" if f else "")
+        for lv, f in results
+    ]
+    evidence = f"{spec.variant} ({scenario}, L = {big_l:g} s) " + "; ".join(parts)
+    if not results[0][1]:
+        status: Status = "reproduced"
+    elif all(f for _, f in results):
+        status = "not_reproduced"
+    else:
+        status = "inconclusive"
+        evidence += f"; fails at {high[0].users} users but passes higher up, so the data disagree"
+    return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
+
+
+def _gthread_claim(
+    levels: list[Level], ceiling: int, workers: int, big_l: float | None, scenario: str | None
+) -> Claim:
+    statement = (
+        f"Flask on gunicorn gthread (threads per worker) holds its {ceiling} predicted requests in flight"
+    )
+    cid = "flask-gthread-holds-ceiling"
+    why = _missing(GTHREAD, levels, big_l, scenario)
+    if why is not None or big_l is None:
+        return _no_data(cid, statement, "nuance", why or "")
+    at = [lv for lv in levels if lv.users >= ceiling]
+    if not at:
+        return _no_data(
+            cid,
+            statement,
+            "nuance",
+            f"{GTHREAD} ({scenario}): no valid level at or above its ceiling of {ceiling} users "
+            f"(highest valid: {levels[-1].users} users)",
+        )
+    lv = at[0]
+    in_flight = lv.in_flight or 0.0
+    evidence = (
+        f"{GTHREAD} ({scenario}) at {lv.users} users: {_num(lv.in_flight)} in flight of {ceiling} predicted, "
+        f"{lv.throughput_rps:.3g} rps vs {ceiling}/L = {ceiling / big_l:.3g} rps "
+        f"({_pct(lv.throughput_rps / (ceiling / big_l))})"
+    )
+    if in_flight >= FOLLOW_FRACTION * ceiling and lv.throughput_rps >= FOLLOW_FRACTION * ceiling / big_l:
+        status: Status = "reproduced"
+    elif in_flight <= workers:
+        status = "not_reproduced"
+    else:
+        status = "depends"
+        evidence += (
+            f"; more than its {workers} workers but short of the ceiling: keep-alive connections can pile up "
+            "unevenly on workers"
+        )
+    return Claim(id=cid, statement=statement, status=status, evidence=evidence, source="nuance")
+
+
+def _framework_claim(claims: Sequence[Claim]) -> Claim:
+    statement = "The framework alone sets the limit (Flask: 4, FastAPI: 100+)"
+    by_id = {c.id: c for c in claims}
+    counter = {
+        GEVENT.id: "Flask on gevent workers holds 100+",
+        "flask-gthread-holds-ceiling": "Flask on gthread goes beyond 4",
+        DEF_CAP.id: "a `def` FastAPI endpoint stops at 40",
+        BLOCKING_CAP.id: "a blocking call in `async def` stops FastAPI at 1",
+    }
+    shown = [
+        f"{text} ({by_id[cid].status.replace('_', ' ')})"
+        for cid, text in counter.items()
+        if cid in by_id and by_id[cid].status in ("reproduced", "depends")
+    ]
+    if shown:
+        return Claim(
+            id=FRAMEWORK_ID,
+            statement=statement,
+            status="depends",
+            evidence="the serving model decides, not the framework: " + "; ".join(shown),
+            source="nuance",
+        )
+    decided = [by_id[c] for c in counter if c in by_id and by_id[c].status == "not_reproduced"]
+    if len(decided) == len(counter):
+        return Claim(
+            id=FRAMEWORK_ID,
+            statement=statement,
+            status="reproduced",
+            evidence="no counterexample: " + "; ".join(f"{c.id}: {c.evidence}" for c in decided),
+            source="nuance",
+        )
+    missing = [c for c in counter if c not in by_id or by_id[c].status == "inconclusive"]
+    return _no_data(
+        FRAMEWORK_ID,
+        statement,
+        "nuance",
+        "needs the gevent, gthread, def and blocking variants to decide; undecided here: "
+        + ", ".join(missing),
+    )
+
+
+def _pct(ratio: float) -> str:
+    delta = ratio - 1.0
+    if abs(delta) < 0.01:
+        return "within 1%"
+    return f"{ratio:.0%}"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 or value >= 10 else f"{value:.1f}"
+
+
+def _seconds(ms: float | None) -> str:
+    return "unknown" if ms is None else f"{ms / 1000:.3g} s"
