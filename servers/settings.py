@@ -16,7 +16,7 @@ from pathlib import Path
 DEFAULT_TOKEN = "bench-local-token"  # documented local default so `make bench` works out of the box
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:8100"
 DEFAULT_UPSTREAM_API_KEY = "sk-bench-local-placeholder"
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_RATE_LIMIT = "600/minute"
 DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2

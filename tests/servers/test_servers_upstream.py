@@ -1,0 +1,200 @@
+"""Unit tests of the upstream calls and error mapping, with respx in place of the network."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if sys.modules.get("httpx") is not sys.modules.get("httpx2"):  # see conftest: respx needs the alias
+    pytest.skip(
+        "httpx was imported before httpx2.alias_httpx(); respx cannot see httpx2", allow_module_level=True
+    )
+
+import anthropic
+import httpx
+import respx
+
+from servers import upstream
+from servers.errors import ApiError
+from servers.models import AnalyseRequest
+from servers.prompts import analysis_params
+from servers.settings import Settings, load_settings
+
+BASE = "http://upstream.test"
+ANSWER = (
+    '{"summary": "A summary.", "findings": ['
+    + ", ".join(f'{{"title": "t{i}", "detail": "d{i}", "severity": "low"}}' for i in range(6))
+    + "]}"
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        {
+            "BENCH_UPSTREAM_URL": BASE,
+            "BENCH_UPSTREAM_MAX_RETRIES": "0",
+            "BENCH_UPSTREAM_TIMEOUT_S": "2",
+            "BENCH_JOB_DB": str(tmp_path / "j.db"),
+        }
+    )
+
+
+def _message(text: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 11, "output_tokens": 22},
+    }
+
+
+def _error(status: int, kind: str) -> httpx.Response:
+    body = {"type": "error", "error": {"type": kind, "message": "nope"}, "request_id": "req_1"}
+    return httpx.Response(status, json=body)
+
+
+REQ = AnalyseRequest(text="some text to analyse", analysis_type="summary", max_findings=3)
+
+
+def test_analyse_sync_builds_request_and_truncates(settings: Settings) -> None:
+    with respx.mock(base_url=BASE) as router:
+        route = router.post("/v1/messages").mock(return_value=httpx.Response(200, json=_message(ANSWER)))
+        result = upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    sent = route.calls.last.request
+    payload = __import__("json").loads(sent.content)
+    assert "JSON" in payload["system"] and payload["model"] == settings.model
+    assert "temperature" not in payload
+    assert [f.title for f in result.findings] == ["t0", "t1", "t2"]
+    assert result.usage.input_tokens == 11 and result.model == "claude-test"
+
+
+async def _analyse_async(settings: Settings, req: AnalyseRequest) -> Any:
+    async with upstream.async_client(settings) as client:
+        return await upstream.analyse_async(client, req, settings)
+
+
+def test_analyse_async_markdown(settings: Settings) -> None:
+    import asyncio
+
+    req = REQ.model_copy(update={"output_format": "markdown"})
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=httpx.Response(200, json=_message(ANSWER)))
+        result = asyncio.run(_analyse_async(settings, req))
+    assert result.markdown is not None and result.markdown.startswith("## Summary")
+    assert len(result.findings) == 3
+
+
+@pytest.mark.parametrize(
+    ("response", "status", "code"),
+    [
+        (_error(429, "rate_limit_error"), 503, "upstream_rate_limited"),
+        (_error(529, "overloaded_error"), 503, "upstream_overloaded"),
+        (_error(500, "api_error"), 502, "upstream_error"),
+        (_error(400, "invalid_request_error"), 502, "upstream_error"),
+        (httpx.Response(200, json=_message("not json")), 502, "upstream_bad_answer"),
+    ],
+    ids=["429", "529", "500", "400", "bad-answer"],
+)
+def test_upstream_errors_map(settings: Settings, response: httpx.Response, status: int, code: str) -> None:
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=response)
+        with pytest.raises(ApiError) as info:
+            upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert (info.value.status, info.value.error) == (status, code)
+
+
+def test_timeout_maps_to_504(settings: Settings) -> None:
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(side_effect=httpx.ReadTimeout("slow"))
+        with pytest.raises(ApiError) as info:
+            upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert info.value.status == 504
+
+
+def test_connection_refused_maps_to_502(settings: Settings) -> None:
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(ApiError) as info:
+            upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert (info.value.status, info.value.error) == (502, "upstream_unreachable")
+
+
+def _sse(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    import json
+
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+
+
+def _stream_events(pieces: list[str], *, fail: bool = False) -> bytes:
+    msg = _message("")
+    msg["content"] = []
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": msg}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        ("ping", {"type": "ping"}),
+    ]
+    for piece in pieces:
+        events.append(
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+        )
+    if fail:
+        events.append(
+            ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        )
+        return _sse(events)
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"output_tokens": 3}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return _sse(events)
+
+
+def test_stream_sync_yields_text_and_marks_midstream_errors(settings: Settings) -> None:
+    client = upstream.sync_client(settings)
+    params = analysis_params(REQ, settings)
+    ok = httpx.Response(
+        200, content=_stream_events(["Hel", "lo"]), headers={"content-type": "text/event-stream"}
+    )
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=ok)
+        assert "".join(upstream.stream_sync(client, params)) == "Hello"
+    broken = httpx.Response(
+        200, content=_stream_events(["Hel"], fail=True), headers={"content-type": "text/event-stream"}
+    )
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=broken)
+        chunks = list(upstream.stream_sync(client, params))
+    assert chunks[0] == "Hel"
+    assert isinstance(chunks[-1], upstream.StreamFailure)
+    assert chunks[-1].error.status == 503 and chunks[-1].startswith(upstream.STREAM_ERROR_PREFIX)
+
+
+def test_stream_open_failure_raises_before_any_byte(settings: Settings) -> None:
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=_error(429, "rate_limit_error"))
+        with pytest.raises(ApiError) as info:
+            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings))
+    assert info.value.status == 503
+
+
+def test_client_settings_are_shared(settings: Settings) -> None:
+    sync, asyn = upstream.sync_client(settings), upstream.async_client(settings)
+    assert isinstance(sync, anthropic.Anthropic) and isinstance(asyn, anthropic.AsyncAnthropic)
+    assert sync.max_retries == asyn.max_retries == 0
+    assert sync.timeout == asyn.timeout
