@@ -17,8 +17,9 @@ from mock_llm import protocol
 from mock_llm.config import MockConfig
 from mock_llm.content import complete, input_tokens
 from mock_llm.faults import FAULT_KINDS, FaultModel, retry_after_s, stall_cap_s
+from mock_llm.gcpolicy import IdleCollector
 from mock_llm.profiles import LatencyPlan, delta_groups, delta_times, get_profile, plan_latency
-from mock_llm.stats import CLIENT_CLOSED, MockStats
+from mock_llm.stats import CLIENT_CLOSED, GcPauses, MockStats
 from mock_llm.validation import (
     MAX_BODY_BYTES,
     InvalidRequest,
@@ -90,6 +91,8 @@ class MockApp:
         self.config = config
         self.profile = get_profile(config.profile)
         self.stats = MockStats(seed=config.seed)
+        self.gc_pauses = GcPauses()
+        self.collector = IdleCollector()
         self.faults = FaultModel(config.faults, seed=config.seed)
         self._latency_rng = random.Random(f"latency:{config.seed}")
         self._ids = protocol.IdMaker()
@@ -116,9 +119,8 @@ class MockApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
-                # Everything allocated so far lives for the whole run: keep it out of every collection.
-                gc.collect()
-                gc.freeze()
+                gc.callbacks.append(self.gc_pauses.callback)
+                self.collector.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
@@ -136,6 +138,7 @@ class MockApp:
         elif path == "/mock/reset" and method == "POST":
             self.stats.reset()
             self.faults.reset()
+            self.gc_pauses.reset()
             await self._respond(send, 200, protocol.json_bytes(self.stats_snapshot()), rid)
         else:
             await self._error(send, 404, "not_found_error", f"{method} {path} not found", rid)
@@ -149,6 +152,7 @@ class MockApp:
             seed=self.config.seed,
             error_rate=self.config.error_rate,
             errors=list(self.config.errors),
+            gc=self.gc_pauses.snapshot() | self.collector.snapshot(),
         )
         return snapshot
 
@@ -168,6 +172,7 @@ class MockApp:
             await self._error(send, 400, "invalid_request_error", str(exc), "req_" + self._ids.next())
         finally:
             stats.end(status)
+            self.collector.on_call_end(stats.in_flight, loop)
 
     async def _api_call(
         self,
@@ -300,7 +305,7 @@ class MockApp:
             if fault == "500":
                 return await self._error(send, 500, "api_error", "Internal server error", rid)
             if fault == "stall":
-                await self._wait_until(loop, started + stall_cap_s(self.config.time_scale), receive, None)
+                await self._wait_until(loop, started + stall_cap_s(self.config.time_scale), receive)
                 return await self._error(send, 500, "api_error", "mock stall ended without an answer", rid)
         plan = plan_latency(
             self.profile,
@@ -311,7 +316,9 @@ class MockApp:
         if streams:
             self.stats.streams += 1
             return await self._stream(call, answer, plan, receive, send, rid, loop, fault == "stream_error")
-        await self._wait_until(loop, started + plan.total_s, receive, None)
+        remaining = started + plan.total_s - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
         await self._respond(send, 200, answer.message_body("msg_" + self._ids.next()), rid)
         self.stats.delay(injected_s=plan.total_s, observed_s=perf_counter() - call.clock_start)
         return "200"
@@ -339,17 +346,24 @@ class MockApp:
             "more_body": True,
         }
         await send(more)
-        watch = loop.create_task(receive())  # completes only when the client disconnects
+        # Completes only when the client disconnects; checked after each sleep, so a stream stops within one
+        # delta gap of its client leaving (cheaper than racing every sleep against it).
+        watch = loop.create_task(receive())
+        sleep = asyncio.sleep
         try:
             fail_at = len(events) // 2 if fail_midway else -1
             for index, event in enumerate(events):
-                await self._wait_until(loop, started + times[index], receive, watch)
+                remaining = started + times[index] - loop.time()
+                if remaining > 0:
+                    await sleep(remaining)
+                if watch.done():
+                    raise _ClientGone
                 if index == fail_at:
                     await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
                     return "200"
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             if not events:
-                await self._wait_until(loop, started + plan.total_s, receive, watch)
+                await self._wait_until(loop, started + plan.total_s, receive)
             if fail_midway:
                 await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
                 return "200"
@@ -360,26 +374,16 @@ class MockApp:
             if not watch.done():
                 watch.cancel()
 
-    async def _wait_until(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
-        receive: Receive,
-        watch: asyncio.Task[Message] | None,
-    ) -> None:
+    async def _wait_until(self, loop: asyncio.AbstractEventLoop, deadline: float, receive: Receive) -> None:
         """Sleep until ``deadline`` (loop time); raise _ClientGone if the client disconnects meanwhile."""
         remaining = deadline - loop.time()
         if remaining <= 0:
-            if watch is not None and watch.done():
-                raise _ClientGone
             return
-        own = watch is None
-        if watch is None:
-            watch = loop.create_task(receive())
+        watch = loop.create_task(receive())
         try:
             done, _ = await asyncio.wait((watch,), timeout=remaining)
         finally:
-            if own and not watch.done():
+            if not watch.done():
                 watch.cancel()
         if done:
             raise _ClientGone

@@ -86,8 +86,21 @@ def _sentence(rng: random.Random, n_words: int) -> str:
     return words[0].capitalize() + " " + " ".join(words[1:]) + "."
 
 
+def _build_pool() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Sentences and titles made once at import: an answer only picks from them (fast, deterministic)."""
+    rng = random.Random("mock_llm.content")
+    sentences = tuple(_sentence(rng, rng.randint(8, 14)) for _ in range(1024))
+    titles = tuple(
+        " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 5))).capitalize() for _ in range(512)
+    )
+    return sentences, titles
+
+
+_SENTENCES, _TITLES = _build_pool()
+
+
 def _paragraph(rng: random.Random, n_sentences: int) -> str:
-    return " ".join(_sentence(rng, rng.randint(8, 14)) for _ in range(n_sentences))
+    return " ".join(rng.choices(_SENTENCES, k=n_sentences))
 
 
 def findings_count(digest: bytes) -> int:
@@ -97,7 +110,7 @@ def findings_count(digest: bytes) -> int:
 def json_answer(rng: random.Random, n_findings: int) -> str:
     findings = [
         {
-            "title": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 5))).capitalize(),
+            "title": rng.choice(_TITLES),
             "detail": _paragraph(rng, rng.randint(1, 2)),
             "severity": rng.choice(_SEVERITIES),
         }
@@ -107,7 +120,7 @@ def json_answer(rng: random.Random, n_findings: int) -> str:
 
 
 def prose_answer(rng: random.Random) -> str:
-    heading = "## " + " ".join(rng.choice(_WORDS) for _ in range(3)).capitalize()
+    heading = "## " + rng.choice(_TITLES)
     paragraphs = [_paragraph(rng, rng.randint(3, 5)) for _ in range(rng.randint(2, 4))]
     return "\n\n".join([heading, *paragraphs])
 

@@ -44,12 +44,6 @@ def ratelimit_headers() -> list[tuple[bytes, bytes]]:
         "anthropic-ratelimit-tokens-limit": str(_TOKENS_LIMIT),
         "anthropic-ratelimit-tokens-remaining": str(_TOKENS_LIMIT),
         "anthropic-ratelimit-tokens-reset": reset.decode(),
-        "anthropic-ratelimit-input-tokens-limit": str(_TOKENS_LIMIT),
-        "anthropic-ratelimit-input-tokens-remaining": str(_TOKENS_LIMIT),
-        "anthropic-ratelimit-input-tokens-reset": reset.decode(),
-        "anthropic-ratelimit-output-tokens-limit": str(_TOKENS_LIMIT // 5),
-        "anthropic-ratelimit-output-tokens-remaining": str(_TOKENS_LIMIT // 5),
-        "anthropic-ratelimit-output-tokens-reset": reset.decode(),
     }
     return [(name.encode(), value.encode()) for name, value in pairs.items()]
 

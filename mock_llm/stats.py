@@ -7,6 +7,7 @@ included) or the client goes away; ``/mock/*`` and ``/health`` are not counted.
 from __future__ import annotations
 
 import random
+from time import perf_counter
 from typing import Any
 
 # Delay samples kept for percentiles; past this, reservoir sampling keeps a uniform sample.
@@ -104,4 +105,35 @@ class MockStats:
             "retries_seen": self.retries_seen,
             "streams": self.streams,
             "faults": dict(sorted(self.faults.items())),
+        }
+
+
+class GcPauses:
+    """Garbage-collector pauses in this process, from ``gc.callbacks``: the mock's own tail-latency source."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.by_generation = [0, 0, 0]
+        self.total_s = 0.0
+        self.max_s = 0.0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = perf_counter()
+            return
+        pause = perf_counter() - self._started
+        self.by_generation[info["generation"]] += 1
+        self.total_s += pause
+        self.max_s = max(self.max_s, pause)
+
+    def reset(self) -> None:
+        self.by_generation = [0, 0, 0]
+        self.total_s = 0.0
+        self.max_s = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "collections": list(self.by_generation),
+            "total_pause_ms": round(self.total_s * 1000, 3),
+            "max_pause_ms": round(self.max_s * 1000, 3),
         }
