@@ -14,6 +14,7 @@ if "httpx" not in sys.modules:
 import contextlib
 import http.client
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,39 +88,60 @@ def running_mock(log_dir: Path, name: str, *extra: str) -> Iterator[int]:
         proc.stop()
 
 
-@contextlib.contextmanager
-def running_server(
-    log_dir: Path,
-    variant: str,
-    upstream_port: int,
-    *,
-    env: Mapping[str, str] | None = None,
-    workers: int | None = None,
-) -> Iterator[int]:
-    import os
+@dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    variant: str
+    upstream_port: int
+    env: Mapping[str, str] | None = None
+    workers: int | None = None
 
+
+def server_process(log_dir: Path, spec: ServerSpec) -> tuple[ManagedProcess, int]:
     port = free_port()
     argv = python_module_argv(
-        "servers", "run", variant, "--host", LOOPBACK, "--port", str(port),
-        "--upstream", f"http://{LOOPBACK}:{upstream_port}", "--log-level", "warning",
+        "servers", "run", spec.variant, "--host", LOOPBACK, "--port", str(port),
+        "--upstream", f"http://{LOOPBACK}:{spec.upstream_port}", "--log-level", "warning",
     )  # fmt: skip
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
-    full_env.update({"BENCH_API_TOKENS": TOKENS, "BENCH_UPSTREAM_MAX_RETRIES": "0"})
-    full_env.update(env or {})
+    if spec.workers is not None:
+        argv += ["--workers", str(spec.workers)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    env.update({"BENCH_API_TOKENS": TOKENS, "BENCH_UPSTREAM_MAX_RETRIES": "0", "BENCH_RATE_LIMIT": "off"})
+    env.update(spec.env or {})
     proc = ManagedProcess(
-        f"server-{variant}",
+        f"server-{spec.variant}",
         argv,
-        log_path=log_dir / f"server-{variant}-{port}.log",
+        log_path=log_dir / f"server-{spec.variant}-{port}.log",
         ready_url=f"http://{LOOPBACK}:{port}/health",
-        env=full_env,
+        env=env,
     )
-    proc.start(ready_timeout=90)
+    return proc, port
+
+
+@contextlib.contextmanager
+def running_servers(log_dir: Path, *specs: ServerSpec, ready_timeout: float = 90.0) -> Iterator[list[int]]:
+    """Start every server at once (start-up dominates on 2 cores), wait until all answer, stop all after."""
+    started: list[ManagedProcess] = []
+    ports: list[int] = []
     try:
-        yield port
+        for spec in specs:
+            proc, port = server_process(log_dir, spec)
+            url, proc.ready_url = proc.ready_url, None
+            proc.start()
+            proc.ready_url = url
+            started.append(proc)
+            ports.append(port)
+        for proc in started:
+            proc.wait_ready(timeout=ready_timeout)
+        yield ports
     finally:
-        proc.stop()
+        for proc in started:
+            proc.stop()
+
+
+@contextlib.contextmanager
+def running_server(log_dir: Path, spec: ServerSpec) -> Iterator[int]:
+    with running_servers(log_dir, spec) as ports:
+        yield ports[0]
 
 
 def mock_stats(port: int) -> dict[str, Any]:

@@ -1,0 +1,218 @@
+"""Parity: the Flask and FastAPI servers, started with `python -m servers run` against a real mock,
+answer every request the same way. Both are 4-process variants, so rate limit and jobs cross workers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    OTHER_TOKEN,
+    RATE_TOKEN,
+    TOKEN,
+    Answer,
+    ServerSpec,
+    request,
+    running_mock,
+    running_servers,
+)
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+FRAMEWORKS = ("flask", "fastapi")
+PARITY_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-workers"}
+RATE_LIMIT = 100  # per day: the rate-limit test spends RATE_TOKEN's budget; the others never come close
+
+VALID = {"text": "The quarterly report shows revenue growth and rising costs.", "analysis_type": "summary"}
+
+
+@pytest.fixture(scope="module")
+def ports(servers_log_dir: Path) -> Iterator[dict[str, int]]:
+    with running_mock(
+        servers_log_dir, "parity", "--profile", "article", "--time-scale", "0.05", "--seed", "3"
+    ) as mock:
+        specs = [
+            ServerSpec(variant=v, upstream_port=mock, env={"BENCH_RATE_LIMIT": f"{RATE_LIMIT}/day"})
+            for v in PARITY_VARIANTS.values()
+        ]
+        with running_servers(servers_log_dir, *specs) as server_ports:
+            yield dict(zip(FRAMEWORKS, server_ports, strict=True))
+
+
+def both(ports: dict[str, int], method: str, path: str, **kwargs: Any) -> dict[str, Answer]:
+    return {fw: request(port, method, path, **kwargs) for fw, port in ports.items()}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_health(ports: dict[str, int], framework: str) -> None:
+    answer = request(ports[framework], "GET", "/health", token=None)
+    assert answer.status == 200
+    assert answer.json() == {"status": "ok", "framework": framework, "variant": PARITY_VARIANTS[framework]}
+
+
+JSON_CT = {"Content-Type": "application/json"}
+TEXT_CT = {"Content-Type": "text/plain"}
+BASIC = {"Authorization": "Basic eDp5"}
+MARKDOWN = {**VALID, "output_format": "markdown", "max_findings": 2}
+ENTITIES = {**VALID, "analysis_type": "entities", "max_findings": 1}
+
+# (name, method, path, kwargs, expected status)
+CORPUS: list[tuple[str, str, str, dict[str, Any], int]] = [
+    ("valid", "POST", "/analyse", {"json_body": VALID}, 200),
+    ("markdown", "POST", "/analyse", {"json_body": MARKDOWN}, 200),
+    ("entities-1", "POST", "/analyse", {"json_body": ENTITIES}, 200),
+    ("short", "POST", "/analyse", {"json_body": {**VALID, "text": "too short"}}, 422),
+    ("blank", "POST", "/analyse", {"json_body": {**VALID, "text": " " * 20}}, 422),
+    ("bad-enum", "POST", "/analyse", {"json_body": {**VALID, "analysis_type": "poem"}}, 422),
+    ("bad-max", "POST", "/analyse", {"json_body": {**VALID, "max_findings": 51}}, 422),
+    ("missing", "POST", "/analyse", {"json_body": {}}, 422),
+    ("list", "POST", "/analyse", {"json_body": [1, 2]}, 422),
+    ("bad-json", "POST", "/analyse", {"body": b"{nope", "headers": JSON_CT}, 422),
+    ("no-body", "POST", "/analyse", {}, 422),
+    ("text-plain", "POST", "/analyse", {"body": json.dumps(VALID).encode(), "headers": TEXT_CT}, 422),
+    ("bad-utf8", "POST", "/analyse", {"body": b'{"text": "\xff\xfe"}', "headers": JSON_CT}, 400),
+    ("no-token", "POST", "/analyse", {"json_body": VALID, "token": None}, 401),
+    ("bad-token", "POST", "/analyse", {"json_body": VALID, "token": "nope"}, 401),
+    ("basic-auth", "POST", "/analyse", {"json_body": VALID, "token": None, "headers": BASIC}, 401),
+    ("no-token-invalid", "POST", "/analyse", {"json_body": {}, "token": None}, 401),
+    ("no-token-bad-json", "POST", "/analyse", {"body": b"{", "headers": JSON_CT, "token": None}, 422),
+    ("stream-invalid", "POST", "/analyse/stream", {"json_body": {**VALID, "max_findings": 0}}, 422),
+    ("async-invalid", "POST", "/analyse/async", {"json_body": {"text": 1}}, 422),
+    ("async-no-token", "POST", "/analyse/async", {"json_body": VALID, "token": None}, 401),
+    ("unknown-job", "GET", "/jobs/does-not-exist", {}, 404),
+    ("job-no-token", "GET", "/jobs/does-not-exist", {"token": None}, 401),
+    ("get-analyse", "GET", "/analyse", {}, 405),
+    ("post-health", "POST", "/health", {"token": None}, 405),
+    ("put-job", "PUT", "/jobs/x", {}, 405),
+    ("unknown-route", "GET", "/nope", {"token": None}, 404),
+    ("ws-over-http", "GET", "/ws/chat", {}, 404),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "method", "path", "kwargs", "status"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_corpus_identical(
+    ports: dict[str, int], name: str, method: str, path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    answers = both(ports, method, path, **kwargs)
+    for fw, answer in answers.items():
+        assert answer.status == status, (fw, answer)
+        assert answer.headers["content-type"].startswith("application/json"), (fw, answer.headers)
+    flask, fastapi = answers["flask"].json(), answers["fastapi"].json()
+    assert flask == fastapi  # the mock is deterministic per input, so even 200 bodies match exactly
+    if status == 200:
+        limit = kwargs["json_body"].get("max_findings", 10)
+        assert 1 <= len(flask["findings"]) <= limit
+        assert (flask.get("markdown") is not None) == (kwargs["json_body"].get("output_format") == "markdown")
+    elif status == 422:
+        assert isinstance(flask["detail"], list) and {"loc", "msg", "type"} <= set(flask["detail"][0])
+    else:
+        assert set(flask) == {"detail", "error"}
+    if status == 401:
+        assert all(a.headers.get("www-authenticate") == "Bearer" for a in answers.values())
+    if status == 405:
+        assert all("allow" in a.headers for a in answers.values())
+
+
+def test_stream_same_text(ports: dict[str, int]) -> None:
+    answers = both(ports, "POST", "/analyse/stream", json_body=VALID)
+    for fw, answer in answers.items():
+        assert answer.status == 200, (fw, answer)
+        assert answer.headers["content-type"].startswith("text/plain"), fw
+        assert answer.headers.get("transfer-encoding") == "chunked", (fw, answer.headers)
+    assert answers["flask"].body == answers["fastapi"].body
+    parsed = json.loads(answers["flask"].body)  # the streamed text is the model's whole JSON answer
+    assert set(parsed) == {"summary", "findings"}
+
+
+def _poll(port: int, job_id: str, *, token: str = TOKEN, deadline_s: float = 20.0) -> Answer:
+    end = time.monotonic() + deadline_s
+    while True:
+        answer = request(port, "GET", f"/jobs/{job_id}", token=token)
+        if answer.status != 200 or answer.json()["status"] in ("done", "failed") or time.monotonic() > end:
+            return answer
+        time.sleep(0.05)
+
+
+def test_jobs_across_workers_and_isolated(ports: dict[str, int]) -> None:
+    direct = both(ports, "POST", "/analyse", json_body=VALID)
+    for fw, port in ports.items():
+        # Several jobs and concurrent polls on fresh connections: answers come from different workers.
+        submitted = [request(port, "POST", "/analyse/async", json_body=VALID) for _ in range(4)]
+        assert all(a.status == 202 for a in submitted), (fw, submitted)
+        ids = [a.json()["job_id"] for a in submitted]
+        assert all(a.json()["status"] == "queued" for a in submitted)
+        assert len(set(ids)) == 4 and all(len(i) >= 20 for i in ids)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            finals = list(pool.map(lambda i: _poll(port, i), ids))  # noqa: B023
+        for job_id, final in zip(ids, finals, strict=True):
+            assert final.status == 200, (fw, final)
+            assert final.json() == {"job_id": job_id, "status": "done", "result": direct[fw].json()}
+        assert request(port, "GET", f"/jobs/{ids[0]}", token=OTHER_TOKEN).json() == {
+            "detail": "Job not found",
+            "error": "job_not_found",
+        }
+        assert request(port, "GET", f"/jobs/{ids[0]}", token=OTHER_TOKEN).status == 404
+
+
+def _ws_exchange(port: int, messages: list[str], **connect_kwargs: Any) -> list[list[str]]:
+    answers: list[list[str]] = []
+    with connect(f"ws://127.0.0.1:{port}/ws/chat", open_timeout=10, **connect_kwargs) as ws:
+        for message in messages:
+            ws.send(message)
+            frames: list[str] = []
+            while True:
+                frame = str(ws.recv(timeout=15))
+                frames.append(frame)
+                if frame.startswith("{") and json.loads(frame).get("type") in ("done", "error"):
+                    break
+            answers.append(frames)
+    return answers
+
+
+def test_websocket_round_trip(ports: dict[str, int]) -> None:
+    results = {}
+    for fw, port in ports.items():
+        by_header = _ws_exchange(
+            port,
+            ["Explain backpressure briefly.", "   "],
+            additional_headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        answer, blank = by_header
+        assert json.loads(answer[-1]) == {"type": "done"}, fw
+        assert len(answer) >= 2 and "".join(answer[:-1]).strip(), fw
+        assert json.loads(blank[-1])["status"] == 422, fw
+        results[fw] = answer
+    assert results["flask"] == results["fastapi"]  # same frames, chunk for chunk
+
+
+def test_websocket_query_token_and_refusal(ports: dict[str, int]) -> None:
+    for fw, port in ports.items():
+        with connect(f"ws://127.0.0.1:{port}/ws/chat?token={TOKEN}", open_timeout=10) as ws:
+            ws.send("Say hello.")
+            frames = []
+            while not frames or frames[-1] != '{"type":"done"}':
+                frames.append(str(ws.recv(timeout=15)))
+        for url in (f"ws://127.0.0.1:{port}/ws/chat", f"ws://127.0.0.1:{port}/ws/chat?token=wrong"):
+            with pytest.raises(InvalidStatus) as info:
+                connect(url, open_timeout=10).close()
+            assert info.value.response.status_code == 401, fw
+
+
+def test_rate_limit_holds_across_workers(ports: dict[str, int]) -> None:
+    for fw, port in ports.items():
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(
+                pool.map(lambda _: request(port, "GET", "/jobs/x", token=RATE_TOKEN), range(RATE_LIMIT + 5))  # noqa: B023
+            )
+        counts = Counter(a.status for a in answers)
+        assert counts == {404: RATE_LIMIT, 429: 5}, (fw, counts)
+        limited = next(a for a in answers if a.status == 429)
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["error"] == "rate_limited"
+        assert request(port, "GET", "/jobs/x").status == 404  # other tokens are unaffected
