@@ -1,0 +1,126 @@
+"""Run metadata, pyperf-style: one small ``collect_*`` function per fact.
+
+No hostname and no absolute path ever goes in: results are shared and committed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+# Every framework, server, client and load package whose version can move a number.
+PACKAGES = (
+    "anthropic", "httpx2", "httpx", "fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvloop",
+    "httptools", "flask", "werkzeug", "asgiref", "flask-sock", "gunicorn", "gevent", "greenlet", "locust",
+    "geventhttpclient", "psutil", "numpy", "websockets",
+)  # fmt: skip
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def collect_python() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def collect_packages(names: Sequence[str] = PACKAGES) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def collect_cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def collect_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect_platform() -> str:
+    return f"{platform.system()} {platform.release()} {platform.machine()}"
+
+
+def collect_git(repo: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.strip())
+
+
+def collect_command_line(argv: Sequence[str]) -> str:
+    """How the sweep was invoked, without the interpreter's absolute path."""
+    return shlex.join(["python", "-m", "loadtests", "sweep", *argv])
+
+
+def collect_all(
+    *,
+    argv: Sequence[str],
+    repo: Path,
+    preset: str | None,
+    mock_profile: str,
+    time_scale: float,
+    seed: int,
+    upstream_latency_s: float,
+    scenarios: Sequence[str],
+    load_models: Sequence[str],
+    started_at: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    commit, dirty = collect_git(repo)
+    data: dict[str, Any] = {
+        "started_at": started_at,
+        "finished_at": None,
+        "python": collect_python(),
+        "packages": collect_packages(),
+        "cpu_count": collect_cpu_count(),
+        "cpu_model": collect_cpu_model(),
+        "platform": collect_platform(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "command_line": collect_command_line(argv),
+        "preset": preset,
+        "mock_profile": mock_profile,
+        "time_scale": time_scale,
+        "seed": seed,
+        "upstream_latency_s": upstream_latency_s,
+        "scenarios": list(scenarios),
+        "load_models": list(load_models),
+    }
+    data.update(extra or {})
+    return data
+
+
+def python_executable_name() -> str:
+    return Path(sys.executable).name

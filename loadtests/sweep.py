@@ -1,0 +1,694 @@
+"""``python -m loadtests sweep``: measure server variants under load and write ``results/<run>/``.
+
+For each variant (and each mock profile its scenarios need: ``overhead`` runs on the ``instant`` profile)
+it starts the mock and the variant as real processes on free loopback ports, verifies the variant against
+the server contract, runs every point (``loadtests.pointrun``), and stops everything. ``results.json`` is
+rewritten atomically after every point; raw per-request records go to ``raw/``, every process's log to
+``logs/``. Ctrl-C stops every process, keeps the finished points and prints how to resume.
+
+Load generation on more than one machine: the sweep runs Locust's master/worker mode on this machine
+(``--loadgen-processes N``). To add workers elsewhere, run the same scenario file there with
+``BENCH_LOADGEN_INDEX=<i> BENCH_LOADGEN_PROCS=<n> locust -f loadtests/scenarios/<name>.py --worker
+--master-host <this machine>``, with the master started with ``--master-bind-host 0.0.0.0 --expect-workers
+<n>`` (see ``pointrun._locust_argv``); each worker writes its raw records to the ``--bench-raw`` prefix the
+master passes on, which must then be on a shared filesystem, and the machines' clocks must agree (NTP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from loadtests.errors import UserError
+from loadtests.metadata import collect_all, utc_now
+from loadtests.pointrun import (
+    PointError,
+    PointSpec,
+    Target,
+    Timing,
+    failed_point,
+    plan_timing,
+    run_point,
+)
+from loadtests.presets import ALL_SCENARIOS, PRESETS, SweepSettings
+from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port, python_module_argv
+from loadtests.results import RESULTS_FILE, Point, RunResults, VariantInfo, load_results
+from loadtests.verify import ContractError, verify_variant
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TOKEN = "bench-local-token"
+POINT_OVERHEAD_S = 2.0  # Locust start and stop, merging raw files (for the ETA)
+VARIANT_OVERHEAD_S = 4.0  # starting and verifying a variant and its mock (for the ETA)
+SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
+    "variants": "--variants",
+    "scenarios": "--scenarios",
+    "users": "--users",
+    "rates": "--rate",
+    "mock_profile": "--mock-profile",
+    "time_scale": "--time-scale",
+    "duration_s": "--duration",
+    "warmup_s": "--warmup",
+    "repeat": "--repeat",
+    "loadgen_processes": "--loadgen-processes",
+    "seed": "--seed",
+    "max_in_flight": "--max-in-flight",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see python -m loadtests sweep --help)")
+
+
+def _csv(kind: type, flag: str) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
+        try:
+            values = tuple(kind(item) for item in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated numbers, not {text!r}") from None
+        if any(v <= 0 for v in values):
+            raise argparse.ArgumentTypeError(f"{flag} values must be positive, not {text!r}")
+        return values
+
+    return parse
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _positive(kind: type, flag: str) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be positive, not {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m loadtests sweep",
+        description="Run load tests against server variants (real processes on loopback) and write "
+        "results/<run>/results.json, raw per-request records and logs.",
+        epilog="Presets: "
+        + "; ".join(
+            f"{name}: {', '.join(p.variants)} x {', '.join(p.scenarios)}, users {','.join(map(str, p.users))}"
+            + (f", rates {','.join(f'{r:g}' for r in p.rates)}" if p.rates else "")
+            + f", time scale {p.time_scale:g}"
+            for name, p in PRESETS.items()
+        )
+        + ". Explicit options win over the preset.",
+    )
+    add = parser.add_argument
+    add("--profile", choices=sorted(PRESETS), default=None, help="preset (default: default)")
+    add("--variants", type=_names, help="comma-separated variant names, or 'all'")
+    add("--scenarios", type=_names, help=f"comma-separated, from {','.join(ALL_SCENARIOS)}, or 'all'")
+    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64")
+    add("--rate", dest="rates", type=_csv(float, "--rate"), help="open-loop levels in requests/s, e.g. 1,2,4")
+    add("--mock-profile", help="mock latency profile (article, haiku, sonnet, opus, instant)")
+    add(
+        "--time-scale",
+        type=_positive(float, "--time-scale"),
+        help="mock time scale (article: L = 2 s x this)",
+    )
+    add(
+        "--duration",
+        dest="duration_s",
+        type=_positive(float, "--duration"),
+        help="measured seconds per point",
+    )
+    add(
+        "--warmup", dest="warmup_s", type=_positive(float, "--warmup"), help="warm-up seconds (default: auto)"
+    )
+    add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
+    add("--loadgen-processes", type=_positive(int, "--loadgen-processes"), help="Locust worker processes")
+    add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
+    add("--seed", type=int, help="seed for the mock, payloads and arrivals")
+    add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
+    add("--resume", type=Path, metavar="DIR", help="finish an interrupted run in DIR (same settings)")
+    return parser
+
+
+def _explicit(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key, None) is not None}
+
+
+def _known_variants() -> dict[str, Any]:
+    try:
+        from servers.variants import VARIANTS
+    except ImportError as exc:  # pragma: no cover - the package ships with the harness
+        raise UserError(f"cannot import the server variants ({exc}); is the project installed?") from None
+    if isinstance(VARIANTS, dict):
+        return dict(VARIANTS)
+    return {v.name: v for v in VARIANTS}
+
+
+def _known_profiles() -> tuple[str, ...]:
+    from mock_llm.profiles import PROFILES
+
+    return tuple(PROFILES)
+
+
+def validate(settings: SweepSettings) -> SweepSettings:
+    variants = _known_variants()
+    chosen = tuple(variants) if settings.variants == ("all",) else settings.variants
+    for name in chosen:
+        if name not in variants:
+            raise UserError(f"--variants: unknown variant {name!r}; choose from {', '.join(variants)}")
+    scenarios = ALL_SCENARIOS if settings.scenarios == ("all",) else settings.scenarios
+    for name in scenarios:
+        if name not in ALL_SCENARIOS:
+            raise UserError(f"--scenarios: unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
+    if not chosen:
+        raise UserError("--variants: name at least one variant")
+    if not scenarios:
+        raise UserError("--scenarios: name at least one scenario")
+    if settings.mock_profile not in _known_profiles():
+        raise UserError(
+            f"--mock-profile: unknown profile {settings.mock_profile!r}; "
+            f"choose from {', '.join(_known_profiles())}"
+        )
+    if not settings.users and not settings.rates:
+        raise UserError("give --users (closed loop) or --rate (open loop), or both")
+    return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Planning
+
+
+def upstream_latency_s(profile_name: str, time_scale: float) -> float:
+    """Nominal duration L of one upstream call: exact for fixed profiles, the median TTFT otherwise."""
+    from mock_llm.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    if profile.fixed_total_s is not None:
+        return profile.fixed_total_s * time_scale
+    return profile.ttft_median_s * time_scale
+
+
+def mock_profile_for(scenario: str, settings: SweepSettings) -> str:
+    return "instant" if scenario == "overhead" else settings.mock_profile
+
+
+def plan_points(settings: SweepSettings) -> list[PointSpec]:
+    specs: list[PointSpec] = []
+    for variant in settings.variants:
+        for scenario in settings.scenarios:
+            for users in settings.users:
+                for repeat in range(settings.repeat):
+                    specs.append(
+                        PointSpec(
+                            variant=variant,
+                            scenario=scenario,
+                            load_model="closed",
+                            users=users,
+                            rate=None,
+                            repeat=repeat,
+                        )
+                    )
+            for rate in settings.rates:
+                for repeat in range(settings.repeat):
+                    specs.append(
+                        PointSpec(
+                            variant=variant,
+                            scenario=scenario,
+                            load_model="open",
+                            users=None,
+                            rate=rate,
+                            repeat=repeat,
+                        )
+                    )
+    return specs
+
+
+def point_key(point: Point) -> tuple[str, str, str, float, int]:
+    return (point.variant, point.scenario, point.load_model, point.load, point.repeat)
+
+
+@dataclass(kw_only=True)
+class Group:
+    """Points that share one started variant and mock."""
+
+    variant: str
+    mock_profile: str
+    specs: list[PointSpec] = field(default_factory=list)
+
+
+def group_points(specs: Sequence[PointSpec], settings: SweepSettings) -> list[Group]:
+    groups: dict[tuple[str, str], Group] = {}
+    for spec in specs:
+        profile = mock_profile_for(spec.scenario, settings)
+        groups.setdefault((spec.variant, profile), Group(variant=spec.variant, mock_profile=profile))
+        groups[(spec.variant, profile)].specs.append(spec)
+    return list(groups.values())
+
+
+def timing_for(spec: PointSpec, settings: SweepSettings, ceiling: int) -> Timing:
+    latency = upstream_latency_s(mock_profile_for(spec.scenario, settings), settings.time_scale)
+    return plan_timing(
+        spec, latency_s=latency, ceiling=ceiling, duration_s=settings.duration_s, warmup_s=settings.warmup_s
+    )
+
+
+def estimate_seconds(groups: Sequence[Group], settings: SweepSettings) -> float:
+    variants = _known_variants()
+    total = 0.0
+    for group in groups:
+        total += VARIANT_OVERHEAD_S
+        for spec in group.specs:
+            timing = timing_for(spec, settings, variants[spec.variant].predicted_ceiling)
+            total += timing.warmup_s + timing.duration_s + POINT_OVERHEAD_S
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Run directory, resume
+
+
+def default_run_dir() -> Path:
+    return Path("results") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def link_latest(run_dir: Path) -> None:
+    latest = run_dir.parent / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_dir.name, target_is_directory=True)
+
+
+def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults, SweepSettings]:
+    if not (run_dir / RESULTS_FILE).exists():
+        raise UserError(f"--resume: {run_dir} has no {RESULTS_FILE} to resume")
+    results = load_results(run_dir)
+    stored = results.metadata.get("sweep_settings")
+    if not isinstance(stored, dict):
+        raise UserError(f"--resume: {run_dir / RESULTS_FILE} was not written by a sweep (no sweep_settings)")
+    settings = SweepSettings.from_dict(stored)
+    explicit_settings = settings.with_overrides(explicit)
+    differs = [
+        f"{SETTING_FLAGS[key]} (run has {_show(getattr(settings, key))}, "
+        f"given {_show(getattr(explicit_settings, key))})"
+        for key in explicit
+        if getattr(explicit_settings, key) != getattr(settings, key)
+    ]
+    if differs:
+        raise UserError("--resume needs the run's own settings; these differ: " + "; ".join(differs))
+    return results, settings
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Processes
+
+
+def _server_env(run_dir: Path, variant: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("BENCH_API_TOKENS", DEFAULT_TOKEN)
+    env["BENCH_RATE_LIMIT"] = "1000000/minute"  # the sweep measures serving, never the rate limiter
+    jobs_dir = run_dir / "tmp"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    env["BENCH_JOB_DB"] = str((jobs_dir / f"{variant}-jobs.db").resolve())
+    return env
+
+
+def bench_token() -> str:
+    return (os.environ.get("BENCH_API_TOKENS") or DEFAULT_TOKEN).split(",")[0].strip()
+
+
+@contextlib.contextmanager
+def started_variant(
+    group: Group, settings: SweepSettings, run_dir: Path
+) -> Iterator[tuple[ManagedProcess, ManagedProcess]]:
+    """Start the mock and the variant on free ports; stop both whatever happens."""
+    logs = run_dir / "logs"
+    suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
+    mock_port, server_port = free_port(), free_port()
+    mock = ManagedProcess(
+        f"mock for {group.variant}",
+        python_module_argv(
+            "mock_llm",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(mock_port),
+            "--profile",
+            group.mock_profile,
+            "--time-scale",
+            f"{settings.time_scale:g}",
+            "--seed",
+            str(settings.seed),
+        ),
+        log_path=logs / f"{group.variant}{suffix}.mock.log",
+        ready_url=f"http://{LOOPBACK}:{mock_port}/health",
+    )
+    server = ManagedProcess(
+        f"variant {group.variant}",
+        python_module_argv(
+            "servers",
+            "run",
+            group.variant,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(server_port),
+            "--upstream",
+            f"http://{LOOPBACK}:{mock_port}",
+        ),
+        log_path=logs / f"{group.variant}{suffix}.server.log",
+        ready_url=f"http://{LOOPBACK}:{server_port}/health",
+        env=_server_env(run_dir, group.variant),
+    )
+    try:
+        mock.start(ready_timeout=30.0)
+        server.start(ready_timeout=60.0)
+        yield mock, server
+    finally:
+        server.stop()
+        mock.stop()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sweep
+
+
+def _variant_info(name: str, *, verified: bool, reason: str | None, log_file: str | None) -> VariantInfo:
+    v = _known_variants()[name]
+    return VariantInfo(
+        name=name,
+        framework=v.framework,
+        server=v.server,
+        worker_class=v.worker_class,
+        workers=v.workers,
+        predicted_ceiling=v.predicted_ceiling,
+        verified=verified,
+        reason=reason,
+        log_file=log_file,
+    )
+
+
+def _set_variant(results: RunResults, info: VariantInfo) -> None:
+    results.variants = [v for v in results.variants if v.name != info.name] + [info]
+
+
+def _relative(path: Path, run_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return path.name
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    explicit = _explicit(args)
+    if args.resume is not None:
+        if args.profile is not None or args.out is not None:
+            raise UserError("--resume takes the run's own settings and directory; drop --profile and --out")
+        run_dir = args.resume
+        results, settings = resume_settings(run_dir, explicit)
+        preset = results.metadata.get("preset")
+    else:
+        preset = args.profile or "default"
+        settings = PRESETS[preset].with_overrides(explicit)
+        settings = validate(settings)
+        run_dir = args.out if args.out is not None else default_run_dir()
+        if (run_dir / RESULTS_FILE).exists():
+            raise UserError(f"--out: {run_dir} already holds a run; use --resume {run_dir} or another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if args.out is None:
+            link_latest(run_dir)
+        load_models = [m for m, levels in (("closed", settings.users), ("open", settings.rates)) if levels]
+        metadata = collect_all(
+            argv=argv,
+            repo=REPO,
+            preset=preset,
+            mock_profile=settings.mock_profile,
+            time_scale=settings.time_scale,
+            seed=settings.seed,
+            upstream_latency_s=round(upstream_latency_s(settings.mock_profile, settings.time_scale), 6),
+            scenarios=settings.scenarios,
+            load_models=load_models,
+            started_at=utc_now(),
+            extra={"sweep_settings": settings.to_dict()},
+        )
+        results = RunResults(metadata=metadata)
+    for sub in ("raw", "logs"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    results.save(run_dir)
+    return Sweep(settings=settings, run_dir=run_dir, results=results, resumed=args.resume is not None).run()
+
+
+@dataclass(kw_only=True)
+class Sweep:
+    settings: SweepSettings
+    run_dir: Path
+    results: RunResults
+    resumed: bool = False
+
+    def save(self) -> None:
+        self.results.save(self.run_dir)
+
+    def run(self) -> int:
+        from rich.console import Console
+
+        console = Console()
+        done = {point_key(p) for p in self.results.points}
+        todo = [s for s in plan_points(self.settings) if s.key not in done]
+        groups = group_points(todo, self.settings)
+        total_points = len(todo)
+        if self.resumed:
+            console.print(f"resuming {self.run_dir}: {len(done)} points done, {total_points} to go")
+        estimate = estimate_seconds(groups, self.settings)
+        console.print(
+            f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
+            f"writing {self.run_dir / RESULTS_FILE}"
+        )
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        started = time.monotonic()
+        try:
+            self._run_groups(groups, total_points, estimate, console)
+        except KeyboardInterrupt:
+            self.save()
+            kept = len(self.results.points)
+            console.print(
+                f"[yellow]interrupted[/]: every process stopped; {kept} finished points kept in "
+                f"{self.run_dir / RESULTS_FILE}.\n"
+                f"resume with: python -m loadtests sweep --resume {self.run_dir}"
+            )
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.results.metadata["finished_at"] = utc_now()
+        self.results.metadata["wall_time_s"] = round(time.monotonic() - started, 1)
+        self.save()
+        print_summary(self.results, console)
+        console.print(
+            f"results: {self.run_dir / RESULTS_FILE}  (wall time {time.monotonic() - started:.0f} s)"
+        )
+        return 0
+
+    def _run_groups(self, groups: Sequence[Group], total_points: int, estimate: float, console: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        variants = _known_variants()
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[points]} points"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        points_done = 0
+        with progress:
+            task = progress.add_task("starting", total=max(estimate, 1.0), done=0, points=total_points)
+            for group in groups:
+                variant = variants[group.variant]
+                progress.update(task, description=f"starting {group.variant} (mock {group.mock_profile})")
+                try:
+                    with started_variant(group, self.settings, self.run_dir) as (mock, server):
+                        log_file = _relative(server.log_path, self.run_dir)
+                        verify_variant(
+                            server.ready_url.removesuffix("/health"),
+                            variant=group.variant,  # type: ignore[union-attr]
+                            token=bench_token(),
+                            scenarios=[s.scenario for s in group.specs],
+                        )
+                        _set_variant(
+                            self.results,
+                            _variant_info(group.variant, verified=True, reason=None, log_file=log_file),
+                        )
+                        self.save()
+                        progress.advance(task, VARIANT_OVERHEAD_S)
+                        latency = upstream_latency_s(group.mock_profile, self.settings.time_scale)
+                        target = Target(
+                            url=server.ready_url.removesuffix("/health"),  # type: ignore[union-attr]
+                            mock_url=mock.ready_url.removesuffix("/health"),  # type: ignore[union-attr]
+                            server_pid=server.pid,
+                            mock_pid=mock.pid,
+                            ceiling=variant.predicted_ceiling,
+                            latency_s=latency,
+                            token=bench_token(),
+                        )
+                        for spec in group.specs:
+                            timing = timing_for(spec, self.settings, variant.predicted_ceiling)
+                            progress.update(task, description=f"{spec.label()}")
+                            point = self._measure(spec, target, timing, server, mock)
+                            self.results.points.append(point)
+                            self.save()
+                            points_done += 1
+                            progress.update(task, done=points_done)
+                            progress.advance(task, timing.warmup_s + timing.duration_s + POINT_OVERHEAD_S)
+                            status = (
+                                "ok"
+                                if point.valid
+                                else "[red]invalid[/]: " + "; ".join(point.invalid_reasons)
+                            )
+                            progress.console.print(
+                                f"  {spec.label()}: {point.throughput_rps:.2f} rps, "
+                                f"p95 {point.latency_ms.p95 if point.latency_ms else float('nan'):.0f} ms, "
+                                f"peak {point.upstream_peak_in_flight} — {status}"
+                            )
+                except (ProcessStartError, ContractError) as exc:
+                    log = self.run_dir / "logs" / f"{group.variant}.server.log"
+                    reason = str(exc)
+                    progress.console.print(f"[red]error[/]: variant {group.variant}: {reason}")
+                    if isinstance(exc, ContractError):
+                        progress.console.print(f"  (its log: {log})")
+                    _set_variant(
+                        self.results,
+                        _variant_info(
+                            group.variant,
+                            verified=False,
+                            reason=_strip_paths(reason, self.run_dir),
+                            log_file=_relative(log, self.run_dir),
+                        ),
+                    )
+                    self.save()
+                    skipped = sum(
+                        timing_for(s, self.settings, variant.predicted_ceiling).warmup_s
+                        + timing_for(s, self.settings, variant.predicted_ceiling).duration_s
+                        + POINT_OVERHEAD_S
+                        for s in group.specs
+                    )
+                    progress.advance(task, VARIANT_OVERHEAD_S + skipped)
+
+    def _measure(
+        self, spec: PointSpec, target: Target, timing: Timing, server: ManagedProcess, mock: ManagedProcess
+    ) -> Point:
+        for proc in (server, mock):
+            if not proc.running():
+                return failed_point(spec, target, timing, f"{proc.name} died before this point; see its log")
+        try:
+            return run_point(
+                spec,
+                target,
+                timing,
+                run_dir=self.run_dir,
+                loadgen_processes=self.settings.loadgen_processes,
+                seed=self.settings.seed,
+                max_in_flight=self.settings.max_in_flight,
+                env=dict(os.environ),
+            )
+        except (PointError, ProcessStartError, OSError) as exc:
+            return failed_point(spec, target, timing, _strip_paths(str(exc), self.run_dir))
+
+
+def _strip_paths(text: str, run_dir: Path) -> str:
+    """No absolute paths in results: make the run directory's paths relative."""
+    for prefix in (str(run_dir.resolve()) + os.sep, str(run_dir) + os.sep):
+        text = text.replace(prefix, "")
+    return text
+
+
+def print_summary(results: RunResults, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="sweep summary", show_lines=False)
+    for column in (
+        "variant",
+        "scenario",
+        "load",
+        "rps",
+        "expected",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "peak",
+        "ceiling",
+        "loadgen cpu",
+        "srv ms/req",
+        "valid",
+    ):
+        table.add_column(column, justify="left" if column in ("variant", "scenario", "valid") else "right")
+    for p in results.points:
+        lat = p.latency_ms
+        expected = p.extra.get("expected_throughput_rps")
+        load = f"{p.users} u" if p.load_model == "closed" else f"{p.rate:g} rps"
+        table.add_row(
+            p.variant,
+            p.scenario,
+            load,
+            f"{p.throughput_rps:.2f}",
+            "" if expected is None else f"{expected:.2f}",
+            "" if lat is None else f"{lat.p50:.0f}",
+            "" if lat is None else f"{lat.p95:.0f}",
+            "" if lat is None else f"{lat.p99:.0f}",
+            "" if p.upstream_peak_in_flight is None else str(p.upstream_peak_in_flight),
+            str(p.predicted_ceiling),
+            ""
+            if p.cpu is None
+            else f"{max(p.extra.get('loadgen_cpu_percent', {}).values(), default=0):.0f}%",
+            "" if p.server_cpu_ms_per_request is None else f"{p.server_cpu_ms_per_request:.1f}",
+            "yes" if p.valid else "NO: " + "; ".join(p.invalid_reasons)[:60],
+        )
+    console.print(table)
+    unverified = [v for v in results.variants if not v.verified]
+    for v in unverified:
+        console.print(f"[red]not measured[/]: {v.name}: {v.reason} (log: {v.log_file})")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
