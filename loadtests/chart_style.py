@@ -119,6 +119,6 @@ def make_style(theme: Theme = "light", size: Size = "blog") -> Style:
         dims = {"width_in": 9.0, "height_in": 5.6, "dpi": 100, "font_pt": 10.5, "title_pt": 13.0}
         dims |= {"line_w": 1.8, "marker_pt": 5.5}
     else:  # 16:9 for slides, type readable from the back of the room
-        dims = {"width_in": 13.333, "height_in": 7.5, "dpi": 144, "font_pt": 17.0, "title_pt": 22.0}
+        dims = {"width_in": 40 / 3, "height_in": 7.5, "dpi": 144, "font_pt": 17.0, "title_pt": 22.0}
         dims |= {"line_w": 3.0, "marker_pt": 9.0}
     return Style(theme=theme, size=size, **colours, **dims)  # type: ignore[arg-type]

@@ -83,6 +83,8 @@ def save_chart(chart: Chart, out_dir: Path, style: Style) -> tuple[Path, Path]:
     svg = out_dir / f"{chart.name}.svg"
     with rc_context(style.rc()):
         chart.figure.savefig(png, dpi=2 * style.dpi, metadata={"Software": None})
+        # The layout is settled by the first save; freezing it makes the second one about twice as fast.
+        chart.figure.set_layout_engine("none")
         chart.figure.savefig(svg, metadata={"Date": None, "Creator": None})
     return png, svg
 

@@ -1,0 +1,389 @@
+"""``python -m loadtests compare BASELINE CURRENT``: the CI regression gate.
+
+Points are matched by ``Point.key`` (variant, scenario, load model, load; repeats grouped) and only valid
+repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%)
+and, where both sides have two or more valid repeats, when the bootstrap interval of the ratio of means
+also excludes 1.0 (see loadtests.resampling); with a single repeat the tolerance alone decides and the
+output says so. Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be
+compared (another mock profile or time scale, or no scenario or point in common). Only the points both
+runs share are compared, so a quick run can be checked against a fuller baseline of the same profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.errors import UserError
+from loadtests.resampling import METHOD, ratio_interval
+from loadtests.results import Point, ResultsFormatError, RunResults, load_results
+
+Key = tuple[str, str, str, float]
+METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
+    # name: (value, higher is better, unit)
+    "throughput": (lambda p: p.throughput_rps, True, "rps"),
+    "p50": (lambda p: p.latency_ms.p50 if p.latency_ms else None, False, "ms"),
+    "p95": (lambda p: p.latency_ms.p95 if p.latency_ms else None, False, "ms"),
+    "p99": (lambda p: p.latency_ms.p99 if p.latency_ms else None, False, "ms"),
+}
+DEFAULT_GATE = ("throughput", "p50", "p95")  # p99 of a short window is too noisy to fail a build on
+
+
+class Incomparable(Exception):
+    """The two runs measure different things: comparing them would mislead."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    metric: str
+    base: float  # mean over valid repeats
+    cur: float
+    ratio: float
+    low: float | None  # bootstrap interval of the ratio, when both sides have repeats
+    high: float | None
+    worse: bool  # beyond the tolerance in the bad direction
+    better: bool  # beyond the tolerance in the good direction
+    significant: bool | None  # None: tolerance only
+    gated: bool
+
+    @property
+    def regression(self) -> bool:
+        return self.gated and self.worse and self.significant is not False
+
+    @property
+    def not_significant(self) -> bool:
+        return self.worse and self.significant is False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    key: Key
+    n_base: int
+    n_cur: int
+    changes: list[Change]
+
+    @property
+    def bootstrapped(self) -> bool:
+        return self.n_base >= 2 and self.n_cur >= 2
+
+    @property
+    def regression(self) -> bool:
+        return any(c.regression for c in self.changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    rows: list[Row]
+    skipped: list[str]  # why a point was left out
+    only_base: list[Key]
+    only_cur: list[Key]
+    scenario_note: str | None
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.regression]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"compare: {message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m loadtests compare",
+        description="Compare CURRENT against BASELINE. Exit 0: no regression, 1: regression, "
+        "2: incomparable or unreadable.",
+    )
+    parser.add_argument("baseline", type=Path, help="baseline run directory or results.json")
+    parser.add_argument("current", type=Path, help="current run directory or results.json")
+    parser.add_argument(
+        "--tolerance", type=_fraction, default=0.10, help="relative change allowed (default 0.10 = 10%%)"
+    )
+    parser.add_argument(
+        "--gate",
+        type=_metrics,
+        default=DEFAULT_GATE,
+        help=f"metrics that fail the build, comma-separated from {','.join(METRICS)} "
+        f"(default {','.join(DEFAULT_GATE)}; the others are reported only)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = _parser().parse_args(list(argv))
+        baseline = load_results(args.baseline)
+        current = load_results(args.current)
+        comparison = compare_runs(baseline, current, tolerance=args.tolerance, gate=args.gate)
+    except (UserError, ResultsFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Incomparable as exc:
+        print(f"error: runs cannot be compared: {exc}", file=sys.stderr)
+        return 2
+    text = render(comparison, baseline, current, args)
+    print(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return 1 if comparison.regressions else 0
+
+
+def check_comparable(baseline: RunResults, current: RunResults) -> tuple[set[str], str | None]:
+    """The scenarios both runs cover; raises Incomparable naming what differs."""
+    problems = []
+    for key in ("mock_profile", "time_scale"):
+        b, c = baseline.metadata.get(key), current.metadata.get(key)
+        if not _same(b, c):
+            problems.append(f"{key} differs (baseline {b!r}, current {c!r})")
+    if problems:
+        raise Incomparable("; ".join(problems))
+    b_sc, c_sc = _scenarios(baseline), _scenarios(current)
+    shared = b_sc & c_sc
+    if not shared:
+        raise Incomparable(
+            f"no scenario in common (baseline: {', '.join(sorted(b_sc)) or 'none'}; "
+            f"current: {', '.join(sorted(c_sc)) or 'none'})"
+        )
+    note = None
+    if b_sc != c_sc:
+        parts = []
+        if b_sc - c_sc:
+            parts.append(f"only in the baseline: {', '.join(sorted(b_sc - c_sc))}")
+        if c_sc - b_sc:
+            parts.append(f"only in the current run: {', '.join(sorted(c_sc - b_sc))}")
+        shared_text = ", ".join(sorted(shared))
+        note = f"scenario sets differ ({'; '.join(parts)}); compared the shared ones: {shared_text}"
+    return shared, note
+
+
+def compare_runs(
+    baseline: RunResults, current: RunResults, *, tolerance: float = 0.10, gate: Sequence[str] = DEFAULT_GATE
+) -> Comparison:
+    shared_scenarios, note = check_comparable(baseline, current)
+    base_groups, cur_groups = _groups(baseline), _groups(current)
+    base_keys = {k for k in base_groups if k[1] in shared_scenarios}
+    cur_keys = {k for k in cur_groups if k[1] in shared_scenarios}
+    rows: list[Row] = []
+    skipped: list[str] = []
+    for key in sorted(base_keys & cur_keys):
+        base_valid = [p for p in base_groups[key] if p.valid]
+        cur_valid = [p for p in cur_groups[key] if p.valid]
+        dropped = [
+            f"{side} repeat {p.repeat} ({'; '.join(p.invalid_reasons) or 'invalid'})"
+            for side, group in (("baseline", base_groups[key]), ("current", cur_groups[key]))
+            for p in group
+            if not p.valid
+        ]
+        if dropped:
+            verb = "skipped" if not base_valid or not cur_valid else "left out invalid"
+            skipped.append(f"{_describe(key)}: {verb}: {', '.join(dropped)}")
+        if not base_valid or not cur_valid:
+            continue
+        changes = [
+            change
+            for metric in METRICS
+            if (change := _change(metric, base_valid, cur_valid, tolerance, metric in gate)) is not None
+        ]
+        rows.append(Row(key=key, n_base=len(base_valid), n_cur=len(cur_valid), changes=changes))
+    if not rows:
+        raise Incomparable(
+            "no valid point in common (matched by variant, scenario, load model and load)"
+            + (f"; {len(skipped)} shared point(s) were invalid" if skipped else "")
+        )
+    return Comparison(
+        rows=rows,
+        skipped=skipped,
+        only_base=sorted(base_keys - cur_keys),
+        only_cur=sorted(cur_keys - base_keys),
+        scenario_note=note,
+    )
+
+
+def render(
+    comparison: Comparison, baseline: RunResults, current: RunResults, args: argparse.Namespace
+) -> str:
+    tol = args.tolerance
+    rows = comparison.rows
+    boot = [r for r in rows if r.bootstrapped]
+    lines = ["## Benchmark comparison", ""]
+    lines.append(f"- Baseline: `{args.baseline}` ({_run_label(baseline)})")
+    lines.append(f"- Current: `{args.current}` ({_run_label(current)})")
+    lines.append(
+        f"- Rule: a regression is a change of more than {tol:.0%} the wrong way (throughput down, "
+        f"latency up) in a gated metric ({', '.join(args.gate)}) that is also beyond the noise."
+    )
+    lines.append(
+        f"- Noise: {METHOD}; used for the {len(boot)} of {len(rows)} point(s) with 2+ valid repeats on both "
+        "sides."
+        + (
+            f" The other {len(rows) - len(boot)} point(s) have fewer than 2 valid repeats on a side: "
+            "the tolerance alone decides there."
+            if len(boot) < len(rows)
+            else ""
+        )
+    )
+    if comparison.scenario_note:
+        lines.append(f"- Note: {comparison.scenario_note}.")
+    lines.append("")
+    regressions = comparison.regressions
+    if regressions:
+        lines.append(f"**Result: {len(regressions)} regression(s) in {len(rows)} compared point(s).**")
+    else:
+        lines.append(f"**Result: no regression in {len(rows)} compared point(s).**")
+    lines.append("")
+    flagged = [r for r in rows if any(c.worse or c.better for c in r.changes)]
+    if flagged:
+        lines += ["### Changes beyond the tolerance", "", *_table(flagged), ""]
+    lines += ["<details><summary>All compared points</summary>", "", *_table(rows), "", "</details>", ""]
+    if comparison.skipped:
+        lines += ["### Invalid repeats (not counted)", ""]
+        lines += [f"- {s}" for s in comparison.skipped] + [""]
+    for label, keys in (("baseline", comparison.only_base), ("current run", comparison.only_cur)):
+        if keys:
+            shown = ", ".join(_describe(k) for k in keys[:12])
+            more = f" and {len(keys) - 12} more" if len(keys) > 12 else ""
+            lines.append(f"Only in the {label} (not compared): {len(keys)} point(s): {shown}{more}.")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table(rows: Sequence[Row]) -> list[str]:
+    out = [
+        "| point | repeats (base/cur) | throughput (rps) | p50 (ms) | p95 (ms) | p99 (ms) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = {c.metric: _cell(c) for c in row.changes}
+        out.append(
+            f"| {_describe(row.key)} | {row.n_base}/{row.n_cur} | "
+            + " | ".join(cells.get(m, "") for m in METRICS)
+            + f" | {_verdict(row)} |"
+        )
+    return out
+
+
+def _cell(c: Change) -> str:
+    interval = f" [{c.low:.2f}, {c.high:.2f}]" if c.low is not None and c.high is not None else ""
+    return f"{_fmt(c.base)} → {_fmt(c.cur)} (×{c.ratio:.2f}{interval})"
+
+
+def _verdict(row: Row) -> str:
+    parts = []
+    for c in row.changes:
+        pct = f"{(c.ratio - 1):+.0%}"
+        if c.regression:
+            parts.append(f"**REGRESSION** {c.metric} {pct}")
+        elif c.not_significant:
+            parts.append(f"{c.metric} {pct}: not significant")
+        elif c.worse:
+            parts.append(f"{c.metric} {pct}: not gated")
+        elif c.better:
+            parts.append(f"{c.metric} {pct}: better")
+    if not parts:
+        return "ok"
+    basis = "" if row.bootstrapped else " (tolerance only: < 2 repeats)"
+    return "; ".join(parts) + basis
+
+
+def _change(
+    metric: str, base_pts: Sequence[Point], cur_pts: Sequence[Point], tolerance: float, gated: bool
+) -> Change | None:
+    get, higher_better, _ = METRICS[metric]
+    base = [v for p in base_pts if (v := get(p)) is not None]
+    cur = [v for p in cur_pts if (v := get(p)) is not None]
+    if not base or not cur:
+        return None
+    b_mean, c_mean = sum(base) / len(base), sum(cur) / len(cur)
+    if b_mean <= 0:
+        return None
+    ratio = c_mean / b_mean
+    worse = ratio < 1 - tolerance if higher_better else ratio > 1 + tolerance
+    better = ratio > 1 + tolerance if higher_better else ratio < 1 - tolerance
+    low = high = None
+    significant: bool | None = None
+    if len(base) >= 2 and len(cur) >= 2:
+        interval = ratio_interval(base, cur)
+        low, high = interval.low, interval.high
+        # The interval holds the point estimate, so excluding 1.0 means beyond the noise in its direction.
+        significant = interval.excludes_one()
+    return Change(
+        metric=metric,
+        base=b_mean,
+        cur=c_mean,
+        ratio=ratio,
+        low=low,
+        high=high,
+        worse=worse,
+        better=better,
+        significant=significant,
+        gated=gated,
+    )
+
+
+def _groups(run: RunResults) -> dict[Key, list[Point]]:
+    groups: dict[Key, list[Point]] = defaultdict(list)
+    for p in run.points:
+        groups[p.key].append(p)
+    return groups
+
+
+def _scenarios(run: RunResults) -> set[str]:
+    declared = run.metadata.get("scenarios")
+    if isinstance(declared, list) and declared:
+        return {str(s) for s in declared}
+    return {p.scenario for p in run.points}
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b
+
+
+def _describe(key: Key) -> str:
+    variant, scenario, model, load = key
+    unit = "users" if model == "closed" else "rps offered"
+    return f"{variant} · {scenario} · {load:g} {unit}"
+
+
+def _run_label(run: RunResults) -> str:
+    md = run.metadata
+    return (
+        f"preset {md.get('preset', '?')}, profile {md.get('mock_profile', '?')}, time scale "
+        f"{md.get('time_scale', '?')}, {md.get('started_at', '?')}, git {str(md.get('git_commit', '?'))[:10]}"
+    )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.10 = 10%), not {text}")
+    return value
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metric {unknown[0] if unknown else text!r}")
+    return names
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

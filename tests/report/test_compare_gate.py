@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from loadtests import compare
+from loadtests.resampling import ratio_interval
+from loadtests.results import RunResults
+from loadtests.synthetic import modify, synthetic_run
+
+BASE = {"variants": ("flask-sync", "fastapi-async"), "scenarios": ("analyse",), "users": (1, 8, 128)}
+
+
+def _run(tmp_path: Path, name: str, run: RunResults) -> str:
+    run.save(tmp_path / name)
+    return str(tmp_path / name)
+
+
+def _compare(tmp_path: Path, base: RunResults, cur: RunResults, *extra: str) -> int:
+    return compare.main([_run(tmp_path, "base", base), _run(tmp_path, "cur", cur), *extra])
+
+
+def test_a_20_percent_drop_with_repeats_is_a_significant_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = synthetic_run(**BASE, repeats=3, noise=0.02, seed=1)  # type: ignore[arg-type]
+    cur = synthetic_run(**BASE, repeats=3, noise=0.02, seed=2, throughput_factor={"flask-sync": 0.8})  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 1
+    out = capsys.readouterr().out
+    assert "bootstrap" in out and "**REGRESSION** throughput -20%" in out
+    assert "flask-sync · analyse · 8 users" in out
+    assert "**Result: 3 regression(s) in 6 compared point(s).**" in out
+
+
+def test_a_3_percent_wobble_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE, repeats=3, seed=1)  # type: ignore[arg-type]
+    cur = synthetic_run(**BASE, repeats=3, seed=2, throughput_factor={"flask-sync": 0.97})  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 0
+    assert "no regression in 6 compared point(s)" in capsys.readouterr().out
+
+
+def test_single_repeats_use_the_tolerance_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE, seed=1)  # type: ignore[arg-type]
+    cur = synthetic_run(**BASE, seed=2, throughput_factor={"fastapi-async": 0.8})  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 1
+    out = capsys.readouterr().out
+    assert "fewer than 2 valid repeats on a side: the tolerance alone decides" in out
+    assert "(tolerance only: < 2 repeats)" in out
+    assert _compare(tmp_path, base, cur, "--tolerance", "0.25") == 0
+
+
+def test_a_change_inside_the_noise_is_not_significant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = synthetic_run(**BASE, repeats=3)  # type: ignore[arg-type]
+    spread = {0: 0.6, 1: 1.0, 2: 1.4}  # very noisy repeats: the mean drops 15%, the interval spans 1.0
+
+    def noisy(factor: float):  # type: ignore[no-untyped-def]
+        return lambda p: (
+            replace(p, throughput_rps=4.0 * spread[p.repeat] * factor) if p.variant == "flask-sync" else p
+        )
+
+    assert _compare(tmp_path, modify(base, noisy(1.0)), modify(base, noisy(0.85))) == 0
+    assert "throughput -15%: not significant" in capsys.readouterr().out
+
+
+def test_latency_rise_is_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    slower = modify(
+        base,
+        lambda p: (
+            replace(p, latency_ms=replace(p.latency_ms, p95=p.latency_ms.p95 * 1.3))  # type: ignore[arg-type]
+            if p.latency_ms
+            else p
+        ),
+    )
+    assert _compare(tmp_path, base, slower) == 1
+    assert "**REGRESSION** p95 +30%" in capsys.readouterr().out
+    assert _compare(tmp_path, base, slower, "--gate", "throughput") == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"time_scale": 0.5}, "time_scale differs (baseline 1.0, current 0.5)"),
+        ({"mock_profile": "realistic"}, "mock_profile differs"),
+        ({"scenarios": ("stream",)}, "no scenario in common"),
+    ],
+)
+def test_incompatible_runs_exit_two_naming_the_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], named: str
+) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    cur = synthetic_run(**{**BASE, **change})  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
+
+
+def test_unreadable_files_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _run(tmp_path, "good", synthetic_run(**BASE))  # type: ignore[arg-type]
+    (tmp_path / "bad.json").write_text("{not json")
+    assert compare.main([good, str(tmp_path / "bad.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert compare.main([str(tmp_path / "missing"), good]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert compare.main([good, good, "--tolerance", "10"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_subset_run_compares_the_shared_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(variants=BASE["variants"], scenarios=("analyse", "stream"), users=(1, 8, 128, 256))
+    cur = synthetic_run(**BASE, seed=3)  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 0
+    out = capsys.readouterr().out
+    assert "only in the baseline: stream" in out
+    assert "Only in the baseline (not compared): 2 point(s)" in out  # 256 users, in the shared scenario
+
+
+def test_invalid_points_are_skipped_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    cur = modify(
+        synthetic_run(**BASE, throughput_factor={"flask-sync": 0.5}),  # type: ignore[arg-type]
+        lambda p: (
+            replace(p, valid=False, invalid_reasons=["loadgen CPU 97%"]) if p.variant == "flask-sync" else p
+        ),
+    )
+    assert _compare(tmp_path, base, cur) == 0  # the halved points are invalid: they do not count
+    out = capsys.readouterr().out
+    assert "flask-sync · analyse · 8 users: skipped: current repeat 0 (loadgen CPU 97%)" in out
+
+
+def test_the_summary_is_appended_for_github(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = synthetic_run(**BASE)  # type: ignore[arg-type]
+    assert _compare(tmp_path, run, run) == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## Benchmark comparison")
+    assert capsys.readouterr().out.strip() in text
+
+
+def test_the_bootstrap_is_seeded_and_brackets_the_ratio() -> None:
+    a = ratio_interval([10.0, 10.5, 9.5], [8.0, 8.2, 7.9])
+    b = ratio_interval([10.0, 10.5, 9.5], [8.0, 8.2, 7.9])
+    assert a == b
+    assert a.low <= a.ratio <= a.high < 1.0 and a.excludes_one()
+    with pytest.raises(ValueError, match="two values"):
+        ratio_interval([1.0], [1.0, 2.0])

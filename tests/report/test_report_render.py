@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from loadtests import __main__ as dispatcher
+from loadtests import report
+from loadtests.chart_style import make_style
+from loadtests.charts import build_charts, save_chart
+from loadtests.synthetic import synthetic_run
+
+CLOSED_KINDS = ("throughput", "inflight", "latency", "errors", "cpu")
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_every_chart_is_written_as_png_and_svg(rendered_run: tuple[Path, list[Path]]) -> None:
+    run_dir, _ = rendered_run
+    charts = run_dir / "charts"
+    expected = [f"{s}-{k}" for s in ("analyse", "stream") for k in CLOSED_KINDS]
+    expected += ["stream-ttft", "analyse-open-latency", "stream-open-latency"]
+    for name in expected:
+        assert (charts / f"{name}.png").stat().st_size > 10_000, name
+        assert (charts / f"{name}.svg").read_text().startswith("<?xml"), name
+    assert not (charts / "analyse-ttft.png").exists()  # no time to first chunk without a stream
+    # 2x the blog size's 100 dpi: 9 x 5.6 in -> 1800 x 1120 px
+    assert _png_size(charts / "analyse-throughput.png") == (1800, 1120)
+
+
+def test_svgs_hold_the_expected_series(rendered_run: tuple[Path, list[Path]]) -> None:
+    charts = rendered_run[0] / "charts"
+    throughput = (charts / "analyse-throughput.svg").read_text()
+    for variant in ("flask-sync", "fastapi-async"):
+        assert f'id="series-throughput-{variant}"' in throughput
+    assert "ceiling min(users, C) / L" in throughput
+    assert "flask-sync: 4 in flight, then requests queue" in throughput  # the knee, annotated
+    inflight = (charts / "stream-inflight.svg").read_text()
+    assert "flask-sync stops at 4 requests in flight; fastapi-async follows the load to 256" in inflight
+    latency = (charts / "analyse-latency.svg").read_text()
+    for pct in ("p50", "p95", "p99"):
+        assert f'id="series-latency-{pct}-flask-sync"' in latency
+    assert 'id="series-ttft-fastapi-async"' in (charts / "stream-ttft.svg").read_text()
+    assert 'id="series-open-p50-flask-sync"' in (charts / "analyse-open-latency.svg").read_text()
+    footer = "mock profile fixed · time scale 1.0 · L = 1 s"
+    assert footer in throughput
+
+
+def test_invalid_points_are_hollow_and_named(rendered_run: tuple[Path, list[Path]]) -> None:
+    charts = rendered_run[0] / "charts"
+    svg = (charts / "analyse-throughput.svg").read_text()
+    assert 'id="series-throughput-flask-sync-invalid"' in svg
+    assert "Hollow markers are invalid points" in svg
+    assert "flask-sync analyse 256 users (window too short for steady state)" in svg
+    assert "series-throughput-flask-sync-invalid" not in (charts / "stream-throughput.svg").read_text()
+
+
+def test_report_files_carry_the_verdict_and_table(rendered_run: tuple[Path, list[Path]]) -> None:
+    run_dir, written = rendered_run
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    statuses = {c["id"]: c["status"] for c in verdict["claims"]}
+    assert statuses["flask-sync-holds-4"] == "reproduced"
+    assert statuses["fastapi-async-holds-100"] == "reproduced"
+    assert all(set(c) >= {"id", "status", "evidence"} for c in verdict["claims"])
+    md = (run_dir / "report.md").read_text()
+    assert md.index("## Verdict") < md.index("## Charts") < md.index("## Points")
+    assert "![" in md and "charts/analyse-throughput.png" in md
+    assert "Not tested in this run" in md
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/svg+xml;base64,") == len(list((run_dir / "charts").glob("*.svg")))
+    assert 'src="charts/' not in html  # self-contained
+    assert "Reproduced" in html and "<table>" in html and "window too short" in html
+    assert run_dir / "report.html" in written
+
+
+def test_talk_dark_is_sixteen_by_nine_with_large_type() -> None:
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(1, 8, 128))
+    style = make_style("dark", "talk")
+    charts = build_charts(run, style)
+    assert [c.kind for c in charts] == list(CLOSED_KINDS)
+    for chart in charts:
+        width, height = chart.figure.get_size_inches()
+        assert width / height == pytest.approx(16 / 9, rel=0.01)
+    assert style.font_pt >= 16
+    labels = [line.get_label() for line in charts[0].figure.axes[0].get_lines()]
+    assert "flask-sync" in labels and "fastapi-async" in labels
+    assert charts[0].figure.get_facecolor()[0] < 0.2  # dark background
+
+
+def test_cli_bad_arguments_exit_two_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report.main([str(tmp_path), "--theme", "purple"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "purple" in err
+    assert report.main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert report.main([str(tmp_path)]) == 2  # a directory without results.json
+    assert capsys.readouterr().err.count("\n") == 1
+    assert report.main([]) == 2
+    assert "run_dir" in capsys.readouterr().err
+    assert dispatcher.main(["report", "--size", "poster", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_save_chart_writes_talk_png_at_twice_its_dpi(tmp_path: Path) -> None:
+    run = synthetic_run(variants=("flask-sync",), scenarios=("analyse",), users=(1, 8))
+    style = make_style("dark", "talk")
+    chart = build_charts(run, style)[0]
+    png, svg = save_chart(chart, tmp_path, style)
+    assert _png_size(png) == (3840, 2160)
+    assert svg.exists()
