@@ -50,6 +50,7 @@ class _Call:
         "fault",
         "fault_key",
         "fault_times",
+        "responded",
         "retry_count",
         "started",
         "version",
@@ -58,6 +59,7 @@ class _Call:
     def __init__(self, headers: list[tuple[bytes, bytes]], *, started: float) -> None:
         self.started = started  # loop time at arrival: every deadline of this call counts from it
         self.clock_start = perf_counter()  # the same instant on a fine clock, for the delay statistics
+        self.responded = False  # a stream's headers have gone out
         self.api_key: bytes | None = None
         self.version: bytes | None = None
         self.retry_count: bytes | None = None
@@ -101,6 +103,8 @@ class MockApp:
         self._ratelimit = protocol.ratelimit_headers()
         self._models_page = protocol.models_page()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._calls: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     # ---- ASGI entry -------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,14 +167,22 @@ class MockApp:
         call = _Call(scope["headers"], started=loop.time())
         stats.begin()
         status = "200"
+        task = asyncio.current_task()
+        if task is not None:
+            self._calls.add(task)
         try:
             status = await self._api_call(call, scope, receive, send, path, loop)
         except _ClientGone:
             status = CLIENT_CLOSED
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            status = await self._shutdown_answer(call, send)
         except InvalidRequest as exc:  # raised before any byte was sent
             status = "400"
             await self._error(send, 400, "invalid_request_error", str(exc), "req_" + self._ids.next())
         finally:
+            self._calls.discard(task)  # type: ignore[arg-type]
             stats.end(status)
             self.collector.on_call_end(stats.in_flight, loop)
 
@@ -340,6 +352,7 @@ class MockApp:
         times = delta_times(len(events), plan)
         headers = self._headers(rid, protocol.SSE_TYPE, protocol.NO_CACHE)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        call.responded = True
         more = {
             "type": "http.response.body",
             "body": answer.stream_start("msg_" + self._ids.next()),
@@ -387,6 +400,20 @@ class MockApp:
                 watch.cancel()
         if done:
             raise _ClientGone
+
+    # ---- shutdown ------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Answer every call still waiting (stalls and long delays included) so a stop never hangs on them."""
+        self._stopping = True
+        for task in list(self._calls):
+            task.cancel()
+
+    async def _shutdown_answer(self, call: _Call, send: Send) -> str:
+        if call.responded:  # a stream: end it with the API's mid-stream error
+            await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
+            return "200"
+        rid = "req_" + self._ids.next()
+        return await self._error(send, 529, "overloaded_error", "mock_llm is shutting down", rid)
 
     # ---- responses ---------------------------------------------------------------------------------------
     def _headers(self, rid: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:

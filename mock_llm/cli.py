@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import resource
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -163,10 +165,32 @@ def _raise_fd_limit() -> None:
 def serve(config: MockConfig, sock: socket.socket) -> None:
     import uvicorn
 
+    # uvicorn re-raises the signal that stopped it once it is done; by then the stop was graceful, so exit 0.
+    # A SIGTERM that comes before uvicorn's handlers are in place still stops the process at once.
+    serving = [False]
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if not serving[0]:
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
     from mock_llm.app import MockApp
 
+    app = MockApp(config)
+
+    class _Server(uvicorn.Server):
+        async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
+            serving[0] = True  # uvicorn's own handlers are in place now
+            await super()._serve(sockets)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.stop()  # stalls and pending delays answer now, so no task is left to cancel
+            await asyncio.sleep(0.05)
+            await super().shutdown(sockets)
+
     uv_config = uvicorn.Config(
-        MockApp(config),
+        app,
         loop="uvloop",
         http="httptools",
         ws="none",
@@ -174,10 +198,10 @@ def serve(config: MockConfig, sock: socket.socket) -> None:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,
         backlog=4096,
         timeout_keep_alive=30,
-        # A stall or a long stream must not hold up SIGTERM.
-        timeout_graceful_shutdown=1,
+        timeout_graceful_shutdown=5,
     )
     print(
         f"mock_llm listening on http://{config.host}:{config.port} "
@@ -185,7 +209,7 @@ def serve(config: MockConfig, sock: socket.socket) -> None:
         f"error rate {config.error_rate:g})",
         flush=True,
     )
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    _Server(uv_config).run(sockets=[sock])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
