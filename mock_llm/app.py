@@ -123,8 +123,8 @@ class MockApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
-                gc.callbacks.append(self.gc_pauses.callback)
                 self.collector.start()
+                gc.callbacks.append(self.gc_pauses.callback)  # after start-up's own full collection
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
