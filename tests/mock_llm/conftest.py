@@ -1,4 +1,4 @@
-"""Fixtures for the mock_llm tests: real mock processes on loopback, and small HTTP helpers."""
+"""Fixtures for the mock_llm tests: real mock processes on loopback (helpers live in mockkit.py)."""
 
 from __future__ import annotations
 
@@ -11,103 +11,11 @@ if "httpx" not in sys.modules:
 
     httpx2.alias_httpx()
 
-import contextlib
-import http.client
-import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
-
-API_HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01", "content-type": "application/json"}
-# article x 0.05: 100 ms per call; a stream's first delta at 25 ms and its last byte at 100 ms.
-FAST_SCALE = 0.05
-# article x 0.5: 1 s per call; first delta at 250 ms. Long enough to watch the in-flight gauge.
-SLOW_SCALE = 0.5
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Mock:
-    port: int
-    process: ManagedProcess
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | dict[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> Reply:
-        return http_request(self.port, method, path, body=body, headers=headers, timeout=timeout)
-
-    def stats(self) -> dict[str, Any]:
-        reply = self.request("GET", "/mock/stats")
-        assert reply.status == 200
-        return dict(reply.json())
-
-    def reset(self) -> dict[str, Any]:
-        reply = self.request("POST", "/mock/reset")
-        assert reply.status == 200
-        return dict(reply.json())
-
-
-def http_request(
-    port: int,
-    method: str,
-    path: str,
-    *,
-    body: bytes | dict[str, Any] | None = None,
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 30.0,
-) -> Reply:
-    payload = json.dumps(body).encode() if isinstance(body, dict) else body
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=payload, headers=dict(headers or {}))
-        response = conn.getresponse()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-    finally:
-        conn.close()
-
-
-def mock_argv(port: int, *extra: str) -> list[str]:
-    return python_module_argv("mock_llm", "--host", LOOPBACK, "--port", str(port), *extra)
-
-
-@contextlib.contextmanager
-def running_mock(log_dir: Path, name: str, *extra: str) -> Iterator[Mock]:
-    port = free_port()
-    process = ManagedProcess(
-        name,
-        mock_argv(port, *extra),
-        log_path=log_dir / f"{name}.log",
-        ready_url=f"http://{LOOPBACK}:{port}/health",
-    )
-    process.start(ready_timeout=60.0)
-    try:
-        yield Mock(port, process)
-    finally:
-        process.stop()
+from mockkit import FAST_SCALE, SLOW_SCALE, Mock, running_mock
 
 
 @pytest.fixture(scope="session")
@@ -134,11 +42,3 @@ def keyed_mock(mock_log_dir: Path) -> Iterator[Mock]:
     """Instant profile that accepts only the key 'secret'."""
     with running_mock(mock_log_dir, "mock-keyed", "--profile", "instant", "--api-key", "secret") as server:
         yield server
-
-
-def messages_body(text: str = "Explain event loops.", **fields: Any) -> dict[str, Any]:
-    return {
-        "model": "claude-haiku-5-5",
-        "max_tokens": 1024,
-        "messages": [{"role": "user", "content": text}],
-    } | fields

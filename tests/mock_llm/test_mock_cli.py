@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import API_HEADERS, LOOPBACK, http_request, messages_body, mock_argv, running_mock
+from mockkit import API_HEADERS, LOOPBACK, http_request, messages_body, mock_argv, running_mock
 
 from loadtests.processes import free_port, python_module_argv
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from conftest import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock
+from mockkit import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock
 
 RATELIMIT = "anthropic-ratelimit-requests-limit"
 

@@ -9,7 +9,7 @@ import uuid
 
 import anthropic
 import pytest
-from conftest import FAST_SCALE, Mock
+from mockkit import FAST_SCALE, Mock
 
 MODEL = "claude-haiku-5-5"
 USER = [{"role": "user", "content": "Why do LLM endpoints need async servers?"}]
