@@ -9,6 +9,7 @@ hollow, never joined, and named in a note under the chart. Each data line carrie
 from __future__ import annotations
 
 import math
+import statistics
 import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -118,7 +119,10 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
     fig, ax = _figure(ctx)
     ids = []
     for variant, levels in series.items():
-        ids.append(_plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps))
+        ceiling_label = f"{variant} (C = {ctx.ceilings[variant]})" if variant in ctx.ceilings else variant
+        ids.append(
+            _plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label)
+        )
         if ctx.big_l and variant in ctx.ceilings:
             loads = sorted({lv.load for lv in levels})
             ceiling = ctx.ceilings[variant]
@@ -133,8 +137,8 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
             )
     _log2_x(ax, _loads(series))
     _log2_y(ax)
-    ax.set_xlabel("concurrent users (closed loop, log scale)")
-    ax.set_ylabel("throughput (requests/s, log scale)")
+    ax.set_xlabel("concurrent users (log scale)")
+    ax.set_ylabel("throughput (requests/s, log)")
     if ctx.big_l:
         _annotate_knees(ctx, ax, series, lambda cap: cap / ctx.big_l if ctx.big_l else cap)
     low, high = _pair(series, lambda lv: lv.throughput_rps)
@@ -149,7 +153,8 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
             f"{high} reaches {hi.throughput_rps:.3g} requests/s at {hi.users} users"
         )
     subtitle = (
-        f"{scenario} scenario · solid: measured · dashed: Little's-law ceiling min(users, C) / L per variant"
+        f"{scenario} scenario · closed loop · solid: measured · dashed: Little's-law ceiling "
+        "min(users, C) / L, C = the variant's predicted concurrency (in the legend)"
     )
     extra = [Line2D([], [], color=ctx.style.muted, linestyle=(0, (4, 3)), label="ceiling min(users, C) / L")]
     return _finish(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
@@ -172,16 +177,16 @@ def _inflight(ctx: _Context, scenario: str) -> Chart | None:
     ]
     _log2_x(ax, loads)
     _log2_y(ax)
-    ax.set_xlabel("concurrent users (closed loop, log scale)")
-    ax.set_ylabel("upstream calls in flight (the mock's peak, log scale)")
+    ax.set_xlabel("concurrent users (log scale)")
+    ax.set_ylabel("upstream calls in flight (log)")
     _annotate_knees(ctx, ax, series, float)
     low, high = _pair(series, _peak)
     title = "Upstream calls in flight"
     if low and high:
         title = f"{low} {_follows(series[low])}; {high} {_follows(series[high])}"
     subtitle = (
-        f"{scenario} scenario · the mock's ground truth: the most upstream calls it saw at once · "
-        "dotted: every user in flight"
+        f"{scenario} scenario · closed loop · the mock's ground truth: the most upstream calls it saw "
+        "at once · dotted: every user in flight"
     )
     extra = [Line2D([], [], color=ctx.style.muted, linestyle=":", label="every user in flight")]
     return _finish(ctx, fig, [ax], "inflight", scenario, title, subtitle, ids, series, extra)
@@ -232,7 +237,7 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             ax.set_xlabel("users (log scale)")
             ax.xaxis.set_tick_params(labelbottom=True)
         if i % cols == 0:
-            ax.set_ylabel("latency (s, log scale)")
+            ax.set_ylabel("latency (s)")
     low, high = _pair(series, lambda lv: -(lv.p50_ms or 0))
     title = "Latency"
     if low and high and ctx.big_l:
@@ -242,7 +247,7 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             f"At {lo.users} users {low} answers in {_secs(lo.p50_ms)} "
             f"(p50, {(lo.p50_ms or 0) / 1000 / ctx.big_l:.0f} x L); {high} in {_secs(hi.p50_ms)}"
         )
-    subtitle = f"{scenario} scenario · one panel per variant · grey line: upstream latency L"
+    subtitle = f"{scenario} scenario · one panel per variant · log axes · grey line: upstream latency L"
     extra = [Line2D([], [], color=ctx.style.fg, linestyle=ls, label=label) for label, ls, _ in styles] + [
         Line2D([], [], color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, label="L")
     ]
@@ -266,8 +271,8 @@ def _ttft(ctx: _Context, scenario: str) -> Chart | None:
     ]
     _log2_x(ax, _loads(series))
     _log10_y(ax)
-    ax.set_xlabel("concurrent users (closed loop, log scale)")
-    ax.set_ylabel("time to first chunk, p50 (s, log scale)")
+    ax.set_xlabel("concurrent users (log scale)")
+    ax.set_ylabel("time to first chunk, p50 (s, log)")
     low, high = _pair(series, lambda lv: -(lv.ttft_p50_ms or 0))
     title = "Time to first chunk"
     if low and high:
@@ -293,7 +298,7 @@ def _errors(ctx: _Context, scenario: str) -> Chart | None:
     top = worst.error_rate * 100 if worst else 0.0
     ax.set_ylim(-0.02 * max(5.0, top * 1.15), max(5.0, top * 1.15))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
-    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("failed requests (% of finished)")
     if worst is None or worst.failed == 0:
         title = f"No request failed at any load in the {scenario} scenario"
@@ -322,10 +327,10 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
     ]
     _log2_x(ax, _loads(series))
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("concurrent users (closed loop, log scale)")
+    ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("server CPU per request (ms)")
     medians = {
-        v: sorted(lv.server_cpu_ms or 0 for lv in lvs if lv.valid)[len([x for x in lvs if x.valid]) // 2]
+        v: statistics.median(lv.server_cpu_ms or 0.0 for lv in lvs if lv.valid)
         for v, lvs in series.items()
         if any(lv.valid for lv in lvs)
     }
@@ -334,9 +339,12 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
         cheap = min(medians, key=lambda v: medians[v])
         dear = max(medians, key=lambda v: medians[v])
         title = (
-            f"Server CPU per request: {cheap} {medians[cheap]:.2g} ms, {dear} {medians[dear]:.2g} ms "
-            "(medians): small next to the wait"
+            f"Server CPU per request: {medians[cheap]:.2g} ms ({cheap}) to {medians[dear]:.2g} ms ({dear}), "
+            "medians over all loads"
         )
+        if ctx.big_l:
+            share = medians[dear] / (ctx.big_l * 1000)
+            title += f"; at most {share:.1%} of the {ctx.big_l:g} s upstream wait"
     subtitle = f"{scenario} scenario · server process CPU time / completed requests"
     return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
 
@@ -368,8 +376,8 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
         ax.axhline(ctx.big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
     _log2_x(ax, _loads(series))
     _log10_y(ax)
-    ax.set_xlabel("offered load (requests/s, open loop, log scale)")
-    ax.set_ylabel("latency (s, log scale)")
+    ax.set_xlabel("offered load (requests/s, log scale)")
+    ax.set_ylabel("latency (s, log)")
     title = "Latency against offered load"
     if ctx.big_l:
         saturation = {v: _saturates_at(lvs, ctx.big_l) for v, lvs in series.items()}
@@ -447,6 +455,7 @@ def _plot(
     linestyle: Any = "-",
     legend: bool = True,
     marker_scale: float = 1.0,
+    label: str | None = None,
 ) -> str:
     colour = _colour(ctx, variant)
     marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
@@ -460,7 +469,7 @@ def _plot(
         marker=marker,
         linestyle=linestyle,
         markersize=ctx.style.marker_pt * marker_scale,
-        label=variant if legend else None,
+        label=(label or variant) if legend else None,
         zorder=4 if variant in (ARTICLE_LOW, ARTICLE_HIGH) else 3,
     )
     line.set_gid(gid)
@@ -522,9 +531,9 @@ def _finish(
         anchor = axes[min(len(axes), _row_length(axes)) - 1]
         anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     chars = int(style.width_in * 72 / (style.title_pt * 0.56))
-    title_text = textwrap.fill(title, chars)
+    title_text = textwrap.fill(title, chars, break_on_hyphens=False)
     sub_chars = int(style.width_in * 72 / (style.font_pt * 0.9 * 0.52))
-    sub_text = textwrap.fill(subtitle, sub_chars)
+    sub_text = textwrap.fill(subtitle, sub_chars, break_on_hyphens=False)
     notes = []
     if invalid:
         shown = "; ".join(invalid[:3]) + (
@@ -534,7 +543,7 @@ def _finish(
     notes.append(ctx.footer)
     small = style.font_pt * 0.72
     note_chars = int(style.width_in * 72 / (small * 0.52))
-    note_text = "\n".join(textwrap.fill(n, note_chars) for n in notes)
+    note_text = "\n".join(textwrap.fill(n, note_chars, break_on_hyphens=False) for n in notes)
     height = style.height_in
     pad = 0.12
     title_h = (title_text.count("\n") + 1) * style.title_pt * 1.3 / 72
@@ -701,7 +710,7 @@ def _log10_y(ax: Axes) -> None:
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     decades = math.log10(hi / lo) if lo > 0 else 3
-    subs = (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    subs = (1.0, 2.0, 5.0) if decades < 1.6 else (1.0, 3.0) if decades < 3.2 else (1.0,)
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())

@@ -89,6 +89,8 @@ def test_talk_dark_is_sixteen_by_nine_with_large_type() -> None:
         assert width / height == pytest.approx(16 / 9, rel=0.01)
     assert style.font_pt >= 16
     labels = [line.get_label() for line in charts[0].figure.axes[0].get_lines()]
+    assert "flask-sync (C = 4)" in labels and "fastapi-async (C = 1000)" in labels
+    labels = [line.get_label() for line in charts[1].figure.axes[0].get_lines()]
     assert "flask-sync" in labels and "fastapi-async" in labels
     assert charts[0].figure.get_facecolor()[0] < 0.2  # dark background
 
