@@ -15,7 +15,7 @@ from types import FrameType
 
 from servers.launch import LOG_LEVELS, server_argv, server_env
 from servers.settings import SettingsError, default_job_db, load_settings
-from servers.variants import VARIANTS, UnknownVariantError, get_variant
+from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 
 
 class CliError(Exception):
@@ -79,15 +79,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"port {args.port} on {args.host} is already in use; pick another with --port")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: expected >= 1")
-    # Boot the app once here, so an import or configuration failure is one clear line, not a worker
-    # crash loop buried in the server log. (The server process then imports it afresh.)
-    os.environ.update(env)
-    try:
-        importlib.import_module("servers.wsgi" if variant.framework == "flask" else "servers.asgi")
-    except Exception as exc:
-        raise CliError(
-            f"variant {variant.name}: the app failed to boot: {type(exc).__name__}: {exc}"
-        ) from None
     argv = server_argv(
         variant,
         host=args.host,
@@ -96,25 +87,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         workers=args.workers,
     )
-    child = subprocess.Popen(argv, env=server_env(variant, settings, env))
+    child: subprocess.Popen[bytes] | None = None
+    stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
         # SIGTERM to the whole group reaches the server directly too; a second SIGTERM is harmless.
         # SIGINT is forwarded as SIGTERM: a second SIGINT would make uvicorn force-quit.
-        if child.poll() is None:
+        if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
+        child = subprocess.Popen(argv, env=server_env(variant, settings, env))
+        if stopping:  # a signal arrived while the child was being started
+            child.send_signal(signal.SIGTERM)
         code = child.wait()
     finally:
         if made_db_dir is not None:
             shutil.rmtree(made_db_dir, ignore_errors=True)
-    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
-        print(f"error: variant {variant.name}: {variant.server} exited with code {code}", file=sys.stderr)
-        return 1
-    return 0
+    if code in (0, -signal.SIGTERM, -signal.SIGINT) or stopping:
+        return 0
+    raise CliError(
+        f"variant {variant.name}: {_diagnose(variant, env)} ({variant.server} exited with code {code})"
+    )
+
+
+def _diagnose(variant: Variant, env: dict[str, str]) -> str:
+    """Why the server died: import the app here (only on failure, so a good start pays one import)."""
+    os.environ.update(env)
+    try:
+        importlib.import_module(variant.app_target.split(":")[0])
+    except Exception as exc:
+        return f"the app failed to boot: {type(exc).__name__}: {exc}"
+    return "the server stopped unexpectedly; see its log output above"
 
 
 def build_parser() -> argparse.ArgumentParser:

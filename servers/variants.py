@@ -74,14 +74,15 @@ VARIANTS: tuple[Variant, ...] = (
         framework="flask",
         server="gunicorn",
         worker_class="gevent",
-        workers=4,
+        workers=1,
         threads=1,
         connections=GEVENT_CONNECTIONS,
         mode="sync",
-        predicted_ceiling=4 * GEVENT_CONNECTIONS,
+        predicted_ceiling=GEVENT_CONNECTIONS,
         description=(
-            "The same Flask app on monkey-patched gevent workers: every blocking socket call yields. "
-            "4 workers as in flask-sync, so only the worker class differs; ceiling 4 x 1000 connections."
+            "The same Flask app on a monkey-patched gevent worker: every blocking socket call yields. One "
+            "process, like fastapi-async, so cooperative green threads meet an event loop on equal terms; "
+            "ceiling 1000 worker connections (= the SDK pool)."
         ),
     ),
     Variant(

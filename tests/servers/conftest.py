@@ -117,25 +117,68 @@ def server_process(log_dir: Path, spec: ServerSpec) -> tuple[ManagedProcess, int
     return proc, port
 
 
-@contextlib.contextmanager
-def running_servers(log_dir: Path, *specs: ServerSpec, ready_timeout: float = 90.0) -> Iterator[list[int]]:
-    """Start every server at once (start-up dominates on 2 cores), wait until all answer, stop all after."""
-    started: list[ManagedProcess] = []
-    ports: list[int] = []
-    try:
-        for spec in specs:
-            proc, port = server_process(log_dir, spec)
-            url, proc.ready_url = proc.ready_url, None
-            proc.start()
-            proc.ready_url = url
-            started.append(proc)
-            ports.append(port)
-        for proc in started:
-            proc.wait_ready(timeout=ready_timeout)
-        yield ports
-    finally:
-        for proc in started:
+class Fleet:
+    """Mocks and servers started all at once (start-up is CPU-bound imports; two cores overlap them),
+    each stoppable on its own, all stopped by :meth:`stop_all`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._procs: dict[str, ManagedProcess] = {}
+        self._ready: dict[str, str] = {}
+
+    def _launch(self, key: str, proc: ManagedProcess) -> None:
+        assert key not in self._procs, f"duplicate fleet key {key!r}"
+        assert proc.ready_url is not None
+        self._ready[key], proc.ready_url = proc.ready_url, None
+        proc.start()
+        proc.ready_url = self._ready[key]
+        self._procs[key] = proc
+
+    def mock(self, key: str, *extra: str) -> int:
+        port = free_port()
+        proc = ManagedProcess(
+            f"mock-{key}",
+            mock_argv(port, *extra),
+            log_path=self.log_dir / f"mock-{key}-{port}.log",
+            ready_url=f"http://{LOOPBACK}:{port}/health",
+        )
+        self._launch(key, proc)
+        return port
+
+    def server(self, key: str, spec: ServerSpec) -> int:
+        proc, port = server_process(self.log_dir, spec)
+        self._launch(key, proc)
+        return port
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        for proc in self._procs.values():
+            proc.wait_ready(timeout=timeout)
+
+    def stop(self, key: str) -> None:
+        proc = self._procs.pop(key, None)
+        if proc is not None:
             proc.stop()
+
+    def stop_all(self) -> None:
+        for key in list(self._procs):
+            self.stop(key)
+
+
+@contextlib.contextmanager
+def fleet(log_dir: Path) -> Iterator[Fleet]:
+    group = Fleet(log_dir)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@contextlib.contextmanager
+def running_servers(log_dir: Path, *specs: ServerSpec) -> Iterator[list[int]]:
+    with fleet(log_dir) as group:
+        ports = [group.server(f"s{i}", spec) for i, spec in enumerate(specs)]
+        group.wait_ready()
+        yield ports
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from conftest import (
     TOKEN,
     Answer,
     ServerSpec,
+    fleet,
     request,
-    running_mock,
-    running_servers,
 )
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+
+from mock_llm.faults import FaultConfig, FaultModel
+from servers.upstream import STREAM_ERROR_PREFIX
 
 FRAMEWORKS = ("flask", "fastapi")
 PARITY_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-workers"}
@@ -32,17 +35,53 @@ RATE_LIMIT = 100  # per day: the rate-limit test spends RATE_TOKEN's budget; the
 VALID = {"text": "The quarterly report shows revenue growth and rising costs.", "analysis_type": "summary"}
 
 
+FAULT_KINDS = ("429", "529", "500", "stream_error", "stall")
+FAULT_SEED = 30
+FAULT_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-async"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class World:
+    ports: dict[str, int]  # framework -> parity server (4 processes each)
+    fault_ports: dict[str, int]  # framework -> server whose mock fails every call
+
+
 @pytest.fixture(scope="module")
-def ports(servers_log_dir: Path) -> Iterator[dict[str, int]]:
-    with running_mock(
-        servers_log_dir, "parity", "--profile", "article", "--time-scale", "0.05", "--seed", "3"
-    ) as mock:
-        specs = [
-            ServerSpec(variant=v, upstream_port=mock, env={"BENCH_RATE_LIMIT": f"{RATE_LIMIT}/day"})
-            for v in PARITY_VARIANTS.values()
-        ]
-        with running_servers(servers_log_dir, *specs) as server_ports:
-            yield dict(zip(FRAMEWORKS, server_ports, strict=True))
+def world(servers_log_dir: Path) -> Iterator[World]:
+    """All servers of this module start together: start-up is CPU-bound imports, so they overlap."""
+    with fleet(servers_log_dir) as group:
+        mock = group.mock("parity", "--profile", "article", "--time-scale", "0.05", "--seed", "3")
+        ports = {
+            fw: group.server(
+                f"parity-{fw}",
+                ServerSpec(variant=v, upstream_port=mock, env={"BENCH_RATE_LIMIT": f"{RATE_LIMIT}/day"}),
+            )
+            for fw, v in PARITY_VARIANTS.items()
+        }
+        fault_args = (
+            "--profile",
+            "instant",
+            "--seed",
+            str(FAULT_SEED),
+            "--error-rate",
+            "1",
+            "--errors",
+            ",".join(FAULT_KINDS),
+        )
+        fault_ports = {}
+        for fw, v in FAULT_VARIANTS.items():
+            fault_mock = group.mock(f"faults-mock-{fw}", *fault_args)
+            spec = ServerSpec(
+                variant=v, upstream_port=fault_mock, env={"BENCH_UPSTREAM_TIMEOUT_S": "1"}, workers=1
+            )
+            fault_ports[fw] = group.server(f"faults-{fw}", spec)
+        group.wait_ready()
+        yield World(ports=ports, fault_ports=fault_ports)
+
+
+@pytest.fixture(scope="module")
+def ports(world: World) -> dict[str, int]:
+    return world.ports
 
 
 def both(ports: dict[str, int], method: str, path: str, **kwargs: Any) -> dict[str, Answer]:
@@ -216,3 +255,61 @@ def test_rate_limit_holds_across_workers(ports: dict[str, int]) -> None:
         assert int(limited.headers["retry-after"]) >= 1
         assert limited.json()["error"] == "rate_limited"
         assert request(port, "GET", "/jobs/x").status == 404  # other tokens are unaffected
+
+
+N_REQUESTS = 8
+FAULT_BODY = {"text": "Some text that the model will fail to analyse.", "analysis_type": "detailed"}
+EXPECTED = {
+    "429": (503, "upstream_rate_limited"),
+    "529": (503, "upstream_overloaded"),
+    "500": (502, "upstream_error"),
+    "stall": (504, "upstream_timeout"),
+}
+
+
+def test_faults_map_identically(world: World) -> None:
+    """Each framework has its own mock failing every call with the same seed, so both meet the same
+    faults in the same order; replaying the seeded draws tells which fault each request met."""
+    model = FaultModel(FaultConfig(error_rate=1.0, kinds=FAULT_KINDS), seed=FAULT_SEED)
+    draws = [model.draw() for _ in range(N_REQUESTS + 1)]
+    seen: dict[str, list[tuple[int, bytes]]] = {}
+    for fw, port in world.fault_ports.items():
+        answers = []
+        for i in range(N_REQUESTS):
+            path = "/analyse/stream" if i % 2 == 0 else "/analyse"
+            started = time.monotonic()
+            answer = request(port, "POST", path, json_body=FAULT_BODY, timeout=20)
+            assert time.monotonic() - started < 10, (fw, i, "took too long")
+            kind = draws[i]
+            assert kind is not None
+            if kind == "stream_error":
+                assert answer.status == 200, (fw, i, kind, answer)
+                if path == "/analyse/stream":
+                    text = answer.body.decode()
+                    assert STREAM_ERROR_PREFIX in text, (fw, text[-200:])
+                    error = json.loads(text.rsplit(STREAM_ERROR_PREFIX, 1)[1])
+                    assert error == {
+                        "detail": "The model is overloaded",
+                        "error": "upstream_overloaded",
+                        "status": 503,
+                    }
+            else:
+                assert (answer.status, answer.json()["error"]) == EXPECTED[kind], (fw, i, kind, answer)
+                assert set(answer.json()) == {"detail", "error"}
+            answers.append((answer.status, answer.body))
+        # A job meets the next fault and ends failed (or done, for a stream-only fault), never stuck.
+        job_id = request(port, "POST", "/analyse/async", json_body=FAULT_BODY).json()["job_id"]
+        deadline = time.monotonic() + 10
+        while (job := request(port, "GET", f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, (fw, job)
+            time.sleep(0.05)
+        last = draws[N_REQUESTS]
+        if last == "stream_error":
+            assert job["status"] == "done"
+        else:
+            assert job["status"] == "failed"
+            status, code = EXPECTED[str(last)]
+            assert job["error"]["status"] == status and job["error"]["error"] == code
+        seen[fw] = answers
+    assert seen["flask"] == seen["fastapi"]
+    assert {d for d in draws[:N_REQUESTS]} == set(FAULT_KINDS)  # every kind was exercised

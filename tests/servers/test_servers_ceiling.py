@@ -1,0 +1,106 @@
+"""Concurrency ceilings: hold C requests open against each variant and read the mock's peak in flight.
+
+The mock's peak_in_flight is ground truth for how many upstream calls the server really had open at
+once. Each request is a raw socket that sends its POST and is never read: the cheapest possible load
+generator, so the client cannot be the bottleneck. The server is stopped after the measurement, which
+abandons the held requests; nothing waits for 128 calls to finish through a ceiling of 4.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TOKEN, Fleet, ServerSpec, fleet, mock_reset, mock_stats
+
+from loadtests.processes import LOOPBACK
+from servers.variants import get_variant
+
+CALL_S = 1.5  # the article profile's 2 s per call x time scale 0.75: long enough for 128 to pile up
+SETTLE_S = 0.6  # after the expected peak is reached, watch this long more for overshoot
+MAX_WAIT_S = 2 * CALL_S + 2.0
+
+# variant -> (concurrent requests, lowest acceptable peak, highest acceptable peak)
+CASES: dict[str, tuple[int, int, int]] = {
+    "flask-sync": (128, 4, 4),
+    "flask-async-views": (128, 4, 4),
+    "fastapi-def": (48, 40, 40),
+    "fastapi-blocking": (16, 1, 1),
+    "fastapi-async": (128, 120, 128),
+    "flask-gevent": (128, 120, 128),
+    # 4 x 32 threads; fresh connections spread unevenly over the 4 workers, so not always all 128.
+    "flask-gthread": (128, 64, 128),
+    "fastapi-workers": (128, 120, 128),
+}
+
+BODY = json.dumps(
+    {"text": "Measure how many upstream calls this server keeps open.", "analysis_type": "summary"}
+)
+
+
+@pytest.fixture(scope="module")
+def ceiling_fleet(servers_log_dir: Path) -> Iterator[tuple[Fleet, dict[str, tuple[int, int]]]]:
+    """Every variant with a mock of its own, all started together; each test stops its pair when done
+    (the abandoned requests would otherwise keep its mock and CPU busy)."""
+    with fleet(servers_log_dir) as group:
+        ports: dict[str, tuple[int, int]] = {}
+        for variant in CASES:
+            mock = group.mock(f"mock-{variant}", "--profile", "article", "--time-scale", str(CALL_S / 2.0))
+            spec = ServerSpec(variant=variant, upstream_port=mock, env={"BENCH_RATE_LIMIT": "1000000/minute"})
+            ports[variant] = (group.server(variant, spec), mock)
+        group.wait_ready()
+        yield group, ports
+
+
+def _open_requests(port: int, count: int) -> list[socket.socket]:
+    raw = (
+        f"POST /analyse HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n{BODY}"
+    ).encode()
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection((LOOPBACK, port), timeout=10)
+        sock.sendall(raw)
+        socks.append(sock)
+    return socks
+
+
+def _peak_while_holding(server_port: int, mock_port: int, count: int, expected_low: int) -> int:
+    mock_reset(mock_port)
+    socks: list[socket.socket] = []
+    try:
+        socks = _open_requests(server_port, count)
+        started = time.monotonic()
+        reached_at: float | None = None
+        peak = 0
+        while time.monotonic() - started < MAX_WAIT_S:
+            peak = int(mock_stats(mock_port)["peak_in_flight"])
+            if reached_at is None and peak >= expected_low:
+                reached_at = time.monotonic()
+            if reached_at is not None and time.monotonic() - reached_at >= SETTLE_S:
+                break
+            time.sleep(0.1)
+        return int(mock_stats(mock_port)["peak_in_flight"])
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(CASES))
+def test_ceiling(ceiling_fleet: tuple[Fleet, dict[str, tuple[int, int]]], variant: str) -> None:
+    group, ports = ceiling_fleet
+    count, low, high = CASES[variant]
+    assert high <= get_variant(variant).predicted_ceiling
+    port, mock = ports[variant]
+    try:
+        peak = _peak_while_holding(port, mock, count, low)
+    finally:
+        group.stop(variant)
+        group.stop(f"mock-{variant}")
+    print(f"{variant}: {count} held, mock peak in flight {peak}")
+    assert low <= peak <= high, f"{variant}: peak {peak} not in [{low}, {high}]"
