@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, Fleet, ServerSpec, fleet, mock_reset, mock_stats
+from serverkit import TOKEN, Fleet, ServerSpec, fleet, mock_reset, mock_stats
 
 from loadtests.processes import LOOPBACK
 from servers.variants import get_variant

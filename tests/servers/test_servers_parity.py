@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from serverkit import (
     OTHER_TOKEN,
     RATE_TOKEN,
     TOKEN,
