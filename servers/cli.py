@@ -13,7 +13,7 @@ import sys
 from dataclasses import asdict
 from types import FrameType
 
-from servers.launch import LOG_LEVELS, server_argv, server_env
+from servers.launch import LOG_LEVELS, display_command, server_argv, server_env
 from servers.settings import SettingsError, default_job_db, load_settings
 from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 
@@ -35,8 +35,12 @@ def _port_is_free(host: str, port: int) -> bool:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        {"BENCH_JOB_DB": "unused"}
+    )  # defaults: the command lines as a plain run starts them
     if args.json:
-        print(json.dumps([{**asdict(v), "app": v.app_target} for v in VARIANTS], indent=2))
+        rows = [{**asdict(v), "app": v.app_target, "command": display_command(v, settings)} for v in VARIANTS]
+        print(json.dumps(rows, indent=2))
         return 0
     header = (
         f"{'variant':<18} {'server':<9} {'worker class':<12} {'workers':>7} {'threads':>7} "
@@ -51,7 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     print()
     for v in VARIANTS:
-        print(f"{v.name}: {v.description}")
+        print(f"{v.name}: {v.description}\n    {display_command(v, settings)}")
     return 0
 
 

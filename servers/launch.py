@@ -89,3 +89,27 @@ def server_env(variant: Variant, settings: Settings, base: Mapping[str, str]) ->
     env["BENCH_JOB_DB"] = str(settings.job_db)  # one path for every worker of this run
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def run_argv(
+    variant: str,
+    *,
+    host: str,
+    port: int,
+    upstream: str,
+    log_level: str = "warning",
+    python: str | None = None,
+) -> list[str]:
+    """The `python -m servers run` command line a driver (the sweep, the tests) should start."""
+    return [
+        python or sys.executable, "-m", "servers", "run", variant,
+        "--host", host, "--port", str(port), "--upstream", upstream, "--log-level", log_level,
+    ]  # fmt: skip
+
+
+def display_command(
+    variant: Variant, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000
+) -> str:
+    """The server command line `run` starts for a variant with the given settings, for reports."""
+    argv = server_argv(variant, host=host, port=port, settings=settings, log_level="warning")
+    return " ".join(["python", *argv[1:]])

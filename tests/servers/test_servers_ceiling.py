@@ -32,8 +32,9 @@ CASES: dict[str, tuple[int, int, int]] = {
     "fastapi-blocking": (16, 1, 1),
     "fastapi-async": (128, 120, 128),
     "flask-gevent": (128, 120, 128),
-    # 4 x 32 threads; fresh connections spread unevenly over the 4 workers, so not always all 128.
-    "flask-gthread": (128, 64, 128),
+    # 4 x 32 threads, but a burst of new connections spreads unevenly: one worker accepts more than its
+    # 32 threads can serve (observed peaks 36..81). At least one full worker of threads is guaranteed.
+    "flask-gthread": (128, 32, 128),
     "fastapi-workers": (128, 120, 128),
 }
 
