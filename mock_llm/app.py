@@ -7,7 +7,9 @@ single process holds thousands of concurrent calls with millisecond timing (see 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from time import perf_counter
@@ -34,6 +36,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 ANSWER_CACHE_SIZE = 10_000
+logger = logging.getLogger("mock_llm")
 
 
 class _ClientGone(Exception):
@@ -181,6 +184,14 @@ class MockApp:
         except InvalidRequest as exc:  # raised before any byte was sent
             status = "400"
             await self._error(send, 400, "invalid_request_error", str(exc), "req_" + self._ids.next())
+        except Exception:  # a bug in the mock: still answer with the API's envelope, and say why in the log
+            logger.exception("mock_llm failed on %s %s", scope["method"], path)
+            status = "500"
+            if not call.responded:
+                with contextlib.suppress(RuntimeError):  # the answer may already have gone out
+                    await self._error(
+                        send, 500, "api_error", "mock_llm internal error", "req_" + self._ids.next()
+                    )
         finally:
             self._calls.discard(task)  # type: ignore[arg-type]
             stats.end(status)

@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.json is not None:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2, default=str))
-    return 0 if ok else 1
+    return 0 if ok or busy else 1
 
 
 if __name__ == "__main__":

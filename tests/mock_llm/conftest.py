@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mockkit import FAST_SCALE, SLOW_SCALE, Mock, running_mock
+from mockkit import FAST_SCALE, SLOW_SCALE, Mock, close_sdk_clients, running_mock
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    close_sdk_clients()
 
 
 @pytest.fixture(scope="session")

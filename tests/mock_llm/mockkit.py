@@ -105,3 +105,20 @@ def messages_body(text: str = "Explain event loops.", **fields: Any) -> dict[str
         "max_tokens": 1024,
         "messages": [{"role": "user", "content": text}],
     } | fields
+
+
+_OPEN_CLIENTS: list[Any] = []
+
+
+def sdk_client(base_url: str, *, api_key: str = "test-key", **options: Any) -> Any:
+    """An anthropic.Anthropic client that the conftest closes after the test (no leaked sockets)."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=base_url, api_key=api_key, **options)
+    _OPEN_CLIENTS.append(client)
+    return client
+
+
+def close_sdk_clients() -> None:
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()

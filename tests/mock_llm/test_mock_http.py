@@ -7,9 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-import anthropic
 import pytest
-from mockkit import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock
+from mockkit import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock, sdk_client
 
 RATELIMIT = "anthropic-ratelimit-requests-limit"
 
@@ -147,7 +146,7 @@ def test_in_flight_gauge_counts_concurrent_calls(slow_mock: Mock) -> None:
 
 def test_gauge_holds_a_stream_until_its_last_byte_and_reset_keeps_it(slow_mock: Mock) -> None:
     slow_mock.reset()
-    sdk = anthropic.Anthropic(base_url=slow_mock.base_url, api_key="k")
+    sdk = sdk_client(slow_mock.base_url)
     with sdk.messages.stream(
         model="claude-haiku-5-5", max_tokens=1024, messages=[{"role": "user", "content": "x"}]
     ) as s:
@@ -166,7 +165,7 @@ def test_gauge_holds_a_stream_until_its_last_byte_and_reset_keeps_it(slow_mock: 
 
 def test_client_leaving_a_stream_ends_it_in_the_gauge(slow_mock: Mock) -> None:
     slow_mock.reset()
-    sdk = anthropic.Anthropic(base_url=slow_mock.base_url, api_key="k")
+    sdk = sdk_client(slow_mock.base_url)
     with sdk.messages.stream(
         model="claude-haiku-5-5", max_tokens=1024, messages=[{"role": "user", "content": "y"}]
     ) as s:

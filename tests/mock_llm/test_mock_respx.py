@@ -44,8 +44,8 @@ def test_sdk_call_is_served_by_respx() -> None:
         route = router.post("/v1/messages").mock(
             return_value=httpx.Response(200, content=_message_json(), headers={"request-id": "req_respx"})
         )
-        sdk = anthropic.Anthropic(base_url=BASE, api_key="k", max_retries=0)
-        message = sdk.messages.create(model="m", max_tokens=1024, messages=USER)
+        with anthropic.Anthropic(base_url=BASE, api_key="k", max_retries=0) as sdk:
+            message = sdk.messages.create(model="m", max_tokens=1024, messages=USER)
     assert message.id == "msg_respx" and message.content[0].text.startswith("## ")
     sent = route.calls.last.request
     assert sent.headers["anthropic-version"] and sent.headers["authorization"] == "Bearer k"
@@ -55,6 +55,8 @@ def test_respx_error_maps_to_the_sdk_exception() -> None:
     body = protocol.error_body("overloaded_error", "Overloaded", "req_x")
     with respx.mock(base_url=BASE) as router:
         router.post("/v1/messages").mock(return_value=httpx.Response(529, content=body))
-        sdk = anthropic.Anthropic(base_url=BASE, api_key="k", max_retries=0)
-        with pytest.raises(anthropic.OverloadedError):
+        with (
+            anthropic.Anthropic(base_url=BASE, api_key="k", max_retries=0) as sdk,
+            pytest.raises(anthropic.OverloadedError),
+        ):
             sdk.messages.create(model="m", max_tokens=10, messages=USER)

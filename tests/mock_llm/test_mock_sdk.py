@@ -9,14 +9,14 @@ import uuid
 
 import anthropic
 import pytest
-from mockkit import FAST_SCALE, Mock
+from mockkit import FAST_SCALE, Mock, sdk_client
 
 MODEL = "claude-haiku-5-5"
 USER = [{"role": "user", "content": "Why do LLM endpoints need async servers?"}]
 
 
 def client(mock: Mock, **options: object) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=mock.base_url, api_key="test-key", **options)  # type: ignore[arg-type]
+    return sdk_client(mock.base_url, **options)  # type: ignore[no-any-return]
 
 
 def test_sync_create_returns_a_real_message_after_the_profile_delay(mock: Mock) -> None:
@@ -187,9 +187,9 @@ def test_count_tokens_and_models(mock: Mock) -> None:
 
 
 def test_wrong_key_is_an_authentication_error(keyed_mock: Mock) -> None:
-    sdk = anthropic.Anthropic(base_url=keyed_mock.base_url, api_key="wrong", max_retries=0)
+    sdk = sdk_client(keyed_mock.base_url, api_key="wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as caught:
         sdk.messages.create(model=MODEL, max_tokens=10, messages=USER)
     assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
-    good = anthropic.Anthropic(base_url=keyed_mock.base_url, api_key="secret")
+    good = sdk_client(keyed_mock.base_url, api_key="secret")
     assert good.messages.create(model=MODEL, max_tokens=10, messages=USER).content[0].text
