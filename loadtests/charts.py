@@ -35,6 +35,8 @@ from loadtests.verdict import upstream_latency
 ARTICLE_LOW = "flask-sync"
 ARTICLE_HIGH = "fastapi-async"
 STREAM_SCENARIOS = ("stream", "chat")
+# overhead runs against an instant mock; a jobs request returns its 202 before the upstream call.
+NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
 CHART_KINDS = ("throughput", "inflight", "latency", "ttft", "errors", "cpu", "open-latency")
 
 
@@ -113,22 +115,26 @@ def footer_text(run: RunResults) -> str:
 
 
 def _throughput(ctx: _Context, scenario: str) -> Chart | None:
+    big_l = _wait(ctx, scenario)
     series = _series(ctx, scenario, "closed")
     if not series:
         return None
     fig, ax = _figure(ctx)
     ids = []
+    extra_note = ""
     for variant, levels in series.items():
-        ceiling_label = f"{variant} (C = {ctx.ceilings[variant]})" if variant in ctx.ceilings else variant
+        ceiling_label = (
+            f"{variant} (C = {ctx.ceilings[variant]})" if big_l and variant in ctx.ceilings else variant
+        )
         ids.append(
             _plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label)
         )
-        if ctx.big_l and variant in ctx.ceilings:
+        if big_l and variant in ctx.ceilings:
             loads = sorted({lv.load for lv in levels})
             ceiling = ctx.ceilings[variant]
             ax.plot(
                 loads,
-                [min(u, ceiling) / ctx.big_l for u in loads],
+                [min(u, ceiling) / big_l for u in loads],
                 linestyle=(0, (4, 3)),
                 linewidth=ctx.style.line_w * 0.6,
                 color=_colour(ctx, variant),
@@ -139,8 +145,10 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
     _log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("throughput (requests/s, log)")
-    if ctx.big_l:
-        _annotate_knees(ctx, ax, series, lambda cap: cap / ctx.big_l if ctx.big_l else cap)
+    if big_l:
+        _annotate_knees(ctx, ax, series, lambda cap: cap / big_l if big_l else cap)
+    else:
+        extra_note = " · no upstream wait in this scenario, so no Little's-law ceiling"
     low, high = _pair(series, lambda lv: lv.throughput_rps)
     title = "Throughput"
     if low and high:
@@ -155,8 +163,14 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
     subtitle = (
         f"{scenario} scenario · closed loop · solid: measured · dashed: Little's-law ceiling "
         "min(users, C) / L, C = the variant's predicted concurrency (in the legend)"
+        if big_l
+        else f"{scenario} scenario · closed loop{extra_note}"
     )
-    extra = [Line2D([], [], color=ctx.style.muted, linestyle=(0, (4, 3)), label="ceiling min(users, C) / L")]
+    extra = (
+        [Line2D([], [], color=ctx.style.muted, linestyle=(0, (4, 3)), label="ceiling min(users, C) / L")]
+        if big_l
+        else []
+    )
     return _finish(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
 
 
@@ -179,7 +193,8 @@ def _inflight(ctx: _Context, scenario: str) -> Chart | None:
     _log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("upstream calls in flight (log)")
-    _annotate_knees(ctx, ax, series, float)
+    if _wait(ctx, scenario):
+        _annotate_knees(ctx, ax, series, float)
     low, high = _pair(series, _peak)
     title = "Upstream calls in flight"
     if low and high:
@@ -193,6 +208,7 @@ def _inflight(ctx: _Context, scenario: str) -> Chart | None:
 
 
 def _latency(ctx: _Context, scenario: str) -> Chart | None:
+    big_l = _wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.p50_ms is not None]
         for v, lvs in _series(ctx, scenario, "closed").items()
@@ -224,8 +240,8 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
                     marker_scale=0.7,
                 )
             )
-        if ctx.big_l:
-            ax.axhline(ctx.big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
+        if big_l:
+            ax.axhline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
         ax.set_title(variant, color=_colour(ctx, variant), fontsize=ctx.style.font_pt, loc="left")
         _log2_x(ax, loads, sparse=True)
         _log10_y(ax)
@@ -240,14 +256,16 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             ax.set_ylabel("latency (s)")
     low, high = _pair(series, lambda lv: -(lv.p50_ms or 0))
     title = "Latency"
-    if low and high and ctx.big_l:
+    if low and high and big_l:
         lo = series[low][-1]
         hi = series[high][-1]
         title = (
             f"At {lo.users} users {low} answers in {_secs(lo.p50_ms)} "
-            f"(p50, {(lo.p50_ms or 0) / 1000 / ctx.big_l:.0f} x L); {high} in {_secs(hi.p50_ms)}"
+            f"(p50, {(lo.p50_ms or 0) / 1000 / big_l:.0f} x L); {high} in {_secs(hi.p50_ms)}"
         )
-    subtitle = f"{scenario} scenario · one panel per variant · log axes · grey line: upstream latency L"
+    subtitle = f"{scenario} scenario · one panel per variant · log axes" + (
+        " · grey line: upstream latency L" if big_l else ""
+    )
     extra = [Line2D([], [], color=ctx.style.fg, linestyle=ls, label=label) for label, ls, _ in styles] + [
         Line2D([], [], color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, label="L")
     ]
@@ -314,6 +332,7 @@ def _errors(ctx: _Context, scenario: str) -> Chart | None:
 
 
 def _cpu(ctx: _Context, scenario: str) -> Chart | None:
+    big_l = _wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.server_cpu_ms is not None]
         for v, lvs in _series(ctx, scenario, "closed").items()
@@ -342,14 +361,15 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
             f"Server CPU per request: {medians[cheap]:.2g} ms ({cheap}) to {medians[dear]:.2g} ms ({dear}), "
             "medians over all loads"
         )
-        if ctx.big_l:
-            share = medians[dear] / (ctx.big_l * 1000)
-            title += f"; at most {share:.1%} of the {ctx.big_l:g} s upstream wait"
+        if big_l:
+            share = medians[dear] / (big_l * 1000)
+            title += f"; at most {share:.1%} of the {big_l:g} s upstream wait"
     subtitle = f"{scenario} scenario · server process CPU time / completed requests"
     return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
 
 
 def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
+    big_l = _wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.p50_ms is not None] for v, lvs in _series(ctx, scenario, "open").items()
     }
@@ -372,15 +392,15 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
                 legend=False,
             )
         )
-    if ctx.big_l:
-        ax.axhline(ctx.big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
+    if big_l:
+        ax.axhline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
     _log2_x(ax, _loads(series))
     _log10_y(ax)
     ax.set_xlabel("offered load (requests/s, log scale)")
     ax.set_ylabel("latency (s, log)")
     title = "Latency against offered load"
-    if ctx.big_l:
-        saturation = {v: _saturates_at(lvs, ctx.big_l) for v, lvs in series.items()}
+    if big_l:
+        saturation = {v: _saturates_at(lvs, big_l) for v, lvs in series.items()}
         first = min(saturation, key=lambda v: saturation[v] or math.inf)
         last = max(saturation, key=lambda v: saturation[v] or math.inf)
         if ARTICLE_LOW in series and ARTICLE_HIGH in series:
@@ -395,7 +415,9 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
             )
         else:
             title = f"Every variant keeps p50 within 2 x L up to {max(_loads(series)):g} requests/s offered"
-    subtitle = f"{scenario} scenario · open loop · solid: p50 · dotted: p99 · grey line: upstream latency L"
+    subtitle = f"{scenario} scenario · open loop · solid: p50 · dotted: p99" + (
+        " · grey line: upstream latency L" if big_l else ""
+    )
     extra = [
         Line2D([], [], color=ctx.style.fg, linestyle="-", label="p50"),
         Line2D([], [], color=ctx.style.fg, linestyle=":", label="p99"),
@@ -421,6 +443,11 @@ def _context(run: RunResults, style: Style) -> _Context:
         ceilings=ceilings,
         footer=footer_text(run),
     )
+
+
+def _wait(ctx: _Context, scenario: str) -> float | None:
+    """L for scenarios whose requests wait on one upstream call; None where L means nothing."""
+    return None if scenario in NO_UPSTREAM_WAIT else ctx.big_l
 
 
 def _scenarios(ctx: _Context, load_model: str) -> list[str]:

@@ -4,9 +4,12 @@ Two claims come from the article; the rest is the nuance it leaves out, one clai
 ran. Every rule is here with its thresholds, so the report can print exactly what was measured:
 
 * "holds at most C in flight" (flask-sync C=4, flask-async-views 4, fastapi-def 40, fastapi-blocking 1):
-  needs >= MIN_LEVELS_ABOVE_CAP valid load levels with more users than C. Reproduced when the mock's
-  peak in flight never exceeds C and throughput never exceeds CAP_THROUGHPUT_SLACK x C / L; not
-  reproduced when both are exceeded; inconclusive when they disagree or there are too few levels.
+  needs a valid load level of at least CAP_SATURATION_FACTOR x C users (else inconclusive); judged on
+  every valid level above C. Reproduced when the mock's peak in flight never exceeds C (plus the
+  sweep's peak tolerance: 1 call or 5%) and throughput never exceeds CAP_THROUGHPUT_SLACK x C / L; not
+  reproduced when both are exceeded; inconclusive when they disagree. Also inconclusive when the sweep
+  marked points of the variant invalid because the mock saw more calls than the predicted ceiling: that
+  rule cannot tell a harness fault from a server that beats its ceiling, so the verdict will not pick.
 * "holds 100+ comfortably" (fastapi-async, flask-gevent, fastapi-workers): at a valid level of at
   least COMFORT_MIN_USERS users: no failed request, peak in flight >= COMFORT_MIN_USERS, p95 latency
   <= COMFORT_P95_FACTOR x L and throughput >= COMFORT_THROUGHPUT_FRACTION x users / L. Reproduced when
@@ -26,11 +29,15 @@ from typing import Any, Literal
 
 from loadtests.levels import Level, levels_of, select
 from loadtests.results import RunResults
+from loadtests.validity import peak_tolerance
 
 Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
 
-CLAIM_SCENARIOS = ("analyse", "stream", "chat", "overhead", "jobs")  # the first with closed-loop data decides
-MIN_LEVELS_ABOVE_CAP = 2
+# The first of these with valid closed-loop points decides. Not overhead (no upstream wait) or jobs (the
+# upstream call runs after the 202, so a request's latency is not the wait).
+CLAIM_SCENARIOS = ("analyse", "stream", "chat")
+CAP_SATURATION_FACTOR = 2
+PEAK_ABOVE_CEILING = "above min(users, ceiling)"  # the sweep's invalid reason (loadtests.validity)
 CAP_THROUGHPUT_SLACK = 1.10
 COMFORT_MIN_USERS = 100
 COMFORT_P95_FACTOR = 1.25
@@ -139,17 +146,31 @@ def compute_verdict(run: RunResults) -> Verdict:
     ceilings = {v.name: v.predicted_ceiling for v in run.variants}
     workers = {v.name: v.workers for v in run.variants}
 
-    def closed(variant: str) -> list[Level]:
+    def closed(variant: str, valid: bool = True) -> list[Level]:
         if scenario is None:
             return []
         return sorted(
-            select(levels, variant=variant, scenario=scenario, load_model="closed", valid=True),
+            select(levels, variant=variant, scenario=scenario, load_model="closed", valid=valid),
             key=lambda lv: lv.load,
         )
 
+    def above_ceiling(variant: str) -> list[Level]:
+        return [
+            lv for lv in closed(variant, False) if any(PEAK_ABOVE_CEILING in r for r in lv.invalid_reasons)
+        ]
+
     claims: list[Claim] = []
     not_tested: list[str] = []
-    claims.append(_cap_claim(ARTICLE_FLASK, closed(ARTICLE_FLASK.variant), big_l, scenario, "article"))
+    claims.append(
+        _cap_claim(
+            ARTICLE_FLASK,
+            closed(ARTICLE_FLASK.variant),
+            above_ceiling(ARTICLE_FLASK.variant),
+            big_l,
+            scenario,
+            "article",
+        )
+    )
     claims.append(
         _comfort_claim(ARTICLE_FASTAPI, closed(ARTICLE_FASTAPI.variant), big_l, scenario, "article")
     )
@@ -159,7 +180,7 @@ def compute_verdict(run: RunResults) -> Verdict:
             not_tested.append(name)
             continue
         if isinstance(spec, _Cap):
-            claims.append(_cap_claim(spec, closed(name), big_l, scenario, "nuance"))
+            claims.append(_cap_claim(spec, closed(name), above_ceiling(name), big_l, scenario, "nuance"))
         elif isinstance(spec, _Comfort):
             claims.append(_comfort_claim(spec, closed(name), big_l, scenario, "nuance"))
         else:
@@ -200,6 +221,7 @@ def _missing(variant: str, levels: Sequence[Level], big_l: float | None, scenari
 def _cap_claim(
     spec: _Cap,
     levels: list[Level],
+    suspicious: list[Level],
     big_l: float | None,
     scenario: str | None,
     source: Literal["article", "nuance"],
@@ -208,14 +230,15 @@ def _cap_claim(
     if why is not None or big_l is None:
         return _no_data(spec.id, spec.statement, source, why or "")
     above = [lv for lv in levels if lv.users > spec.cap]
-    if len(above) < MIN_LEVELS_ABOVE_CAP:
-        loads = ", ".join(str(lv.users) for lv in above) or "none"
+    need = CAP_SATURATION_FACTOR * spec.cap
+    if not above or above[-1].users < need:
         return _no_data(
             spec.id,
             spec.statement,
             source,
-            f"{spec.variant} ({scenario}): {len(above)} valid load level(s) above {spec.cap} users "
-            f"({loads}); at least {MIN_LEVELS_ABOVE_CAP} are needed to see whether it stops at {spec.cap}",
+            f"{spec.variant} ({scenario}): highest valid load {levels[-1].users} users; a level of at "
+            f"least {need} users ({CAP_SATURATION_FACTOR} x {spec.cap}) is needed to see whether it stops at "
+            f"{spec.cap}",
         )
     limit_rps = spec.cap / big_l
     top = max(above, key=lambda lv: lv.throughput_rps)
@@ -223,8 +246,12 @@ def _cap_claim(
     peaks = [lv for lv in above if lv.peak_in_flight is not None]
     peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
     thr_ok = top.throughput_rps <= CAP_THROUGHPUT_SLACK * limit_rps
-    peak_ok = None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap
-    span = f"{len(above)} valid levels from {above[0].users} to {highest.users} users"
+    peak_ok = (
+        None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap + peak_tolerance(spec.cap)
+    )
+    span = f"{len(above)} valid level{'s' if len(above) > 1 else ''} " + (
+        f"from {above[0].users} to {highest.users} users" if len(above) > 1 else f"at {highest.users} users"
+    )
     if peak_top is None:
         peak_text = "the mock reported no in-flight peak (decided on throughput alone)"
     elif peak_ok:
@@ -254,6 +281,15 @@ def _cap_claim(
     else:
         status = "inconclusive"
         evidence += "; the mock's peak and the throughput disagree, so neither decides"
+    if suspicious:
+        worst = max(suspicious, key=lambda lv: lv.peak_in_flight or 0)
+        evidence += (
+            f"; but the sweep marked {len(suspicious)} level(s) invalid because the mock saw more calls than "
+            f"the predicted ceiling (up to {_num(worst.in_flight)} at {worst.users} users): a server beating "
+            "its ceiling would look exactly like that, so this needs a look"
+        )
+        if status == "reproduced":
+            status = "inconclusive"
     return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
 
 

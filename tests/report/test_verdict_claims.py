@@ -50,11 +50,12 @@ def test_flask_holding_100_plus_is_not_reproduced() -> None:
 
 
 def test_too_few_points_is_inconclusive() -> None:
-    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(1, 4, 8))
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(1, 4, 6))
     statuses = _statuses(run)
-    assert statuses["flask-sync-holds-4"] == "inconclusive"  # one level above 4 is not enough
+    assert statuses["flask-sync-holds-4"] == "inconclusive"  # 6 users do not saturate 4 workers clearly
+    assert "a level of at least 8 users" in _claim(run, "flask-sync-holds-4").evidence
     assert statuses["fastapi-async-holds-100"] == "inconclusive"  # never reached 100 users
-    assert "highest valid: 8 users" in _claim(run, "fastapi-async-holds-100").evidence
+    assert "highest valid: 6 users" in _claim(run, "fastapi-async-holds-100").evidence
     assert statuses["framework-decides"] == "inconclusive"
 
 
@@ -123,3 +124,29 @@ def test_latency_free_points_do_not_crash() -> None:
     claim = _claim(run, "fastapi-async-holds-100")
     assert claim.status == "not_reproduced" and "p95 unknown" in claim.evidence
     assert Percentiles  # the import documents what a point's latency holds
+
+
+def test_the_quick_preset_decides_flask_but_not_fastapi() -> None:
+    # quick: users 2, 8, 32 -> flask-sync saturates at 8, fastapi-async never sees 100 users
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(2, 8, 32))
+    statuses = _statuses(run)
+    assert statuses["flask-sync-holds-4"] == "reproduced"
+    assert statuses["fastapi-async-holds-100"] == "inconclusive"
+
+
+def test_points_invalid_for_a_peak_above_the_ceiling_block_a_reproduced_cap() -> None:
+    # The sweep invalidates a point whose mock peak beats the predicted ceiling; a Flask that really held
+    # 100+ would look just like that, so the verdict must not call the 4-cap reproduced past it.
+    run = synthetic_run(variants=("flask-sync",), scenarios=("analyse",), users=(2, 8, 32, 128))
+    reason = "mock peak in flight 128 above min(users, ceiling) = 4: upstream calls the harness did not see"
+    run = modify(
+        run,
+        lambda p: (
+            replace(p, valid=False, invalid_reasons=[reason], upstream_peak_in_flight=128)
+            if p.users == 128
+            else p
+        ),
+    )
+    claim = _claim(run, "flask-sync-holds-4")
+    assert claim.status == "inconclusive"
+    assert "marked 1 level(s) invalid" in claim.evidence and "up to 128 at 128 users" in claim.evidence
