@@ -226,7 +226,13 @@ def _raise_fd_limit(needed: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mock_llm.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mock_llm.bench",
+        description="Benchmark the mock itself: 2,000 concurrent calls at a 1 s fixed profile "
+        "(article x 0.5), then streams. Prints injected-vs-observed delay error, the mock's CPU per call, "
+        "the client's own cost, and how long the mock waited for a CPU. Exit 1 when the targets are missed "
+        "on a quiet machine.",
+    )
     parser.add_argument(
         "--users", type=int, default=2000, help="concurrent non-streaming calls (default 2000)"
     )
