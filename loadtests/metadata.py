@@ -80,8 +80,19 @@ def collect_git(repo: Path) -> tuple[str | None, bool | None]:
 
 
 def collect_command_line(argv: Sequence[str]) -> str:
-    """How the sweep was invoked, without the interpreter's absolute path."""
-    return shlex.join(["python", "-m", "loadtests", "sweep", *argv])
+    """How the sweep was invoked, without the interpreter's path or any absolute path (made relative to the
+    working directory when inside it, else shown as its last component)."""
+    cwd = Path.cwd()
+    shown = []
+    for arg in argv:
+        path = Path(arg)
+        if path.is_absolute():
+            try:
+                arg = str(path.relative_to(cwd))
+            except ValueError:
+                arg = f".../{path.name}"
+        shown.append(arg)
+    return shlex.join(["python", "-m", "loadtests", "sweep", *shown])
 
 
 def collect_all(

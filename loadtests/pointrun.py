@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import cpu as cpu_sampling
+from loadtests.interrupts import deferred_interrupts
 from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
 from loadtests.rawdata import Window, cut_window, read_records, write_records
 from loadtests.results import CpuUsage, Point
@@ -33,7 +34,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 # Scenarios whose every request makes exactly one upstream call while it is in flight: the mock's peak
 # must then be min(users, ceiling). Jobs run in the background (their concurrency is the job runner's).
 ONE_CALL_PER_REQUEST = frozenset({"analyse", "stream", "chat"})
-MIN_COMPLETIONS = 10  # the window grows (in whole upstream periods) until about this many are expected
+MIN_COMPLETIONS = 20  # the window grows (in whole upstream periods) until about this many are expected
 START_TIMEOUT_S = 60.0
 
 
@@ -201,13 +202,14 @@ def _sleep_until(deadline: float, processes: Sequence[ManagedProcess]) -> None:
 
 
 def _stop_all(processes: Sequence[ManagedProcess]) -> None:
-    # SIGTERM every load process at once (each flushes its records), then reap them.
-    for proc in processes:
-        if proc.running():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    for proc in processes:
-        proc.stop(timeout=15.0)
+    # SIGTERM every load process at once (each flushes its records), then reap them; a Ctrl-C waits.
+    with deferred_interrupts():
+        for proc in processes:
+            if proc.running():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in processes:
+            proc.stop(timeout=15.0)
 
 
 def run_point(
@@ -401,6 +403,7 @@ def build_point(
             "max_ms": round(max((p["ms"] for p in gc_pauses), default=0.0), 3),
         },
         "findings": findings(evidence),
+        "throughput_span_rps": span_throughput(window.completion_times),
         "expected_throughput_rps": (
             round(min(spec.users or 0, target.ceiling) / target.latency_s, 3)
             if spec.load_model == "closed" and target.latency_s > 0
@@ -454,6 +457,15 @@ def build_point(
         extra=extra,
         raw_file=raw_file,
     )
+
+
+def span_throughput(completion_times: Sequence[float]) -> float | None:
+    """(n - 1) / (last - first completion): a cross-check free of the window's boundary effects."""
+    if len(completion_times) < 3:
+        return None
+    ordered = sorted(completion_times)
+    span = ordered[-1] - ordered[0]
+    return round((len(ordered) - 1) / span, 4) if span > 0 else None
 
 
 def failed_point(spec: PointSpec, target: Target, timing: Timing, reason: str) -> Point:

@@ -51,7 +51,7 @@ PRESETS: dict[str, SweepSettings] = {
     "quick": SweepSettings(
         variants=("flask-sync", "fastapi-async"),
         scenarios=("analyse",),
-        users=(1, 8, 32),
+        users=(2, 8, 32),
         rates=(),
         time_scale=0.25,
         duration_s=3.0,
@@ -60,7 +60,7 @@ PRESETS: dict[str, SweepSettings] = {
     "default": SweepSettings(
         variants=("flask-sync", "fastapi-async", "flask-gevent", "fastapi-def"),
         scenarios=("analyse", "stream"),
-        users=(1, 4, 16, 64, 128),
+        users=(2, 8, 32, 128),
         rates=(),
         time_scale=0.5,
         duration_s=5.0,

@@ -51,6 +51,7 @@ class Window:
     ttfts_ms: list[float] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)  # chunks / frames / polls of the completions
     lags_ms: list[float] = field(default_factory=list)  # open loop: actual minus intended send time
+    completion_times: list[float] = field(default_factory=list)  # wall clock, successful completions
 
     @property
     def seconds(self) -> float:
@@ -129,6 +130,7 @@ def cut_window(records: Iterable[Record], start: float, end: float) -> Window:
                 window.completed += 1
                 window.latencies_ms.append(r.latency_ms)  # type: ignore[arg-type]
                 window.counts.append(r.n)
+                window.completion_times.append(finish)
                 if r.ttft_ms is not None:
                     window.ttfts_ms.append(r.ttft_ms)
             else:

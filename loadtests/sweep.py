@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from loadtests.errors import UserError
+from loadtests.interrupts import deferred_interrupts
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import (
     PointError,
@@ -392,8 +393,9 @@ def started_variant(
         server.start(ready_timeout=60.0)
         yield mock, server
     finally:
-        server.stop()
-        mock.stop()
+        with deferred_interrupts():
+            server.stop()
+            mock.stop()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -484,6 +486,8 @@ class Sweep:
         from rich.console import Console
 
         console = Console()
+        if not console.is_terminal:  # a log file or CI: room for the whole summary table
+            console = Console(width=170)
         done = {point_key(p) for p in self.results.points}
         todo = [s for s in plan_points(self.settings) if s.key not in done]
         groups = group_points(todo, self.settings)
@@ -495,7 +499,9 @@ class Sweep:
             f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
             f"writing {self.run_dir / RESULTS_FILE}"
         )
+        # Ctrl-C and SIGTERM both end the sweep the same way (a shell may start us with SIGINT ignored).
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         started = time.monotonic()
         try:
             self._run_groups(groups, total_points, estimate, console)
@@ -510,6 +516,7 @@ class Sweep:
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
         self.results.metadata["finished_at"] = utc_now()
         self.results.metadata["wall_time_s"] = round(time.monotonic() - started, 1)
         self.save()

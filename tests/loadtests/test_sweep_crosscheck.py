@@ -1,0 +1,120 @@
+"""Cross-check the harness against a small independent asyncio client on the same point.
+
+The harness (Locust processes, raw records, window cut) and a plain asyncio HTTP/1.1 client drive
+fastapi-async at the same time, 8 closed-loop users each, behind a 0.2 s upstream; over the harness's own
+window their throughput and percentiles must agree within 5 % (measuring at the same time means both see
+the same machine, which on a shared 2-core box matters more than anything). The same real point, judged
+with an artificially tiny CPU limit, must come out invalid ("a starved load generator"), proving the check
+runs on real CPU readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtests import validity
+from loadtests.pointrun import PointSpec, Target, plan_timing, run_point
+from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+
+TIME_SCALE = 0.1
+L = 2.0 * TIME_SCALE
+USERS = 8
+TOKEN = "bench-local-token"
+BODY = json.dumps(
+    {"text": "Quarterly revenue grew while churn rose. " * 20, "analysis_type": "summary", "max_findings": 5}
+).encode()
+
+
+async def _user(port: int, offset: float, stop_at: list[float], samples: list[tuple[float, float]]) -> None:
+    """One closed-loop user on a keep-alive connection: (end wall time, latency ms) per success."""
+    await asyncio.sleep(offset)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    request = (
+        f"POST /analyse HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    try:
+        while time.time() < stop_at[0]:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = dict(
+                line.split(": ", 1) for line in head.decode().lower().split("\r\n")[1:] if ": " in line
+            )
+            await reader.readexactly(int(headers["content-length"]))
+            latency = (time.perf_counter() - started) * 1000.0
+            if head.startswith(b"HTTP/1.1 200"):
+                samples.append((time.time(), latency))
+    finally:
+        writer.close()
+
+
+def _nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q / 100 * len(ordered)), 1) - 1]
+
+
+async def _independent(port: int, stop_at: list[float], samples: list[tuple[float, float]]) -> None:
+    await asyncio.gather(*(_user(port, i / USERS * L, stop_at, samples) for i in range(USERS)))
+
+
+@pytest.fixture
+def fastapi_async(tmp_path: Path):  # type: ignore[no-untyped-def]
+    mock_port, port = free_port(), free_port()
+    env = {**os.environ, "BENCH_RATE_LIMIT": "1000000/minute", "BENCH_JOB_DB": str(tmp_path / "jobs.db")}
+    mock = ManagedProcess(
+        "mock", python_module_argv("mock_llm", "--port", str(mock_port), "--time-scale", str(TIME_SCALE)),
+        log_path=tmp_path / "mock.log", ready_url=f"http://{LOOPBACK}:{mock_port}/health",
+    )  # fmt: skip
+    server = ManagedProcess(
+        "fastapi-async",
+        python_module_argv("servers", "run", "fastapi-async", "--host", LOOPBACK, "--port", str(port),
+                           "--upstream", f"http://{LOOPBACK}:{mock_port}"),
+        log_path=tmp_path / "server.log", ready_url=f"http://{LOOPBACK}:{port}/health", env=env,
+    )  # fmt: skip
+    with mock, server:
+        yield mock, server, port, mock_port
+
+
+def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mock, server, port, mock_port = fastapi_async
+    # Judge the real point with a limit no load generator can meet: it must be flagged as starved.
+    monkeypatch.setattr(validity, "LOADGEN_CPU_LIMIT", 0.001)
+    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=USERS, rate=None,
+                     repeat=0)  # fmt: skip
+    target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
+                    server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
+                    token=TOKEN)  # fmt: skip
+    timing = plan_timing(spec, latency_s=L, ceiling=1000, duration_s=4.0, warmup_s=None)
+    stop_at = [time.time() + 120.0]
+    samples: list[tuple[float, float]] = []
+    client = threading.Thread(target=asyncio.run, args=(_independent(port, stop_at, samples),))
+    client.start()
+    try:
+        point = run_point(spec, target, timing, run_dir=tmp_path / "run", loadgen_processes=1, seed=1,
+                          max_in_flight=100, env=dict(os.environ))  # fmt: skip
+    finally:
+        stop_at[0] = 0.0
+        client.join(timeout=30)
+
+    assert not point.valid
+    assert any(reason.startswith("load generator locust used") for reason in point.invalid_reasons)
+    assert point.latency_ms is not None and point.completed >= 60
+
+    window_start = point.extra["window_start"]
+    window_end = window_start + point.duration_s
+    latencies = [latency for end, latency in samples if window_start <= end < window_end]
+    throughput = len(latencies) / point.duration_s
+    assert len(latencies) >= 60
+    assert point.throughput_rps == pytest.approx(throughput, rel=0.05), (point.throughput_rps, throughput)
+    assert point.latency_ms.p50 == pytest.approx(_nearest_rank(latencies, 50), rel=0.05)
+    assert point.latency_ms.p95 == pytest.approx(_nearest_rank(latencies, 95), rel=0.05)
+    assert point.latency_ms.mean == pytest.approx(sum(latencies) / len(latencies), rel=0.05)
