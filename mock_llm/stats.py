@@ -1,7 +1,8 @@
 """Counters behind ``GET /mock/stats``: the ground truth of what the mock saw.
 
 The in-flight gauge counts ``/v1/*`` calls from arrival until the last byte of the answer is sent (streams
-included) or the client goes away; ``/mock/*`` and ``/health`` are not counted.
+included; a stream or a stall also ends when its client goes away); ``/mock/*`` and ``/health`` are not
+counted.
 """
 
 from __future__ import annotations

@@ -175,3 +175,18 @@ def test_client_leaving_a_stream_ends_it_in_the_gauge(slow_mock: Mock) -> None:
         time.sleep(0.01)
     stats = slow_mock.stats()
     assert stats["in_flight"] == 0 and stats["by_status"] == {"499": 1}
+
+
+def test_empty_answer_streams_without_deltas(mock: Mock) -> None:
+    body = messages_body(stream=True, stop_sequences=["##"])  # prose answers start with "## "
+    reply = mock.request("POST", "/v1/messages", body=body, headers=API_HEADERS)
+    names = [block.split("\n")[0] for block in reply.body.decode().strip().split("\n\n")]
+    assert names == [
+        "event: message_start",
+        "event: content_block_start",
+        "event: ping",
+        "event: content_block_stop",
+        "event: message_delta",
+        "event: message_stop",
+    ]
+    assert '"stop_reason":"stop_sequence","stop_sequence":"##"' in reply.body.decode()
