@@ -130,8 +130,10 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
             _plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label)
         )
         if big_l and variant in ctx.ceilings:
-            loads = sorted({lv.load for lv in levels})
             ceiling = ctx.ceilings[variant]
+            # The corner at users = C is drawn even when no level was measured there.
+            loads = sorted({lv.load for lv in levels} | {float(ceiling)})
+            loads = [u for u in loads if u <= max(lv.load for lv in levels)]
             ax.plot(
                 loads,
                 [min(u, ceiling) / big_l for u in loads],
@@ -668,16 +670,21 @@ def _follows(levels: Sequence[Level]) -> str:
     return f"follows the load to {top.peak_in_flight}"
 
 
-def _plateaus(series: dict[str, list[Level]]) -> dict[int, list[str]]:
-    """Variants whose in-flight count stops below the load, grouped by where it stops."""
-    groups: dict[int, list[str]] = defaultdict(list)
+def _plateaus(series: dict[str, list[Level]]) -> dict[int, tuple[list[str], float]]:
+    """Variants whose in-flight count stops below the load, grouped by where it stops, with the knee:
+    the lowest measured load at which the plateau is reached (not the theoretical one, which may not
+    have been measured)."""
+    groups: dict[int, tuple[list[str], float]] = {}
     for variant, levels in series.items():
         valid = [lv for lv in levels if lv.valid and lv.peak_in_flight is not None]
         if len(valid) < 2:
             continue
         top = valid[-1]
         if (top.peak_in_flight or 0) < 0.9 * top.users:
-            groups[max(lv.peak_in_flight or 0 for lv in valid)].append(variant)
+            cap = max(lv.peak_in_flight or 0 for lv in valid)
+            knee = min(lv.load for lv in valid if (lv.peak_in_flight or 0) >= cap)
+            names, old_knee = groups.get(cap, ([], knee))
+            groups[cap] = ([*names, variant], min(knee, old_knee))
     return dict(sorted(groups.items()))
 
 
@@ -693,14 +700,14 @@ def _annotate_knees(
     caps = [c for c in groups if c >= 1]
     right = max(_loads(series))
     for i, cap in enumerate(caps):
-        variants = groups[cap]
+        variants, knee = groups[cap]
         below = i + 1 < len(caps) and caps[i + 1] / cap < 3
         names = ", ".join(variants)
         sep = "\n" if len(names) > 24 else " "
         colour = _colour(ctx, variants[0])
         ax.annotate(
             f"{names}:{sep}{cap} in flight, then requests queue",
-            xy=(cap, y_of(cap)),
+            xy=(knee, y_of(cap)),
             xytext=(right, y_of(cap / 1.15 if below else cap * 1.15)),
             textcoords="data",
             ha="right",

@@ -186,7 +186,9 @@ def compute_verdict(run: RunResults) -> Verdict:
         else:
             ceiling = ceilings.get(name) or _point_ceiling(closed(name)) or 0
             claims.append(_gthread_claim(closed(name), ceiling, workers.get(name, 4), big_l, scenario))
-    claims.append(_framework_claim(claims))
+    framework = _framework_claim(claims)
+    if framework is not None:
+        claims.append(framework)
     return Verdict(claims=claims, scenario=scenario, upstream_latency_s=big_l, not_tested=not_tested)
 
 
@@ -392,7 +394,7 @@ def _gthread_claim(
     return Claim(id=cid, statement=statement, status=status, evidence=evidence, source="nuance")
 
 
-def _framework_claim(claims: Sequence[Claim]) -> Claim:
+def _framework_claim(claims: Sequence[Claim]) -> Claim | None:
     statement = "The framework alone sets the limit (Flask: 4, FastAPI: 100+)"
     by_id = {c.id: c for c in claims}
     counter = {
@@ -423,6 +425,8 @@ def _framework_claim(claims: Sequence[Claim]) -> Claim:
             evidence="no counterexample: " + "; ".join(f"{c.id}: {c.evidence}" for c in decided),
             source="nuance",
         )
+    if not any(c in by_id for c in counter):
+        return None  # none of the variants that could say ran: nothing to report
     missing = [c for c in counter if c not in by_id or by_id[c].status == "inconclusive"]
     return _no_data(
         FRAMEWORK_ID,
