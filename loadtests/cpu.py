@@ -36,6 +36,12 @@ def snapshot(groups: Mapping[str, Sequence[int]], *, trees: Sequence[str] = ()) 
     return out
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, everything but idle and iowait)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def per_process_percent(
     before: CpuSnapshot, after: CpuSnapshot, seconds: float
 ) -> dict[str, dict[int, float]]:

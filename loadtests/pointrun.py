@@ -305,9 +305,11 @@ def run_point(
         _http_json(f"{target.mock_url}/mock/reset", method="POST")
         window_start = time.time()
         cpu_before = cpu_sampling.snapshot(groups, trees=("server", "mock"))
+        machine_before = cpu_sampling.machine_busy_seconds()
         _sleep_until(window_start + timing.duration_s, processes)
         window_end = time.time()
         cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
+        machine_s = cpu_sampling.machine_busy_seconds() - machine_before
         mock_stats = _http_json(f"{target.mock_url}/mock/stats")
     finally:
         _stop_all(processes)
@@ -332,6 +334,9 @@ def run_point(
     }
     server_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "server")
     mock_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "mock")
+    loadgen_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "loadgen")
+    # The sweep itself sleeps through the window; whatever else was busy is a neighbour's load.
+    other_percent = max(0.0, machine_s - server_s - mock_s - loadgen_s) / seconds * 100.0
     return build_point(
         spec,
         target,
@@ -344,6 +349,7 @@ def run_point(
         gc_pauses=[p for p in gc_pauses if window_start <= p["start"] < window_end],
         raw_file=str(raw_rel),
         loadgen_processes=loadgen_processes,
+        other_cpu_percent=other_percent,
     )
 
 
@@ -360,6 +366,7 @@ def build_point(
     gc_pauses: Sequence[dict[str, float]],
     raw_file: str | None,
     loadgen_processes: int,
+    other_cpu_percent: float | None = None,
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
@@ -391,12 +398,14 @@ def build_point(
         expected_peak=expected_peak,
         dropped=window.dropped,
         lag_p99_ms=lag_p99,
+        other_cpu_percent=other_cpu_percent,
     )
     reasons = invalid_reasons(evidence)
     extra: dict[str, Any] = {
         "window_start": round(window.start, 3),
         "loadgen_processes": loadgen_processes,
         "loadgen_cpu_percent": {k: round(v, 1) for k, v in loadgen_cpu.items()},
+        "other_cpu_percent": None if other_cpu_percent is None else round(other_cpu_percent, 1),
         "gc_pauses": {
             "count": len(gc_pauses),
             "total_ms": round(sum(p["ms"] for p in gc_pauses), 3),

@@ -7,6 +7,8 @@ Invalid (the point is kept, with every reason):
   the number of users; if not, users were idle, missing or mis-timed);
 - the mock saw more upstream calls in flight than min(users, ceiling) allows (beyond a tolerance): calls the
   harness did not account for;
+- processes outside the measurement used more than ``OTHER_CPU_LIMIT`` percent of a core during the window
+  (on a 2-core machine a noisy neighbour moves every number);
 - zero completions in the window; open-loop arrivals refused by the in-flight cap; an open-loop send lag
   (actual minus intended send time) whose p99 exceeds ``OPEN_LAG_LIMIT_MS``.
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from loadtests.results import LittlesLaw
 
 LOADGEN_CPU_LIMIT = 90.0  # percent of one core, per load-generator process
+OTHER_CPU_LIMIT = 35.0  # percent of one core used by processes outside the measurement (a noisy machine)
 LITTLE_TOLERANCE = 0.10
 OPEN_LAG_LIMIT_MS = 50.0
 
@@ -44,6 +47,7 @@ class Evidence:
     expected_peak: int | None  # min(users, ceiling) when the scenario makes one upstream call per request
     dropped: int = 0
     lag_p99_ms: float | None = None
+    other_cpu_percent: float | None = None  # machine busy time not spent by loadgen, server or mock
 
 
 def littles_law(
@@ -78,6 +82,11 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
                 f"load generator {name} used {percent:.0f}% of a core (limit {LOADGEN_CPU_LIMIT:.0f}%): "
                 "it may have set the pace; add --loadgen-processes"
             )
+    if evidence.other_cpu_percent is not None and evidence.other_cpu_percent > OTHER_CPU_LIMIT:
+        reasons.append(
+            f"other processes used {evidence.other_cpu_percent:.0f}% of a core during the window "
+            f"(limit {OTHER_CPU_LIMIT:.0f}%): the machine was not quiet"
+        )
     if evidence.completed == 0:
         reasons.append("no request completed in the measured window")
     law = evidence.littles_law

@@ -87,6 +87,8 @@ def test_other_invalidity_rules_and_findings() -> None:
         "send lag",
     ):
         assert needle in text
+    noisy = Evidence(**{**evidence.__dict__, "other_cpu_percent": 60.0})
+    assert any("other processes used 60%" in r for r in invalid_reasons(noisy))
     below = Evidence(**{**evidence.__dict__, "upstream_peak": 7})
     assert "below min(users, ceiling)" in findings(below)[0]
     assert (
