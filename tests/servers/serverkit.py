@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from websockets.sync.client import connect
+
 from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 TOKEN = "tok-main"
@@ -187,3 +189,59 @@ def mock_stats(port: int) -> dict[str, Any]:
 
 def mock_reset(port: int) -> None:
     assert request(port, "POST", "/mock/reset", token=None).status == 200
+
+
+VALID = {"text": "The quarterly report shows revenue growth and rising costs.", "analysis_type": "summary"}
+JSON_CT = {"Content-Type": "application/json"}
+TEXT_CT = {"Content-Type": "text/plain"}
+BASIC = {"Authorization": "Basic eDp5"}
+MARKDOWN = {**VALID, "output_format": "markdown", "max_findings": 2}
+ENTITIES = {**VALID, "analysis_type": "entities", "max_findings": 1}
+
+# Requests both frameworks (and every variant) must answer identically.
+# (name, method, path, kwargs, expected status)
+CORPUS: list[tuple[str, str, str, dict[str, Any], int]] = [
+    ("valid", "POST", "/analyse", {"json_body": VALID}, 200),
+    ("markdown", "POST", "/analyse", {"json_body": MARKDOWN}, 200),
+    ("entities-1", "POST", "/analyse", {"json_body": ENTITIES}, 200),
+    ("short", "POST", "/analyse", {"json_body": {**VALID, "text": "too short"}}, 422),
+    ("blank", "POST", "/analyse", {"json_body": {**VALID, "text": " " * 20}}, 422),
+    ("bad-enum", "POST", "/analyse", {"json_body": {**VALID, "analysis_type": "poem"}}, 422),
+    ("bad-max", "POST", "/analyse", {"json_body": {**VALID, "max_findings": 51}}, 422),
+    ("missing", "POST", "/analyse", {"json_body": {}}, 422),
+    ("list", "POST", "/analyse", {"json_body": [1, 2]}, 422),
+    ("bad-json", "POST", "/analyse", {"body": b"{nope", "headers": JSON_CT}, 422),
+    ("no-body", "POST", "/analyse", {}, 422),
+    ("text-plain", "POST", "/analyse", {"body": json.dumps(VALID).encode(), "headers": TEXT_CT}, 422),
+    ("bad-utf8", "POST", "/analyse", {"body": b'{"text": "\xff\xfe"}', "headers": JSON_CT}, 400),
+    ("no-token", "POST", "/analyse", {"json_body": VALID, "token": None}, 401),
+    ("bad-token", "POST", "/analyse", {"json_body": VALID, "token": "nope"}, 401),
+    ("basic-auth", "POST", "/analyse", {"json_body": VALID, "token": None, "headers": BASIC}, 401),
+    ("no-token-invalid", "POST", "/analyse", {"json_body": {}, "token": None}, 401),
+    ("no-token-bad-json", "POST", "/analyse", {"body": b"{", "headers": JSON_CT, "token": None}, 422),
+    ("stream-invalid", "POST", "/analyse/stream", {"json_body": {**VALID, "max_findings": 0}}, 422),
+    ("async-invalid", "POST", "/analyse/async", {"json_body": {"text": 1}}, 422),
+    ("async-no-token", "POST", "/analyse/async", {"json_body": VALID, "token": None}, 401),
+    ("unknown-job", "GET", "/jobs/does-not-exist", {}, 404),
+    ("job-no-token", "GET", "/jobs/does-not-exist", {"token": None}, 401),
+    ("get-analyse", "GET", "/analyse", {}, 405),
+    ("post-health", "POST", "/health", {"token": None}, 405),
+    ("put-job", "PUT", "/jobs/x", {}, 405),
+    ("unknown-route", "GET", "/nope", {"token": None}, 404),
+    ("ws-over-http", "GET", "/ws/chat", {}, 404),
+]  # fmt: skip
+
+
+def ws_exchange(port: int, messages: list[str], **connect_kwargs: Any) -> list[list[str]]:
+    answers: list[list[str]] = []
+    with connect(f"ws://{LOOPBACK}:{port}/ws/chat", open_timeout=10, **connect_kwargs) as ws:
+        for message in messages:
+            ws.send(message)
+            frames: list[str] = []
+            while True:
+                frame = str(ws.recv(timeout=15))
+                frames.append(frame)
+                if frame.startswith("{") and json.loads(frame).get("type") in ("done", "error"):
+                    break
+            answers.append(frames)
+    return answers

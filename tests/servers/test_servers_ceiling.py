@@ -12,10 +12,22 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serverkit import TOKEN, Fleet, ServerSpec, fleet, mock_reset, mock_stats
+from serverkit import (
+    CORPUS,
+    TOKEN,
+    VALID,
+    Fleet,
+    ServerSpec,
+    fleet,
+    mock_reset,
+    mock_stats,
+    request,
+    ws_exchange,
+)
 
 from loadtests.processes import LOOPBACK
 from servers.variants import get_variant
@@ -38,6 +50,7 @@ CASES: dict[str, tuple[int, int, int]] = {
     "fastapi-workers": (128, 120, 128),
 }
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BODY = json.dumps(
     {"text": "Measure how many upstream calls this server keeps open.", "analysis_type": "summary"}
 )
@@ -55,6 +68,50 @@ def ceiling_fleet(servers_log_dir: Path) -> Iterator[tuple[Fleet, dict[str, tupl
             ports[variant] = (group.server(variant, spec), mock)
         group.wait_ready()
         yield group, ports
+
+
+def _job_result(port: int) -> object:
+    job_id = request(port, "POST", "/analyse/async", json_body=VALID).json()["job_id"]
+    deadline = time.monotonic() + 30
+    while (job := request(port, "GET", f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job["result"]
+
+
+def _behaviour(port: int) -> dict[str, object]:
+    """Everything observable about one variant: the corpus, one of each upstream call, one job, one chat."""
+    out: dict[str, object] = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the upstream calls overlap (1.5 s each)
+        analyse = pool.submit(request, port, "POST", "/analyse", json_body=VALID)
+        stream = pool.submit(request, port, "POST", "/analyse/stream", json_body=VALID)
+        job = pool.submit(_job_result, port)
+        chat = pool.submit(ws_exchange, port, ["Explain backpressure briefly."], additional_headers=AUTH)
+        for name, method, path, kwargs, _status in CORPUS:
+            if _status != 200:
+                answer = request(port, method, path, **kwargs)
+                out[name] = (answer.status, answer.json())
+        out["analyse"] = (analyse.result().status, analyse.result().json())
+        out["stream"] = (stream.result().status, stream.result().body)
+        out["job"] = job.result()
+        out["chat"] = chat.result()
+    return out
+
+
+@pytest.mark.slow
+def test_every_variant_answers_alike(ceiling_fleet: tuple[Fleet, dict[str, tuple[int, int]]]) -> None:
+    """Parity across all eight variants (each mock has the same seed, so even the content matches)."""
+    _, ports = ceiling_fleet
+    with ThreadPoolExecutor(max_workers=len(ports)) as pool:
+        behaviours = dict(zip(ports, pool.map(lambda v: _behaviour(ports[v][0]), ports), strict=True))
+    reference = behaviours["fastapi-async"]
+    assert reference["analyse"][0] == 200 and reference["stream"][0] == 200  # type: ignore[index]
+    for variant, behaviour in behaviours.items():
+        for key, value in reference.items():
+            if key == "job":
+                assert behaviour[key] == reference["analyse"][1], (variant, key)  # type: ignore[index]
+            else:
+                assert behaviour[key] == value, (variant, key)
 
 
 def _open_requests(port: int, count: int) -> list[socket.socket]:
