@@ -202,3 +202,17 @@ def test_registry() -> None:
     assert get_variant("fastapi-def").predicted_ceiling == 40
     with pytest.raises(UnknownVariantError, match="flask-sync"):
         get_variant("flask-turbo")
+
+
+@pytest.mark.parametrize("mode", ["async", "def", "blocking"])
+def test_fastapi_keeps_docs_and_openapi(tmp_path: Path, mode: str) -> None:
+    from servers.fastapi_app import create_app
+
+    settings = load_settings({"BENCH_JOB_DB": str(tmp_path / "j.db"), "BENCH_VARIANT": f"fastapi-{mode}"})
+    with TestClient(create_app(settings, mode=mode)) as client:  # type: ignore[arg-type]
+        schema = client.get("/openapi.json").json()
+        assert {"/analyse", "/analyse/stream", "/analyse/async", "/jobs/{job_id}", "/health"} <= set(
+            schema["paths"]
+        )
+        assert "AnalyseRequest" in schema["components"]["schemas"]
+        assert client.get("/docs").status_code == 200
