@@ -48,6 +48,8 @@ def server_argv(
             log_level,
             "--backlog",
             "2048",
+            # gunicorn 27's control socket has one default path per user: concurrent runs would collide.
+            "--no-control-socket",
         ]
         if variant.worker_class == "gthread":
             argv += ["--threads", str(variant.threads)]
