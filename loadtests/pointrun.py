@@ -350,6 +350,7 @@ def run_point(
         raw_file=str(raw_rel),
         loadgen_processes=loadgen_processes,
         other_cpu_percent=other_percent,
+        machine_busy_percent=machine_s / seconds * 100.0,
     )
 
 
@@ -367,6 +368,7 @@ def build_point(
     raw_file: str | None,
     loadgen_processes: int,
     other_cpu_percent: float | None = None,
+    machine_busy_percent: float | None = None,
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
@@ -399,6 +401,8 @@ def build_point(
         dropped=window.dropped,
         lag_p99_ms=lag_p99,
         other_cpu_percent=other_cpu_percent,
+        machine_busy_percent=machine_busy_percent,
+        cpu_count=os.cpu_count() or 1,
     )
     reasons = invalid_reasons(evidence)
     extra: dict[str, Any] = {
@@ -406,6 +410,7 @@ def build_point(
         "loadgen_processes": loadgen_processes,
         "loadgen_cpu_percent": {k: round(v, 1) for k, v in loadgen_cpu.items()},
         "other_cpu_percent": None if other_cpu_percent is None else round(other_cpu_percent, 1),
+        "machine_busy_percent": None if machine_busy_percent is None else round(machine_busy_percent, 1),
         "gc_pauses": {
             "count": len(gc_pauses),
             "total_ms": round(sum(p["ms"] for p in gc_pauses), 3),

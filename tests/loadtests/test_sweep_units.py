@@ -87,8 +87,12 @@ def test_other_invalidity_rules_and_findings() -> None:
         "send lag",
     ):
         assert needle in text
-    noisy = Evidence(**{**evidence.__dict__, "other_cpu_percent": 60.0})
+    noisy = Evidence(
+        **{**evidence.__dict__, "other_cpu_percent": 60.0, "machine_busy_percent": 180.0, "cpu_count": 2}
+    )
     assert any("other processes used 60%" in r for r in invalid_reasons(noisy))
+    roomy = Evidence(**{**noisy.__dict__, "machine_busy_percent": 100.0})  # a neighbour, but CPU to spare
+    assert not any("other processes" in r for r in invalid_reasons(roomy))
     below = Evidence(**{**evidence.__dict__, "upstream_peak": 7})
     assert "below min(users, ceiling)" in findings(below)[0]
     assert (
