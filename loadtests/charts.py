@@ -347,7 +347,8 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
         _plot(ctx, ax, "cpu", v, lvs, lambda lv: lv.server_cpu_ms or math.nan) for v, lvs in series.items()
     ]
     _log2_x(ax, _loads(series))
-    ax.set_ylim(bottom=0)
+    top = max((lv.server_cpu_ms or 0.0 for lvs in series.values() for lv in lvs), default=1.0)
+    ax.set_ylim(0, top * 1.15 or 1.0)  # headroom, so the highest point is not cut by the frame
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("server CPU per request (ms)")
     medians = {
@@ -359,14 +360,20 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
     if medians:
         cheap = min(medians, key=lambda v: medians[v])
         dear = max(medians, key=lambda v: medians[v])
-        title = (
-            f"Server CPU per request: {medians[cheap]:.2g} ms ({cheap}) to {medians[dear]:.2g} ms ({dear}), "
-            "medians over all loads"
-        )
+        if medians[dear] <= 1.10 * medians[cheap]:
+            title = (
+                f"Server CPU per request: about {medians[dear]:.2g} ms for "
+                f"{'every variant' if len(medians) > 1 else dear}"
+            )
+        else:
+            low, high = f"{medians[cheap]:.2g} ms ({cheap})", f"{medians[dear]:.2g} ms ({dear})"
+            title = f"Server CPU per request: {low} to {high}"
         if big_l:
             share = medians[dear] / (big_l * 1000)
-            title += f"; at most {share:.1%} of the {big_l:g} s upstream wait"
-    subtitle = f"{scenario} scenario · server process CPU time / completed requests"
+            title += f", at most {share:.1%} of the {big_l:g} s upstream wait"
+    subtitle = (
+        f"{scenario} scenario · server process CPU time / completed requests · title: medians over all loads"
+    )
     return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
 
 
@@ -559,9 +566,9 @@ def _finish(
         # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
         anchor = axes[min(len(axes), _row_length(axes)) - 1]
         anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    chars = int(style.width_in * 72 / (style.title_pt * 0.56))
+    chars = int(style.width_in * 72 / (style.title_pt * 0.64))
     title_text = textwrap.fill(title, chars, break_on_hyphens=False)
-    sub_chars = int(style.width_in * 72 / (style.font_pt * 0.9 * 0.52))
+    sub_chars = int(style.width_in * 72 / (style.font_pt * 0.9 * 0.58))
     sub_text = textwrap.fill(subtitle, sub_chars, break_on_hyphens=False)
     notes = []
     if invalid:
@@ -571,7 +578,7 @@ def _finish(
         notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
     notes.append(ctx.footer)
     small = style.font_pt * 0.72
-    note_chars = int(style.width_in * 72 / (small * 0.52))
+    note_chars = int(style.width_in * 72 / (small * 0.58))
     note_text = "\n".join(textwrap.fill(n, note_chars, break_on_hyphens=False) for n in notes)
     height = style.height_in
     pad = 0.12
@@ -744,7 +751,14 @@ def _log10_y(ax: Axes) -> None:
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     decades = math.log10(hi / lo) if lo > 0 else 3
-    subs = (1.0, 2.0, 5.0) if decades < 1.6 else (1.0, 3.0) if decades < 3.2 else (1.0,)
+    if decades < 1.2:
+        subs: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
+    elif decades < 2.2:
+        subs = (1.0, 2.0, 5.0)
+    elif decades < 3.5:
+        subs = (1.0, 3.0)
+    else:
+        subs = (1.0,)
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())
