@@ -4,7 +4,9 @@ Points are matched by ``Point.key`` (variant, scenario, load model, load; repeat
 repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%)
 and, where both sides have two or more valid repeats, when the bootstrap interval of the ratio of means
 also excludes 1.0 (see loadtests.resampling); with a single repeat the tolerance alone decides and the
-output says so. Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be
+output says so. The failed share regresses on an absolute rise of more than one percentage point (a ratio
+of zeros means nothing). Gated by default: throughput, p50, p95, errors; p99 is reported only (``--gate``
+changes that). Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be
 compared (another mock profile or time scale, or no scenario or point in common). Only the points both
 runs share are compared, so a quick run can be checked against a fuller baseline of the same profile.
 """
@@ -31,8 +33,12 @@ METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
     "p50": (lambda p: p.latency_ms.p50 if p.latency_ms else None, False, "ms"),
     "p95": (lambda p: p.latency_ms.p95 if p.latency_ms else None, False, "ms"),
     "p99": (lambda p: p.latency_ms.p99 if p.latency_ms else None, False, "ms"),
+    "errors": (lambda p: p.failed / (p.completed + p.failed) if p.completed + p.failed else 0.0, False, "%"),
 }
-DEFAULT_GATE = ("throughput", "p50", "p95")  # p99 of a short window is too noisy to fail a build on
+DEFAULT_GATE = ("throughput", "p50", "p95", "errors")  # p99 of a short window is too noisy to fail a build
+# Error rates are often zero, where a ratio means nothing: they regress on an absolute rise instead, and
+# the tolerance alone decides (no bootstrap).
+ERROR_RATE_SLACK = 0.01
 
 
 class Incomparable(Exception):
@@ -219,7 +225,8 @@ def render(
     lines.append(f"- Current: `{args.current}` ({_run_label(current)})")
     lines.append(
         f"- Rule: a regression is a change of more than {tol:.0%} the wrong way (throughput down, "
-        f"latency up) in a gated metric ({', '.join(args.gate)}) that is also beyond the noise."
+        f"latency up) in a gated metric ({', '.join(args.gate)}) that is also beyond the noise; for errors, "
+        f"a rise of more than {ERROR_RATE_SLACK * 100:g} percentage point in the failed share."
     )
     lines.append(
         f"- Noise: {METHOD}; used for the {len(boot)} of {len(rows)} point(s) with 2+ valid repeats on both "
@@ -258,8 +265,9 @@ def render(
 
 def _table(rows: Sequence[Row]) -> list[str]:
     out = [
-        "| point | repeats (base/cur) | throughput (rps) | p50 (ms) | p95 (ms) | p99 (ms) | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| point | repeats (base/cur) | throughput (rps) | p50 (ms) | p95 (ms) | p99 (ms) | failed "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cells = {c.metric: _cell(c) for c in row.changes}
@@ -272,6 +280,8 @@ def _table(rows: Sequence[Row]) -> list[str]:
 
 
 def _cell(c: Change) -> str:
+    if c.metric == "errors":
+        return f"{c.base:.1%} → {c.cur:.1%}"
     interval = f" [{c.low:.2f}, {c.high:.2f}]" if c.low is not None and c.high is not None else ""
     return f"{_fmt(c.base)} → {_fmt(c.cur)} (×{c.ratio:.2f}{interval})"
 
@@ -279,7 +289,7 @@ def _cell(c: Change) -> str:
 def _verdict(row: Row) -> str:
     parts = []
     for c in row.changes:
-        pct = f"{(c.ratio - 1):+.0%}"
+        pct = f"{(c.cur - c.base) * 100:+.1f} points" if c.metric == "errors" else f"{(c.ratio - 1):+.0%}"
         if c.regression:
             parts.append(f"**REGRESSION** {c.metric} {pct}")
         elif c.not_significant:
@@ -303,6 +313,20 @@ def _change(
     if not base or not cur:
         return None
     b_mean, c_mean = sum(base) / len(base), sum(cur) / len(cur)
+    if metric == "errors":
+        rise = c_mean - b_mean
+        return Change(
+            metric=metric,
+            base=b_mean,
+            cur=c_mean,
+            ratio=c_mean / b_mean if b_mean > 0 else (1.0 if c_mean == 0 else math.inf),
+            low=None,
+            high=None,
+            worse=rise > ERROR_RATE_SLACK,
+            better=rise < -ERROR_RATE_SLACK,
+            significant=None,
+            gated=gated,
+        )
     if b_mean <= 0:
         return None
     ratio = c_mean / b_mean

@@ -152,3 +152,12 @@ def test_the_bootstrap_is_seeded_and_brackets_the_ratio() -> None:
     assert a.low <= a.ratio <= a.high < 1.0 and a.excludes_one()
     with pytest.raises(ValueError, match="two values"):
         ratio_interval([1.0], [1.0, 2.0])
+
+
+def test_new_errors_are_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    failing = modify(
+        base, lambda p: replace(p, failed=p.completed // 20, failures_by_status={"503": p.completed // 20})
+    )
+    assert _compare(tmp_path, base, failing) == 1
+    assert "**REGRESSION** errors +4.8 points" in capsys.readouterr().out
