@@ -53,8 +53,14 @@ def main(argv: Sequence[str]) -> int:
     except (UserError, ResultsFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for path in written:
+    charts = [p for p in written if p.parent.name == CHARTS_DIR]
+    if charts:
+        print(f"{charts[0].parent}/: {len(charts) // 2} charts (PNG + SVG)")
+    for path in written[len(charts) :]:
         print(path)
+    verdict = json.loads(written[len(charts)].read_text())
+    for claim in verdict["claims"]:
+        print(f"  {claim['status']:>14}  {claim['statement']}")
     return 0
 
 
