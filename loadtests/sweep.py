@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,57 +347,119 @@ def bench_token() -> str:
     return (os.environ.get("BENCH_API_TOKENS") or DEFAULT_TOKEN).split(",")[0].strip()
 
 
-@contextlib.contextmanager
-def started_variant(
-    group: Group, settings: SweepSettings, run_dir: Path
-) -> Iterator[tuple[ManagedProcess, ManagedProcess]]:
-    """Start the mock and the variant on free ports; stop both whatever happens."""
-    logs = run_dir / "logs"
-    suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
-    mock_port, server_port = free_port(), free_port()
-    mock = ManagedProcess(
-        f"mock for {group.variant}",
-        python_module_argv(
-            "mock_llm",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(mock_port),
-            "--profile",
-            group.mock_profile,
-            "--time-scale",
-            f"{settings.time_scale:g}",
-            "--seed",
-            str(settings.seed),
-        ),
-        log_path=logs / f"{group.variant}{suffix}.mock.log",
-        ready_url=f"http://{LOOPBACK}:{mock_port}/health",
-    )
-    server = ManagedProcess(
-        f"variant {group.variant}",
-        python_module_argv(
-            "servers",
-            "run",
-            group.variant,
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(server_port),
-            "--upstream",
-            f"http://{LOOPBACK}:{mock_port}",
-        ),
-        log_path=logs / f"{group.variant}{suffix}.server.log",
-        ready_url=f"http://{LOOPBACK}:{server_port}/health",
-        env=_server_env(run_dir, group.variant),
-    )
-    try:
-        mock.start(ready_timeout=30.0)
-        server.start(ready_timeout=60.0)
-        yield mock, server
-    finally:
+class VariantSession:
+    """The mock and the variant for one group of points, on free loopback ports.
+
+    Between points the server must be idle: a point that saturated it (flask-sync at 128 users holds a
+    backlog of 31 upstream periods) would otherwise serve the previous point's abandoned requests during the
+    next one. :meth:`settle` waits for the mock to see nothing in flight; when that does not happen soon,
+    the variant is restarted (and the next point says so in ``extra``).
+    """
+
+    def __init__(self, group: Group, settings: SweepSettings, run_dir: Path) -> None:
+        self.group = group
+        self.run_dir = run_dir
+        logs = run_dir / "logs"
+        suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
+        self.server_log = logs / f"{group.variant}{suffix}.server.log"
+        mock_port = free_port()
+        self.mock_url = f"http://{LOOPBACK}:{mock_port}"
+        self.mock = ManagedProcess(
+            f"mock for {group.variant}",
+            python_module_argv(
+                "mock_llm",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(mock_port),
+                "--profile",
+                group.mock_profile,
+                "--time-scale",
+                f"{settings.time_scale:g}",
+                "--seed",
+                str(settings.seed),
+            ),
+            log_path=logs / f"{group.variant}{suffix}.mock.log",
+            ready_url=f"{self.mock_url}/health",
+        )
+        self.server: ManagedProcess | None = None
+        self.url = ""
+
+    def __enter__(self) -> VariantSession:
+        try:
+            self.mock.start(ready_timeout=30.0)
+            self._start_server()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _start_server(self) -> None:
+        port = free_port()
+        self.url = f"http://{LOOPBACK}:{port}"
+        self.server = ManagedProcess(
+            f"variant {self.group.variant}",
+            python_module_argv(
+                "servers",
+                "run",
+                self.group.variant,
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--upstream",
+                self.mock_url,
+            ),
+            log_path=self.server_log,
+            ready_url=f"{self.url}/health",
+            env=_server_env(self.run_dir, self.group.variant),
+        )
+        self.server.start(ready_timeout=60.0)
+
+    def restart_server(self) -> None:
         with deferred_interrupts():
-            server.stop()
-            mock.stop()
+            if self.server is not None:
+                self.server.stop()
+        self._start_server()
+
+    def in_flight(self) -> int:
+        with urllib.request.urlopen(f"{self.mock_url}/mock/stats", timeout=10) as response:
+            return int(json.loads(response.read())["in_flight"])
+
+    def settle(self, *, timeout_s: float, quiet_s: float = 0.25) -> bool:
+        """True once the mock has seen nothing in flight for ``quiet_s``; False after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        idle_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.in_flight() == 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= quiet_s:
+                    return True
+            else:
+                idle_since = None
+            time.sleep(0.05)
+        return False
+
+    def target(self, *, ceiling: int, latency_s: float) -> Target:
+        assert self.server is not None
+        return Target(
+            url=self.url,
+            mock_url=self.mock_url,
+            server_pid=self.server.pid,
+            mock_pid=self.mock.pid,
+            ceiling=ceiling,
+            latency_s=latency_s,
+            token=bench_token(),
+        )
+
+    def stop(self) -> None:
+        with deferred_interrupts():
+            if self.server is not None:
+                self.server.stop()
+            self.mock.stop()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -555,11 +619,11 @@ class Sweep:
                 variant = variants[group.variant]
                 progress.update(task, description=f"starting {group.variant} (mock {group.mock_profile})")
                 try:
-                    with started_variant(group, self.settings, self.run_dir) as (mock, server):
-                        log_file = _relative(server.log_path, self.run_dir)
+                    with VariantSession(group, self.settings, self.run_dir) as session:
+                        log_file = _relative(session.server_log, self.run_dir)
                         verify_variant(
-                            server.ready_url.removesuffix("/health"),
-                            variant=group.variant,  # type: ignore[union-attr]
+                            session.url,
+                            variant=group.variant,
                             token=bench_token(),
                             scenarios=[s.scenario for s in group.specs],
                         )
@@ -570,19 +634,20 @@ class Sweep:
                         self.save()
                         progress.advance(task, VARIANT_OVERHEAD_S)
                         latency = upstream_latency_s(group.mock_profile, self.settings.time_scale)
-                        target = Target(
-                            url=server.ready_url.removesuffix("/health"),  # type: ignore[union-attr]
-                            mock_url=mock.ready_url.removesuffix("/health"),  # type: ignore[union-attr]
-                            server_pid=server.pid,
-                            mock_pid=mock.pid,
-                            ceiling=variant.predicted_ceiling,
-                            latency_s=latency,
-                            token=bench_token(),
-                        )
                         for spec in group.specs:
                             timing = timing_for(spec, self.settings, variant.predicted_ceiling)
+                            progress.update(task, description=f"{spec.label()} (settling)")
+                            restarted = not session.settle(timeout_s=max(3.0, 2 * latency))
+                            if restarted:
+                                session.restart_server()
+                                session.settle(timeout_s=max(3.0, 2 * latency))
                             progress.update(task, description=f"{spec.label()}")
-                            point = self._measure(spec, target, timing, server, mock)
+                            target = session.target(ceiling=variant.predicted_ceiling, latency_s=latency)
+                            point = self._measure(spec, target, timing, session)
+                            if restarted:
+                                point.extra["server_restarted_before"] = (
+                                    "the previous point's backlog did not drain; the variant was restarted"
+                                )
                             self.results.points.append(point)
                             self.save()
                             points_done += 1
@@ -622,12 +687,11 @@ class Sweep:
                     )
                     progress.advance(task, VARIANT_OVERHEAD_S + skipped)
 
-    def _measure(
-        self, spec: PointSpec, target: Target, timing: Timing, server: ManagedProcess, mock: ManagedProcess
-    ) -> Point:
-        for proc in (server, mock):
-            if not proc.running():
-                return failed_point(spec, target, timing, f"{proc.name} died before this point; see its log")
+    def _measure(self, spec: PointSpec, target: Target, timing: Timing, session: VariantSession) -> Point:
+        for proc in (session.server, session.mock):
+            if proc is None or not proc.running():
+                name = "the variant" if proc is None else proc.name
+                return failed_point(spec, target, timing, f"{name} died before this point; see its log")
         try:
             return run_point(
                 spec,
