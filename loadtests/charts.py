@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,9 @@ matplotlib.use("Agg")
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from loadtests.chart_style import Style
@@ -32,6 +33,7 @@ from loadtests.levels import Level, levels_of, select
 from loadtests.results import RunResults
 from loadtests.verdict import upstream_latency
 
+_TEXT_PATH = TextToPath()
 ARTICLE_LOW = "flask-sync"
 ARTICLE_HIGH = "fastapi-async"
 STREAM_SCENARIOS = ("stream", "chat")
@@ -566,10 +568,9 @@ def _finish(
         # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
         anchor = axes[min(len(axes), _row_length(axes)) - 1]
         anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    chars = int(style.width_in * 72 / (style.title_pt * 0.64))
-    title_text = textwrap.fill(title, chars, break_on_hyphens=False)
-    sub_chars = int(style.width_in * 72 / (style.font_pt * 0.9 * 0.58))
-    sub_text = textwrap.fill(subtitle, sub_chars, break_on_hyphens=False)
+    width_pt = style.width_in * 72 * 0.97
+    title_text = _wrap(title, width_pt, style.title_pt, bold=True)
+    sub_text = _wrap(subtitle, width_pt, style.font_pt * 0.9)
     notes = []
     if invalid:
         shown = "; ".join(invalid[:3]) + (
@@ -578,8 +579,7 @@ def _finish(
         notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
     notes.append(ctx.footer)
     small = style.font_pt * 0.72
-    note_chars = int(style.width_in * 72 / (small * 0.58))
-    note_text = "\n".join(textwrap.fill(n, note_chars, break_on_hyphens=False) for n in notes)
+    note_text = "\n".join(_wrap(n, width_pt, small) for n in notes)
     height = style.height_in
     pad = 0.12
     title_h = (title_text.count("\n") + 1) * style.title_pt * 1.3 / 72
@@ -616,6 +616,19 @@ def _finish(
 def _row_length(axes: Sequence[Axes]) -> int:
     first = axes[0].get_subplotspec()
     return first.get_gridspec().ncols if first is not None else 1
+
+
+def _wrap(text: str, width_pt: float, size_pt: float, *, bold: bool = False) -> str:
+    """Greedy word wrap measured with the real font, so a line neither runs off the figure nor stops short."""
+    prop = FontProperties(family="DejaVu Sans", size=size_pt, weight="bold" if bold else "normal")
+    lines: list[str] = []
+    for word in text.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and _TEXT_PATH.get_text_width_height_descent(candidate, prop, ismath=False)[0] <= width_pt:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def _reason(lv: Level) -> str:
