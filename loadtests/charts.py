@@ -34,6 +34,7 @@ from loadtests.results import RunResults
 from loadtests.verdict import upstream_latency
 
 _TEXT_PATH = TextToPath()
+ONLY_VALID = "the only variant with valid points here"
 ARTICLE_LOW = "flask-sync"
 ARTICLE_HIGH = "fastapi-async"
 STREAM_SCENARIOS = ("stream", "chat")
@@ -153,17 +154,21 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
         _annotate_knees(ctx, ax, series, lambda cap: cap / big_l if big_l else cap)
     else:
         extra_note = " · no upstream wait in this scenario, so no Little's-law ceiling"
-    low, high = _pair(series, lambda lv: lv.throughput_rps)
+    vs = _valid_only(series)
+    low, high = _pair(vs, lambda lv: lv.throughput_rps)
     title = "Throughput"
     if low and high:
         lo, hi = (
-            _top(series[low], lambda lv: lv.throughput_rps),
-            _top(series[high], lambda lv: lv.throughput_rps),
+            _top(vs[low], lambda lv: lv.throughput_rps),
+            _top(vs[high], lambda lv: lv.throughput_rps),
         )
         title = (
             f"{low} levels off at {lo.throughput_rps:.3g} requests/s; "
             f"{high} reaches {hi.throughput_rps:.3g} requests/s at {hi.users} users"
         )
+    elif low:
+        lo = _top(vs[low], lambda lv: lv.throughput_rps)
+        title = f"{low} reaches {lo.throughput_rps:.3g} requests/s at {lo.users} users ({ONLY_VALID})"
     subtitle = (
         f"{scenario} scenario · closed loop · solid: measured · dashed: Little's-law ceiling "
         "min(users, C) / L, C = the variant's predicted concurrency (in the legend)"
@@ -199,10 +204,13 @@ def _inflight(ctx: _Context, scenario: str) -> Chart | None:
     ax.set_ylabel("upstream calls in flight (log)")
     if _wait(ctx, scenario):
         _annotate_knees(ctx, ax, series, float)
-    low, high = _pair(series, _peak)
+    vs = _valid_only(series)
+    low, high = _pair(vs, _peak)
     title = "Upstream calls in flight"
     if low and high:
-        title = f"{low} {_follows(series[low])}; {high} {_follows(series[high])}"
+        title = f"{low} {_follows(vs[low])}; {high} {_follows(vs[high])}"
+    elif low:
+        title = f"{low} {_follows(vs[low])} ({ONLY_VALID})"
     subtitle = (
         f"{scenario} scenario · closed loop · the mock's ground truth: the most upstream calls it saw "
         "at once · dotted: every user in flight"
@@ -258,15 +266,16 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             ax.xaxis.set_tick_params(labelbottom=True)
         if i % cols == 0:
             ax.set_ylabel("latency (s)")
-    low, high = _pair(series, lambda lv: -(lv.p50_ms or 0))
+    vs = _valid_only(series)
+    low, high = _pair(vs, lambda lv: -(lv.p50_ms or 0))
     title = "Latency"
-    if low and high and big_l:
-        lo = series[low][-1]
-        hi = series[high][-1]
+    if low and big_l:
+        lo, hi = _at_common_load(vs[low], vs[high] if high else None)
         title = (
             f"At {lo.users} users {low} answers in {_secs(lo.p50_ms)} "
-            f"(p50, {(lo.p50_ms or 0) / 1000 / big_l:.0f} x L); {high} in {_secs(hi.p50_ms)}"
+            f"(p50, {(lo.p50_ms or 0) / 1000 / big_l:.2g} x L)"
         )
+        title += f"; {high} in {_secs(hi.p50_ms)}" if high and hi else f" ({ONLY_VALID})"
     subtitle = f"{scenario} scenario · one panel per variant · log axes" + (
         " · grey line: upstream latency L" if big_l else ""
     )
@@ -295,14 +304,13 @@ def _ttft(ctx: _Context, scenario: str) -> Chart | None:
     _log10_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("time to first chunk, p50 (s, log)")
-    low, high = _pair(series, lambda lv: -(lv.ttft_p50_ms or 0))
+    vs = _valid_only(series)
+    low, high = _pair(vs, lambda lv: -(lv.ttft_p50_ms or 0))
     title = "Time to first chunk"
-    if low and high:
-        lo, hi = series[low][-1], series[high][-1]
-        title = (
-            f"At {hi.users} users {high} sends the first chunk after {_secs(hi.ttft_p50_ms)}; "
-            f"{low} after {_secs(lo.ttft_p50_ms)}"
-        )
+    if low:
+        lo, hi = _at_common_load(vs[low], vs[high] if high else None)
+        title = f"At {lo.users} users {low} sends the first chunk after {_secs(lo.ttft_p50_ms)}"
+        title += f"; {high} after {_secs(hi.ttft_p50_ms)}" if high and hi else f" ({ONLY_VALID})"
     subtitle = f"{scenario} scenario · median time from request to first streamed chunk"
     return _finish(ctx, fig, [ax], "ttft", scenario, title, subtitle, ids, series, [])
 
@@ -323,7 +331,7 @@ def _errors(ctx: _Context, scenario: str) -> Chart | None:
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("failed requests (% of finished)")
     if worst is None or worst.failed == 0:
-        title = f"No request failed at any load in the {scenario} scenario"
+        title = f"No request failed in any valid point of the {scenario} scenario"
     else:
         statuses = ", ".join(
             f"{k}: {v}" for k, v in sorted(worst.failures_by_status.items(), key=lambda kv: -kv[1])[:3]
@@ -411,13 +419,16 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
     ax.set_ylabel("latency (s, log)")
     title = "Latency against offered load"
     if big_l:
-        saturation = {v: _saturates_at(lvs, big_l) for v, lvs in series.items()}
-        first = min(saturation, key=lambda v: saturation[v] or math.inf)
-        last = max(saturation, key=lambda v: saturation[v] or math.inf)
-        if ARTICLE_LOW in series and ARTICLE_HIGH in series:
+        vs = _valid_only(series)
+        saturation = {v: _saturates_at(lvs, big_l) for v, lvs in vs.items()}
+        first = min(saturation, key=lambda v: saturation[v] or math.inf, default="")
+        last = max(saturation, key=lambda v: saturation[v] or math.inf, default="")
+        if ARTICLE_LOW in vs and ARTICLE_HIGH in vs:
             first, last = ARTICLE_LOW, ARTICLE_HIGH
-        if saturation[first] is not None and first != last:
-            held = series[last][-1]
+        if not vs:
+            title = "No valid open-loop point: see the note"
+        elif saturation[first] is not None and first != last:
+            held = vs[last][-1]
             title = f"{first} falls behind from {saturation[first]:g} requests/s offered (p50 above 2 x L)"
             title += (
                 f"; {last} holds p50 {_secs(held.p50_ms)} up to {held.load:g} requests/s"
@@ -425,7 +436,8 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
                 else f"; {last} from {saturation[last]:g} requests/s"
             )
         else:
-            title = f"Every variant keeps p50 within 2 x L up to {max(_loads(series)):g} requests/s offered"
+            top_rate = max(lv.load for lvs in vs.values() for lv in lvs)
+            title = f"Every variant keeps p50 within 2 x L up to {top_rate:g} requests/s offered"
     subtitle = f"{scenario} scenario · open loop · solid: p50 · dotted: p99" + (
         " · grey line: upstream latency L" if big_l else ""
     )
@@ -571,11 +583,11 @@ def _finish(
     width_pt = style.width_in * 72 * 0.97
     title_text = _wrap(title, width_pt, style.title_pt, bold=True)
     sub_text = _wrap(subtitle, width_pt, style.font_pt * 0.9)
+    if not _valid_only(series):
+        title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
     notes = []
     if invalid:
-        shown = "; ".join(invalid[:3]) + (
-            f"; and {len(invalid) - 3} more (see the report)" if len(invalid) > 3 else ""
-        )
+        shown = invalid[0] if len(invalid) == 1 else _invalid_summary(series)
         notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
     notes.append(ctx.footer)
     small = style.font_pt * 0.72
@@ -631,6 +643,17 @@ def _wrap(text: str, width_pt: float, size_pt: float, *, bold: bool = False) -> 
     return "\n".join(lines)
 
 
+def _invalid_summary(series: dict[str, list[Level]]) -> str:
+    """'flask-sync 2, 8, 32 users; fastapi-async 128 users': compact, complete; reasons are in the report."""
+    parts = []
+    for variant, levels in series.items():
+        loads = [lv for lv in levels if not lv.valid]
+        if loads:
+            unit = "users" if loads[0].load_model == "closed" else "requests/s"
+            parts.append(f"{variant} at {', '.join(f'{lv.load:g}' for lv in loads)} {unit}")
+    return "; ".join(parts) + " (reasons in the report's table of invalid points)"
+
+
 def _reason(lv: Level) -> str:
     return f" ({', '.join(lv.invalid_reasons)})" if lv.invalid_reasons else ""
 
@@ -663,6 +686,12 @@ def _log2_y(ax: Axes) -> None:
     ax.set_ylim(lo, hi)
 
 
+def _valid_only(series: dict[str, list[Level]]) -> dict[str, list[Level]]:
+    """What a title may speak of: valid levels, and only variants that have one."""
+    out = {v: [lv for lv in lvs if lv.valid] for v, lvs in series.items()}
+    return {v: lvs for v, lvs in out.items() if lvs}
+
+
 def _top(levels: Sequence[Level], value: Callable[[Level], float]) -> Level:
     valid = [lv for lv in levels if lv.valid] or list(levels)
     return max(valid, key=lambda lv: (value(lv), lv.load))
@@ -676,7 +705,19 @@ def _pair(series: dict[str, list[Level]], value: Callable[[Level], float]) -> tu
     scored = {v: s for v, s in scored.items() if not math.isnan(s)}
     if not scored:
         return None, None
-    return min(scored, key=lambda v: scored[v]), max(scored, key=lambda v: scored[v])
+    low, high = min(scored, key=lambda v: scored[v]), max(scored, key=lambda v: scored[v])
+    return (low, high) if low != high else (low, None)
+
+
+def _at_common_load(a: Sequence[Level], b: Sequence[Level] | None) -> tuple[Level, Level | None]:
+    """The two series' levels at the highest load both measured validly (else each one's highest)."""
+    if not b:
+        return a[-1], None
+    common = {lv.load for lv in a} & {lv.load for lv in b}
+    if not common:
+        return a[-1], b[-1]
+    top = max(common)
+    return next(lv for lv in a if lv.load == top), next(lv for lv in b if lv.load == top)
 
 
 def _follows(levels: Sequence[Level]) -> str:
