@@ -120,3 +120,22 @@ def test_save_chart_writes_talk_png_at_twice_its_dpi(tmp_path: Path) -> None:
     png, svg = save_chart(chart, tmp_path, style)
     assert _png_size(png) == (3840, 2160)
     assert svg.exists()
+
+
+def test_titles_never_rest_on_invalid_points() -> None:
+    from dataclasses import replace
+
+    from loadtests.synthetic import modify
+
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(2, 8, 32))
+    run = modify(
+        run, lambda p: replace(p, valid=False, invalid_reasons=["busy"]) if p.variant == "flask-sync" else p
+    )
+    titles = {c.kind: c.title for c in build_charts(run, make_style())}
+    assert "flask-sync" not in titles["throughput"] + titles["inflight"] + titles["latency"]
+    assert (
+        titles["inflight"] == "fastapi-async follows the load to 32 (the only variant with valid points here)"
+    )
+    everything_invalid = modify(run, lambda p: replace(p, valid=False, invalid_reasons=["busy"]))
+    titles = {c.kind: c.title for c in build_charts(everything_invalid, make_style())}
+    assert titles["throughput"].startswith("No valid point to draw a finding from")
