@@ -37,7 +37,6 @@ _TEXT_PATH = TextToPath()
 ONLY_VALID = "the only variant with valid points here"
 ARTICLE_LOW = "flask-sync"
 ARTICLE_HIGH = "fastapi-async"
-STREAM_SCENARIOS = ("stream", "chat")
 # overhead runs against an instant mock; a jobs request returns its 202 before the upstream call.
 NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
 CHART_KINDS = ("throughput", "inflight", "latency", "ttft", "errors", "cpu", "open-latency")
@@ -89,7 +88,7 @@ def save_chart(chart: Chart, out_dir: Path, style: Style) -> tuple[Path, Path]:
     svg = out_dir / f"{chart.name}.svg"
     with rc_context(style.rc()):
         chart.figure.savefig(png, dpi=2 * style.dpi, metadata={"Software": None})
-        # The layout is settled by the first save; freezing it makes the second one about twice as fast.
+        # The layout is settled by the first save; freezing it spares the second save a second layout pass.
         chart.figure.set_layout_engine("none")
         chart.figure.savefig(svg, metadata={"Date": None, "Creator": None})
     return png, svg
@@ -108,7 +107,7 @@ def footer_text(run: RunResults) -> str:
     if md.get("started_at"):
         parts.append(str(md["started_at"])[:10])
     if md.get("git_commit"):
-        parts.append(f"git {str(md['git_commit'])[:7]}")
+        parts.append(f"git {str(md['git_commit'])[:7]}" + (" (dirty)" if md.get("git_dirty") else ""))
     if md.get("synthetic"):
         parts.append("SYNTHETIC DATA, not a measurement")
     return " · ".join(parts)
@@ -562,7 +561,7 @@ def _finish(
     invalid = [lv.describe() + _reason(lv) for lvs in series.values() for lv in lvs if not lv.valid]
     handles: list[Any] = []
     if variants:
-        handles += [h for h in axes[0].get_legend_handles_labels()[0]]
+        handles += axes[0].get_legend_handles_labels()[0]
     handles += extra
     if invalid:
         handles.append(
@@ -580,11 +579,11 @@ def _finish(
         # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
         anchor = axes[min(len(axes), _row_length(axes)) - 1]
         anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    if not _valid_only(series):
+        title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
     width_pt = style.width_in * 72 * 0.97
     title_text = _wrap(title, width_pt, style.title_pt, bold=True)
     sub_text = _wrap(subtitle, width_pt, style.font_pt * 0.9)
-    if not _valid_only(series):
-        title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
     notes = []
     if invalid:
         shown = invalid[0] if len(invalid) == 1 else _invalid_summary(series)
