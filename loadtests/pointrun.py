@@ -34,7 +34,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 # Scenarios whose every request makes exactly one upstream call while it is in flight: the mock's peak
 # must then be min(users, ceiling). Jobs run in the background (their concurrency is the job runner's).
 ONE_CALL_PER_REQUEST = frozenset({"analyse", "stream", "chat"})
-MIN_COMPLETIONS = 20  # the window grows (in whole upstream periods) until about this many are expected
+MIN_COMPLETIONS = 30  # the window grows (in whole upstream periods) until about this many are expected
 START_TIMEOUT_S = 60.0
 
 
@@ -351,6 +351,7 @@ def run_point(
         loadgen_processes=loadgen_processes,
         other_cpu_percent=other_percent,
         machine_busy_percent=machine_s / seconds * 100.0,
+        server_max_process_percent=max(per_process["server"].values(), default=None),
     )
 
 
@@ -369,6 +370,7 @@ def build_point(
     loadgen_processes: int,
     other_cpu_percent: float | None = None,
     machine_busy_percent: float | None = None,
+    server_max_process_percent: float | None = None,
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
@@ -403,6 +405,7 @@ def build_point(
         other_cpu_percent=other_cpu_percent,
         machine_busy_percent=machine_busy_percent,
         cpu_count=os.cpu_count() or 1,
+        server_max_process_percent=server_max_process_percent,
     )
     reasons = invalid_reasons(evidence)
     extra: dict[str, Any] = {

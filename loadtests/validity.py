@@ -5,18 +5,19 @@ Invalid (the point is kept, with every reason):
   generator, not the server, may have set the pace;
 - closed loop: Little's law off by more than ``LITTLE_TOLERANCE`` (throughput x mean latency should equal
   the number of users; if not, users were idle, missing or mis-timed);
-- the mock saw more upstream calls in flight than min(users, ceiling) allows (beyond a tolerance): calls the
-  harness did not account for;
+- closed loop: the mock saw more upstream calls in flight than there are users (beyond a tolerance): calls
+  the load did not make (a previous point's backlog, retries);
 - processes outside the measurement used more than ``OTHER_CPU_LIMIT`` percent of a core during the window
   while the whole machine was more than ``MACHINE_BUSY_LIMIT`` busy (a noisy neighbour the measurement had
   to compete with for CPU moves every number on a 2-core machine);
 - zero completions in the window; open-loop arrivals refused by the in-flight cap; an open-loop send lag
   (actual minus intended send time) whose p99 exceeds ``OPEN_LAG_LIMIT_MS``.
 
-A mock peak *below* min(users, ceiling) while Little's law holds is not a harness fault: the load generator
-demonstrably kept ``users`` requests in flight, so the server ran fewer upstream calls at once than theory
-predicts (gunicorn gthread with keep-alive connections piled on some workers is the known case). That is a
-finding about the server, recorded in ``extra["findings"]``, and the point stays valid so the charts show it.
+A mock peak that differs from min(users, ceiling) while Little's law holds is not a harness fault: the load
+generator demonstrably kept ``users`` requests in flight, so the server ran fewer (gunicorn gthread with
+keep-alive connections piled on some workers) or more (a streaming endpoint that holds no thread between
+chunks) upstream calls at once than theory predicts. That is a finding about the server, recorded in
+``extra["findings"]`` with a CPU-bound server process, and the point stays valid so the charts show it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from loadtests.results import LittlesLaw
 
 LOADGEN_CPU_LIMIT = 90.0  # percent of one core, per load-generator process
 OTHER_CPU_LIMIT = 35.0  # percent of one core used by processes outside the measurement (a noisy machine)
+SERVER_BUSY = 90.0  # percent of one core: a server process this busy is CPU-bound (a finding)
 MACHINE_BUSY_LIMIT = 0.75  # fraction of all cores busy: beyond it, processes wait for a CPU
 LITTLE_TOLERANCE = 0.10
 OPEN_LAG_LIMIT_MS = 50.0
@@ -52,6 +54,7 @@ class Evidence:
     other_cpu_percent: float | None = None  # machine busy time not spent by loadgen, server or mock
     machine_busy_percent: float | None = None  # all processes, percent of one core (200 = 2 cores busy)
     cpu_count: int = 1
+    server_max_process_percent: float | None = None  # the busiest process of the server's tree
 
 
 def littles_law(
@@ -107,12 +110,12 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
             f"Little's law off by {abs(law.ratio - 1) * 100:.0f}%: throughput x mean latency = "
             f"{law.measured_in_flight:.1f} in flight, but {law.expected_in_flight:.0f} users"
         )
-    if evidence.upstream_peak is not None and evidence.expected_peak is not None:
-        tolerance = peak_tolerance(evidence.expected_peak)
-        if evidence.upstream_peak > evidence.expected_peak + tolerance:
+    if evidence.upstream_peak is not None and evidence.expected_peak is not None and evidence.users:
+        tolerance = peak_tolerance(evidence.users)
+        if evidence.upstream_peak > evidence.users + tolerance:
             reasons.append(
-                f"mock peak in flight {evidence.upstream_peak} above min(users, ceiling) = "
-                f"{evidence.expected_peak}: upstream calls the harness did not account for"
+                f"mock peak in flight {evidence.upstream_peak} above the {evidence.users} users: "
+                "upstream calls the load did not make (a previous point's backlog, or retries)"
             )
     if evidence.dropped:
         reasons.append(f"{evidence.dropped} open-loop arrivals refused by the in-flight cap")
@@ -134,4 +137,14 @@ def findings(evidence: Evidence) -> list[str]:
                 f"mock peak in flight {evidence.upstream_peak} below min(users, ceiling) = "
                 f"{evidence.expected_peak}: the server ran fewer upstream calls at once than predicted"
             )
+        elif evidence.upstream_peak > evidence.expected_peak + tolerance:
+            out.append(
+                f"mock peak in flight {evidence.upstream_peak} above the predicted ceiling "
+                f"(min(users, ceiling) = {evidence.expected_peak}): the ceiling does not bind this scenario"
+            )
+    if evidence.server_max_process_percent is not None and evidence.server_max_process_percent > SERVER_BUSY:
+        out.append(
+            f"a server process used {evidence.server_max_process_percent:.0f}% of a core: the server was "
+            "CPU-bound at this load on this machine"
+        )
     return out

@@ -55,7 +55,7 @@ def test_window_counts_by_completion_and_keeps_unfinished(tmp_path) -> None:  # 
 def test_warmup_covers_the_queue_and_window_is_whole_periods() -> None:
     timing = plan_timing(SPEC, latency_s=1.0, ceiling=4, duration_s=4.2, warmup_s=None)
     assert timing.warmup_s >= 1.0 + 8 / 4 * 1.0  # spread + queue of users/ceiling periods
-    assert timing.duration_s == 5.0  # 20 completions at 4 in flight, whole periods
+    assert timing.duration_s == 8.0  # 30 completions at 4 in flight, in whole periods
     assert plan_timing(SPEC, latency_s=1.0, ceiling=4, duration_s=3, warmup_s=7).warmup_s == 7
 
 
@@ -76,13 +76,13 @@ def test_other_invalidity_rules_and_findings() -> None:
     assert law is not None and law.ratio == pytest.approx(0.8)
     evidence = Evidence(
         load_model="closed", users=10, rate=None, completed=0, loadgen_cpu_percent={}, littles_law=law,
-        upstream_peak=12, expected_peak=10, dropped=3, lag_p99_ms=80.0,
+        upstream_peak=12, expected_peak=10, dropped=3, lag_p99_ms=80.0, server_max_process_percent=97.0,
     )  # fmt: skip
     text = " | ".join(invalid_reasons(evidence))
     for needle in (
         "no request completed",
         "Little's law",
-        "above min(users, ceiling)",
+        "above the 10 users",
         "refused",
         "send lag",
     ):
@@ -94,7 +94,10 @@ def test_other_invalidity_rules_and_findings() -> None:
     roomy = Evidence(**{**noisy.__dict__, "machine_busy_percent": 100.0})  # a neighbour, but CPU to spare
     assert not any("other processes" in r for r in invalid_reasons(roomy))
     below = Evidence(**{**evidence.__dict__, "upstream_peak": 7})
-    assert "below min(users, ceiling)" in findings(below)[0]
+    assert "below min(users, ceiling)" in findings(below)[0] and "CPU-bound" in findings(below)[1]
+    unbound = Evidence(**{**evidence.__dict__, "users": 128, "upstream_peak": 99, "expected_peak": 40})
+    assert not any("above" in r for r in invalid_reasons(unbound))
+    assert "ceiling does not bind" in findings(unbound)[0]
     assert (
         littles_law(load_model="open", users=None, rate=10, throughput_rps=5, mean_latency_ms=100).ratio
         == 0.5
