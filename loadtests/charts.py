@@ -228,7 +228,8 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
     if not series:
         return None
     n = len(series)
-    cols = min(4, n) if ctx.style.size == "talk" or n > 6 else min(3, n)
+    # Wide slides take up to 4 panels a row; the blog's shape suits a squarer grid (4 -> 2 x 2).
+    cols = min(4, n) if ctx.style.size == "talk" else min(4, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
