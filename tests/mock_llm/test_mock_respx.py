@@ -1,28 +1,26 @@
 """The SDK without a server: respx intercepts anthropic 2.x once httpx is aliased to httpx2.
 
-anthropic 2.x sends through httpx2, which respx does not know. ``httpx2.alias_httpx()`` (run in this
-directory's conftest before anything imports httpx) makes ``import httpx`` resolve to httpx2 process-wide, so
-respx patches the transport the SDK really uses. Modules that import httpx afterwards get httpx2's classes,
-which keep httpx's API. The mock's own wire helpers build the canned bodies, so they match the real mock.
+anthropic 2.x sends through httpx2, which respx does not know. ``httpx2.alias_httpx()``, run in
+tests/conftest.py before anything imports httpx, makes ``import httpx`` resolve to httpx2 process-wide,
+so respx patches the transport the SDK really uses. Modules that import httpx afterwards get httpx2's
+classes, which keep httpx's API. The mock's own wire helpers build the canned bodies, so they match the
+real mock.
 """
 
 from __future__ import annotations
 
 import sys
 
-import pytest
-
-if sys.modules.get("httpx") is not sys.modules.get("httpx2"):  # see conftest: respx needs the alias
-    pytest.skip(
-        "httpx was imported before httpx2.alias_httpx(); respx cannot see httpx2", allow_module_level=True
-    )
-
 import anthropic
 import httpx
+import pytest
 import respx
 
 from mock_llm import protocol
 from mock_llm.content import complete
+
+# tests/conftest.py aliases httpx to httpx2 before anything imports httpx; respx needs that to see the SDK.
+assert sys.modules["httpx"] is sys.modules["httpx2"], "httpx was imported before httpx2.alias_httpx()"
 
 BASE = "http://mock.invalid"
 USER = [{"role": "user", "content": "hi"}]

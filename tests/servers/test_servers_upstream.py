@@ -6,15 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-if sys.modules.get("httpx") is not sys.modules.get("httpx2"):  # see conftest: respx needs the alias
-    pytest.skip(
-        "httpx was imported before httpx2.alias_httpx(); respx cannot see httpx2", allow_module_level=True
-    )
-
 import anthropic
 import httpx
+import pytest
 import respx
 
 from servers import upstream
@@ -22,6 +16,9 @@ from servers.errors import ApiError
 from servers.models import AnalyseRequest
 from servers.prompts import analysis_params
 from servers.settings import Settings, load_settings
+
+# tests/conftest.py aliases httpx to httpx2 before anything imports httpx; respx needs that to see the SDK.
+assert sys.modules["httpx"] is sys.modules["httpx2"], "httpx was imported before httpx2.alias_httpx()"
 
 BASE = "http://upstream.test"
 ANSWER = (
