@@ -50,8 +50,8 @@ from loadtests.verify import ContractError, verify_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOKEN = "bench-local-token"
-POINT_OVERHEAD_S = 2.0  # Locust start and stop, merging raw files (for the ETA)
-VARIANT_OVERHEAD_S = 4.0  # starting and verifying a variant and its mock (for the ETA)
+POINT_OVERHEAD_S = 3.5  # Locust start and stop, merging raw files (for the ETA)
+VARIANT_OVERHEAD_S = 6.0  # starting and verifying a variant and its mock (for the ETA)
 SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "variants": "--variants",
     "scenarios": "--scenarios",

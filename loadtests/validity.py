@@ -29,6 +29,7 @@ from loadtests.results import LittlesLaw
 LOADGEN_CPU_LIMIT = 90.0  # percent of one core, per load-generator process
 OTHER_CPU_LIMIT = 35.0  # percent of one core used by processes outside the measurement (a noisy machine)
 SERVER_BUSY = 90.0  # percent of one core: a server process this busy is CPU-bound (a finding)
+MACHINE_SATURATED = 0.95  # fraction of all cores busy: CPU ran out (a finding)
 MACHINE_BUSY_LIMIT = 0.75  # fraction of all cores busy: beyond it, processes wait for a CPU
 LITTLE_TOLERANCE = 0.10
 OPEN_LAG_LIMIT_MS = 50.0
@@ -142,6 +143,12 @@ def findings(evidence: Evidence) -> list[str]:
                 f"mock peak in flight {evidence.upstream_peak} above the predicted ceiling "
                 f"(min(users, ceiling) = {evidence.expected_peak}): the ceiling does not bind this scenario"
             )
+    busy = evidence.machine_busy_percent
+    if busy is not None and busy > MACHINE_SATURATED * 100.0 * evidence.cpu_count:
+        out.append(
+            f"the machine's CPUs were {busy / evidence.cpu_count:.0f}% busy: server, mock and load generator "
+            "competed for CPU, so latency includes waiting for a core"
+        )
     if evidence.server_max_process_percent is not None and evidence.server_max_process_percent > SERVER_BUSY:
         out.append(
             f"a server process used {evidence.server_max_process_percent:.0f}% of a core: the server was "
