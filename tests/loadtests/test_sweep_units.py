@@ -92,7 +92,7 @@ def test_other_invalidity_rules_and_findings() -> None:
     )
     assert any("other processes used 60%" in r for r in invalid_reasons(noisy))
     roomy = Evidence(**{**noisy.__dict__, "machine_busy_percent": 100.0})  # a neighbour, but CPU to spare
-    saturated = Evidence(**{**roomy.__dict__, "machine_busy_percent": 199.0})
+    saturated = Evidence(**{**roomy.__dict__, "machine_busy_percent": 198.0})
     assert any("99% busy" in f for f in findings(saturated))
     assert not any("other processes" in r for r in invalid_reasons(roomy))
     below = Evidence(**{**evidence.__dict__, "upstream_peak": 7})
