@@ -588,7 +588,8 @@ class Sweep:
         console.print(
             f"results: {self.run_dir / RESULTS_FILE}  (wall time {time.monotonic() - started:.0f} s)"
         )
-        return 0
+        # A variant that could not be measured fails the run (CI must notice), after everything else ran.
+        return 1 if any(not v.verified for v in self.results.variants) else 0
 
     def _run_groups(self, groups: Sequence[Group], total_points: int, estimate: float, console: Any) -> None:
         from rich.progress import (
@@ -666,7 +667,10 @@ class Sweep:
                 except (ProcessStartError, ContractError) as exc:
                     log = self.run_dir / "logs" / f"{group.variant}.server.log"
                     reason = str(exc)
-                    progress.console.print(f"[red]error[/]: variant {group.variant}: {reason}")
+                    shown = (
+                        reason if isinstance(exc, ProcessStartError) else f"variant {group.variant}: {reason}"
+                    )
+                    progress.console.print(f"[red]error[/]: {shown}")
                     if isinstance(exc, ContractError):
                         progress.console.print(f"  (its log: {log})")
                     _set_variant(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.errors import UserError
-from loadtests.results import RunResults
+from loadtests.results import RunResults, load_results
 from loadtests.sweep import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,3 +53,19 @@ def test_resume_names_the_setting_that_differs(tmp_path: Path) -> None:
         main(["--resume", str(tmp_path), "--users", "4"])
     with pytest.raises(UserError, match=r"no results\.json"):
         main(["--resume", str(tmp_path / "nothing")])
+
+
+def test_a_variant_that_will_not_start_is_recorded_and_fails_the_run(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BENCH_API_TOKENS", " ")  # the server refuses to start without a token
+    run_dir = tmp_path / "run"
+    code = main(["--variants", "flask-sync", "--scenarios", "analyse", "--users", "2", "--time-scale", "0.05",
+                 "--duration", "1", "--out", str(run_dir)])  # fmt: skip
+    assert code == 1
+    variant = load_results(run_dir).variants[0]
+    assert variant.name == "flask-sync" and not variant.verified
+    assert variant.log_file == "logs/flask-sync.server.log" and (run_dir / variant.log_file).exists()
+    assert (
+        variant.reason is not None
+        and "BENCH_API_TOKENS" in variant.reason
+        and str(tmp_path) not in variant.reason
+    )
