@@ -505,6 +505,7 @@ def main(argv: list[str]) -> int:
         run_dir = args.resume
         results, settings = resume_settings(run_dir, explicit)
         preset = results.metadata.get("preset")
+        results.metadata.setdefault("resumed_at", []).append(utc_now())
     else:
         preset = args.profile or "default"
         settings = PRESETS[preset].with_overrides(explicit)
