@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -582,6 +583,8 @@ class Sweep:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
+            # Working files (per-point Locust output, the variants' job databases); every process is stopped.
+            shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
         self.results.metadata["finished_at"] = utc_now()
         self.results.metadata["wall_time_s"] = round(time.monotonic() - started, 1)
         self.save()

@@ -103,4 +103,5 @@ def test_interrupted_sweep_resumes_to_a_complete_valid_run(tmp_path: Path) -> No
         assert point.latency_ms is not None and point.latency_ms.count == point.completed
         assert point.raw_file is not None and (run_dir / point.raw_file).exists()
     assert (run_dir / "logs" / "flask-sync.server.log").exists()
+    assert not (run_dir / "tmp").exists()  # working files cleaned up
     assert (run_dir / "logs" / "fastapi-async.mock.log").exists()
