@@ -589,6 +589,12 @@ def _finish(
     if invalid:
         shown = invalid[0] if len(invalid) == 1 else _invalid_summary(series)
         notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
+    cpu_bound = _loads_where(series, lambda lv: lv.valid and lv.server_cpu_bound)
+    if cpu_bound:
+        notes.append(
+            f"CPU-bound (a server process near 100% of a core, so the limit there is this machine's CPU, "
+            f"not a concurrency ceiling): {cpu_bound}"
+        )
     notes.append(ctx.footer)
     small = style.font_pt * 0.72
     note_text = "\n".join(_wrap(n, width_pt, small) for n in notes)
@@ -645,13 +651,19 @@ def _wrap(text: str, width_pt: float, size_pt: float, *, bold: bool = False) -> 
 
 def _invalid_summary(series: dict[str, list[Level]]) -> str:
     """'flask-sync 2, 8, 32 users; fastapi-async 128 users': compact, complete; reasons are in the report."""
+    shown = _loads_where(series, lambda lv: not lv.valid)
+    return shown + " (reasons in the report's table of invalid points)"
+
+
+def _loads_where(series: dict[str, list[Level]], keep: Callable[[Level], bool]) -> str:
+    """'flask-sync at 2, 8 users; fastapi-async at 128 users': the levels ``keep`` picks, per variant."""
     parts = []
     for variant, levels in series.items():
-        loads = [lv for lv in levels if not lv.valid]
+        loads = [lv for lv in levels if keep(lv)]
         if loads:
             unit = "users" if loads[0].load_model == "closed" else "requests/s"
             parts.append(f"{variant} at {', '.join(f'{lv.load:g}' for lv in loads)} {unit}")
-    return "; ".join(parts) + " (reasons in the report's table of invalid points)"
+    return "; ".join(parts)
 
 
 def _reason(lv: Level) -> str:
@@ -741,6 +753,8 @@ def _plateaus(series: dict[str, list[Level]]) -> dict[int, tuple[list[str], floa
         if len(valid) < 2:
             continue
         top = valid[-1]
+        if top.server_cpu_bound:
+            continue  # a CPU-bound server stops short for lack of CPU, not at a concurrency ceiling
         if (top.peak_in_flight or 0) < 0.9 * top.users:
             cap = max(lv.peak_in_flight or 0 for lv in valid)
             knee = min(lv.load for lv in valid if (lv.peak_in_flight or 0) >= cap)

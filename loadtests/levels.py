@@ -38,6 +38,7 @@ class Level:
     server_cpu_ms: float | None
     predicted_ceiling: int
     invalid_reasons: tuple[str, ...]
+    server_cpu_bound: bool = False  # a server process was near 100% of a core: the limit was CPU
 
     @property
     def users(self) -> int:
@@ -118,6 +119,7 @@ def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
         ),
         predicted_ceiling=used[0].predicted_ceiling,
         invalid_reasons=reasons,
+        server_cpu_bound=any(p.extra.get("server_cpu_bound", False) for p in used),
     )
 
 

@@ -28,7 +28,7 @@ from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, fre
 from loadtests.rawdata import Window, cut_window, read_records, write_records
 from loadtests.results import CpuUsage, Point
 from loadtests.stats import nearest_rank, percentiles
-from loadtests.validity import Evidence, findings, invalid_reasons, littles_law
+from loadtests.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 # Scenarios whose every request makes exactly one upstream call while it is in flight: the mock's peak
@@ -420,6 +420,12 @@ def build_point(
             "max_ms": round(max((p["ms"] for p in gc_pauses), default=0.0), 3),
         },
         "findings": findings(evidence),
+        # Structured twin of the CPU finding: the report must not read a CPU limit as a concurrency ceiling.
+        "server_max_process_percent": (
+            None if server_max_process_percent is None else round(server_max_process_percent, 1)
+        ),
+        "server_cpu_bound": server_max_process_percent is not None
+        and server_max_process_percent > SERVER_BUSY,
         "throughput_span_rps": span_throughput(window.completion_times),
         "expected_throughput_rps": (
             round(min(spec.users or 0, target.ceiling) / target.latency_s, 3)
