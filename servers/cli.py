@@ -13,6 +13,7 @@ import sys
 from dataclasses import asdict
 from types import FrameType
 
+from loadtests.processes import port_is_free
 from servers.launch import LOG_LEVELS, display_command, server_argv, server_env
 from servers.settings import SettingsError, default_job_db, load_settings
 from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
@@ -20,18 +21,6 @@ from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 
 class CliError(Exception):
     """One line for the user; exit code 2."""
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -79,8 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"bad setting: {exc}") from None
     if not 1 <= args.port <= 65535:
         raise CliError(f"--port {args.port}: expected 1..65535")
-    if not _port_is_free(args.host, args.port):
-        raise CliError(f"port {args.port} on {args.host} is already in use; pick another with --port")
+    if not port_is_free(args.port, args.host):
+        raise CliError(f"port {args.port} on {args.host} is in use; choose another with --port")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers {args.workers}: expected >= 1")
     argv = server_argv(

@@ -55,7 +55,7 @@ def test_busy_port_is_one_line() -> None:
         result = _run("run", "fastapi-async", "--port", str(port))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: port {port} on {LOOPBACK} is already in use; pick another with --port"
+        f"error: port {port} on {LOOPBACK} is in use; choose another with --port"
     ]
 
 
