@@ -4,7 +4,9 @@ Points are matched by ``Point.key`` (variant, scenario, load model, load; repeat
 repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%)
 and, where both sides have two or more valid repeats, when the bootstrap interval of the ratio of means
 also excludes 1.0 (see loadtests.resampling); with a single repeat the tolerance alone decides and the
-output says so. The failed share regresses on an absolute rise of more than one percentage point (a ratio
+output says so. A point valid in the baseline with no valid repeat in the current run is a regression too
+(a change that breaks a point must not pass by dropping it). The failed share (failed and unfinished over
+all requests the window saw) regresses on an absolute rise of more than one percentage point (a ratio
 of zeros means nothing). Gated by default: throughput, p50, p95, errors; p99 is reported only (``--gate``
 changes that). Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be
 compared (another mock profile or time scale, or no scenario or point in common). Only the points both
@@ -33,12 +35,18 @@ METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
     "p50": (lambda p: p.latency_ms.p50 if p.latency_ms else None, False, "ms"),
     "p95": (lambda p: p.latency_ms.p95 if p.latency_ms else None, False, "ms"),
     "p99": (lambda p: p.latency_ms.p99 if p.latency_ms else None, False, "ms"),
-    "errors": (lambda p: p.failed / (p.completed + p.failed) if p.completed + p.failed else 0.0, False, "%"),
+    "errors": (lambda p: _failed_share(p), False, "%"),
 }
 DEFAULT_GATE = ("throughput", "p50", "p95", "errors")  # p99 of a short window is too noisy to fail a build
 # Error rates are often zero, where a ratio means nothing: they regress on an absolute rise instead, and
 # the tolerance alone decides (no bootstrap).
 ERROR_RATE_SLACK = 0.01
+
+
+def _failed_share(p: Point) -> float:
+    """Failed and unfinished (a hung request is a failure too) over every request the window saw."""
+    total = p.completed + p.failed + p.unfinished
+    return (p.failed + p.unfinished) / total if total else 0.0
 
 
 class Incomparable(Exception):
@@ -90,10 +98,17 @@ class Comparison:
     only_base: list[Key]
     only_cur: list[Key]
     scenario_note: str | None
+    # Valid in the baseline, no valid repeat now: a change that breaks a point outright must not pass
+    # because the broken point drops out of the comparison.
+    lost: list[str]
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.regression]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressions or self.lost)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,7 +155,7 @@ def main(argv: Sequence[str]) -> int:
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
-    return 1 if comparison.regressions else 0
+    return 1 if comparison.failed else 0
 
 
 def check_comparable(baseline: RunResults, current: RunResults) -> tuple[set[str], str | None]:
@@ -180,6 +195,7 @@ def compare_runs(
     cur_keys = {k for k in cur_groups if k[1] in shared_scenarios}
     rows: list[Row] = []
     skipped: list[str] = []
+    lost: list[str] = []
     for key in sorted(base_keys & cur_keys):
         base_valid = [p for p in base_groups[key] if p.valid]
         cur_valid = [p for p in cur_groups[key] if p.valid]
@@ -192,6 +208,9 @@ def compare_runs(
         if dropped:
             verb = "skipped" if not base_valid or not cur_valid else "left out invalid"
             skipped.append(f"{_describe(key)}: {verb}: {', '.join(dropped)}")
+        if base_valid and not cur_valid:
+            reasons = "; ".join(dict.fromkeys(r for p in cur_groups[key] for r in p.invalid_reasons))
+            lost.append(f"{_describe(key)}: valid in the baseline, invalid now ({reasons or 'invalid'})")
         if not base_valid or not cur_valid:
             continue
         changes = [
@@ -200,7 +219,7 @@ def compare_runs(
             if (change := _change(metric, base_valid, cur_valid, tolerance, metric in gate)) is not None
         ]
         rows.append(Row(key=key, n_base=len(base_valid), n_cur=len(cur_valid), changes=changes))
-    if not rows:
+    if not rows and not lost:
         raise Incomparable(
             "no valid point in common (matched by variant, scenario, load model and load)"
             + (f"; {len(skipped)} shared point(s) were invalid" if skipped else "")
@@ -211,6 +230,7 @@ def compare_runs(
         only_base=sorted(base_keys - cur_keys),
         only_cur=sorted(cur_keys - base_keys),
         scenario_note=note,
+        lost=lost,
     )
 
 
@@ -242,11 +262,15 @@ def render(
         lines.append(f"- Note: {comparison.scenario_note}.")
     lines.append("")
     regressions = comparison.regressions
-    if regressions:
-        lines.append(f"**Result: {len(regressions)} regression(s) in {len(rows)} compared point(s).**")
+    if comparison.failed:
+        lost = f", {len(comparison.lost)} point(s) no longer valid" if comparison.lost else ""
+        lines.append(f"**Result: {len(regressions)} regression(s) in {len(rows)} compared point(s){lost}.**")
     else:
         lines.append(f"**Result: no regression in {len(rows)} compared point(s).**")
     lines.append("")
+    if comparison.lost:
+        lines += ["### Points that became invalid (counted as regressions)", ""]
+        lines += [f"- {s}" for s in comparison.lost] + [""]
     flagged = [r for r in rows if any(c.worse or c.better for c in r.changes)]
     if flagged:
         lines += ["### Changes beyond the tolerance", "", *_table(flagged), ""]

@@ -119,7 +119,9 @@ def test_a_subset_run_compares_the_shared_points(tmp_path: Path, capsys: pytest.
     assert "Only in the baseline (not compared): 2 point(s)" in out  # 256 users, in the shared scenario
 
 
-def test_invalid_points_are_skipped_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_point_that_turns_invalid_is_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = synthetic_run(**BASE)  # type: ignore[arg-type]
     cur = modify(
         synthetic_run(**BASE, throughput_factor={"flask-sync": 0.5}),  # type: ignore[arg-type]
@@ -127,9 +129,33 @@ def test_invalid_points_are_skipped_and_named(tmp_path: Path, capsys: pytest.Cap
             replace(p, valid=False, invalid_reasons=["loadgen CPU 97%"]) if p.variant == "flask-sync" else p
         ),
     )
-    assert _compare(tmp_path, base, cur) == 0  # the halved points are invalid: they do not count
+    # A change that breaks a point must not pass because the broken point drops out of the comparison.
+    assert _compare(tmp_path, base, cur) == 1
     out = capsys.readouterr().out
+    assert "flask-sync · analyse · 8 users: valid in the baseline, invalid now (loadgen CPU 97%)" in out
     assert "flask-sync · analyse · 8 users: skipped: current repeat 0 (loadgen CPU 97%)" in out
+
+
+def test_points_invalid_in_the_baseline_are_skipped_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = modify(
+        synthetic_run(**BASE),  # type: ignore[arg-type]
+        lambda p: (
+            replace(p, valid=False, invalid_reasons=["loadgen CPU 97%"]) if p.variant == "flask-sync" else p
+        ),
+    )
+    cur = synthetic_run(**BASE, throughput_factor={"flask-sync": 0.5})  # type: ignore[arg-type]
+    assert _compare(tmp_path, base, cur) == 0  # nothing trustworthy to compare flask-sync against
+    out = capsys.readouterr().out
+    assert "flask-sync · analyse · 8 users: skipped: baseline repeat 0 (loadgen CPU 97%)" in out
+
+
+def test_hung_requests_count_as_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    hanging = modify(base, lambda p: replace(p, unfinished=p.completed // 10))
+    assert _compare(tmp_path, base, hanging) == 1
+    assert "**REGRESSION** errors" in capsys.readouterr().out
 
 
 def test_the_summary_is_appended_for_github(
@@ -160,4 +186,4 @@ def test_new_errors_are_a_regression(tmp_path: Path, capsys: pytest.CaptureFixtu
         base, lambda p: replace(p, failed=p.completed // 20, failures_by_status={"503": p.completed // 20})
     )
     assert _compare(tmp_path, base, failing) == 1
-    assert "**REGRESSION** errors +4.8 points" in capsys.readouterr().out
+    assert "**REGRESSION** errors +4.4 points" in capsys.readouterr().out
