@@ -29,7 +29,6 @@ from typing import Any, Literal
 
 from loadtests.levels import Level, levels_of, select
 from loadtests.results import RunResults
-from loadtests.validity import peak_tolerance
 
 Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
 
@@ -37,7 +36,7 @@ Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
 # upstream call runs after the 202, so a request's latency is not the wait).
 CLAIM_SCENARIOS = ("analyse", "stream", "chat")
 CAP_SATURATION_FACTOR = 2
-PEAK_ABOVE_CEILING = "above min(users, ceiling)"  # the sweep's invalid reason (loadtests.validity)
+CAP_MAX_FAILED_SHARE = 0.01  # a server that fails requests cannot show its cap
 CAP_THROUGHPUT_SLACK = 1.10
 COMFORT_MIN_USERS = 100
 COMFORT_P95_FACTOR = 1.25
@@ -155,9 +154,8 @@ def compute_verdict(run: RunResults) -> Verdict:
         )
 
     def above_ceiling(variant: str) -> list[Level]:
-        return [
-            lv for lv in closed(variant, False) if any(PEAK_ABOVE_CEILING in r for r in lv.invalid_reasons)
-        ]
+        # Invalid levels where the mock saw more calls than the ceiling: read from the gauge, not the text.
+        return [lv for lv in closed(variant, False) if (lv.peak_in_flight or 0) > lv.predicted_ceiling]
 
     claims: list[Claim] = []
     not_tested: list[str] = []
@@ -248,14 +246,16 @@ def _cap_claim(
     peaks = [lv for lv in above if lv.peak_in_flight is not None]
     peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
     thr_ok = top.throughput_rps <= CAP_THROUGHPUT_SLACK * limit_rps
-    peak_ok = (
-        None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap + peak_tolerance(spec.cap)
-    )
+    # The mock's gauge is exact: no tolerance above the cap.
+    peak_ok = None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap
+    failed = sum(lv.failed for lv in above)
+    total = sum(lv.failed + lv.completed for lv in above)
+    failed_share = failed / total if total else 0.0
     span = f"{len(above)} valid level{'s' if len(above) > 1 else ''} " + (
         f"from {above[0].users} to {highest.users} users" if len(above) > 1 else f"at {highest.users} users"
     )
     if peak_top is None:
-        peak_text = "the mock reported no in-flight peak (decided on throughput alone)"
+        peak_text = "the mock reported no in-flight peak"
     elif peak_ok:
         peak_text = (
             f"peak in flight never above {spec.cap} (max {peak_top.peak_in_flight} at {peak_top.users} users)"
@@ -275,7 +275,13 @@ def _cap_claim(
         )
     evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
     if peak_ok is None:
-        status: Status = "reproduced" if thr_ok else "not_reproduced"
+        status: Status = "inconclusive"
+        evidence += "; without the mock's ground truth, throughput alone cannot tell a cap from a slow server"
+    elif failed_share > CAP_MAX_FAILED_SHARE:
+        status = "inconclusive"
+        evidence += (
+            f"; {failed_share:.1%} of requests failed, so a low peak may be failures rather than a cap"
+        )
     elif peak_ok and thr_ok:
         status = "reproduced"
     elif not peak_ok and not thr_ok:

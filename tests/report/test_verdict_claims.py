@@ -150,3 +150,21 @@ def test_points_invalid_for_a_peak_above_the_ceiling_block_a_reproduced_cap() ->
     claim = _claim(run, "flask-sync-holds-4")
     assert claim.status == "inconclusive"
     assert "marked 1 level(s) invalid" in claim.evidence and "up to 128 at 128 users" in claim.evidence
+
+
+def test_a_cap_is_not_reproduced_by_failures_or_without_the_gauge() -> None:
+    run = synthetic_run(variants=("flask-sync",), scenarios=("analyse",))
+    failing = modify(run, lambda p: replace(p, failed=p.completed, failures_by_status={"502": p.completed}))
+    claim = _claim(failing, "flask-sync-holds-4")
+    assert claim.status == "inconclusive" and "of requests failed" in claim.evidence
+    blind = modify(run, lambda p: replace(p, upstream_peak_in_flight=None))
+    claim = _claim(blind, "flask-sync-holds-4")
+    assert claim.status == "inconclusive" and "without the mock's ground truth" in claim.evidence
+
+
+def test_one_call_above_the_cap_is_not_a_reproduced_cap() -> None:
+    run = modify(
+        synthetic_run(variants=("flask-sync",), scenarios=("analyse",), noise=0.0),
+        lambda p: replace(p, upstream_peak_in_flight=5) if (p.users or 0) > 4 else p,
+    )
+    assert _claim(run, "flask-sync-holds-4").status != "reproduced"
