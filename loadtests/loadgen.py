@@ -146,6 +146,7 @@ class Recorder:
         self._next_id = 0
         self._flusher: gevent.Greenlet | None = None
         self._started = False
+        self._finished = False
 
     def start(self, prefix: str) -> None:
         if self._started:
@@ -153,7 +154,11 @@ class Recorder:
         self._started = True
         self.prefix = prefix
         if prefix:
-            Path(f"{prefix}.{os.getpid()}.start").write_text(f"{time.time():.6f}\n")
+            # Written whole, then renamed: the sweep polls for these markers and must never read half of one.
+            marker = Path(f"{prefix}.{os.getpid()}.start")
+            partial = marker.with_name(marker.name + ".tmp")
+            partial.write_text(f"{time.time():.6f}\n")
+            os.replace(partial, marker)
             self._flusher = gevent.spawn(self._flush_forever)
         # Start-up garbage (imports, parser, Locust's own objects) never needs collecting again.
         gc.collect()
@@ -211,6 +216,11 @@ class Recorder:
             Path(f"{self.prefix}.{os.getpid()}.gc.json").write_text(json.dumps(pauses))
 
     def finish(self) -> None:
+        # test_stop and quitting both end up here; open-loop request greenlets outlive test_stop, and a
+        # request already written as unfinished must not be written again when it completes later.
+        if self._finished:
+            return
+        self._finished = True
         if self._flusher is not None:
             self._flusher.kill(block=False)
             self._flusher = None
@@ -323,7 +333,7 @@ class BenchUser(User):
         sent_pc = time.perf_counter()
         try:
             outcome = self.call(http)
-        except (OSError, ConnectionError, TimeoutError, gevent.Timeout, ValueError) as exc:
+        except (Exception, gevent.Timeout) as exc:  # any failure is a failed request, never a lost one
             outcome = error_outcome(exc, sent_pc)
         # The call timed itself from when it was sent; open loop counts from the intended time instead.
         lag_s = sent_pc - intended_pc

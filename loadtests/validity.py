@@ -3,6 +3,7 @@
 Invalid (the point is kept, with every reason):
 - a load-generator process above ``LOADGEN_CPU_LIMIT`` percent of one core over the window: the load
   generator, not the server, may have set the pace;
+- open loop: fewer than 1 - ``LITTLE_TOLERANCE`` of the offered requests completed (no steady state);
 - closed loop: Little's law off by more than ``LITTLE_TOLERANCE`` (throughput x mean latency should equal
   the number of users; if not, users were idle, missing or mis-timed);
 - closed loop: the mock saw more upstream calls in flight than there are users (beyond a tolerance): calls
@@ -106,6 +107,13 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
     if evidence.completed == 0:
         reasons.append("no request completed in the measured window")
     law = evidence.littles_law
+    if evidence.load_model == "open" and law is not None and law.ratio < 1.0 - LITTLE_TOLERANCE:
+        # Above capacity the queue grows for as long as the point runs: its percentiles measure the
+        # window's length, not the server.
+        reasons.append(
+            f"offered rate not sustained: {law.ratio * 100:.0f}% of the offered requests/s completed, so the "
+            "queue grew all window long (no steady state; the server's capacity is below this rate)"
+        )
     if evidence.load_model == "closed" and law is not None and abs(law.ratio - 1.0) > LITTLE_TOLERANCE:
         reasons.append(
             f"Little's law off by {abs(law.ratio - 1) * 100:.0f}%: throughput x mean latency = "

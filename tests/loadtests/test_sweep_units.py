@@ -106,6 +106,17 @@ def test_other_invalidity_rules_and_findings() -> None:
     )  # type: ignore[union-attr]
 
 
+def test_an_open_loop_point_above_capacity_has_no_steady_state() -> None:
+    law = littles_law(load_model="open", users=None, rate=8, throughput_rps=4.0, mean_latency_ms=3000.0)
+    overloaded = Evidence(
+        load_model="open", users=None, rate=8, completed=40, loadgen_cpu_percent={}, littles_law=law,
+        upstream_peak=None, expected_peak=None,
+    )  # fmt: skip
+    assert any("offered rate not sustained: 50%" in r for r in invalid_reasons(overloaded))
+    kept_up = littles_law(load_model="open", users=None, rate=8, throughput_rps=7.8, mean_latency_ms=1000.0)
+    assert invalid_reasons(Evidence(**{**overloaded.__dict__, "littles_law": kept_up})) == []
+
+
 def _window_records(users: int, latency_ms: float, seconds: float) -> list[Record]:
     records = []
     for user in range(users):
