@@ -491,6 +491,9 @@ def span_throughput(completion_times: Sequence[float]) -> float | None:
     return round((len(ordered) - 1) / span, 4) if span > 0 else None
 
 
+MEASUREMENT_FAILED = "measurement_failed"
+
+
 def failed_point(spec: PointSpec, target: Target, timing: Timing, reason: str) -> Point:
     """A point whose measurement broke (the load generator died): kept, invalid, with the reason."""
     return Point(
@@ -517,6 +520,7 @@ def failed_point(spec: PointSpec, target: Target, timing: Timing, reason: str) -
         cpu=None,
         valid=False,
         invalid_reasons=[reason],
+        extra={MEASUREMENT_FAILED: True},  # --resume measures it again
     )
 
 

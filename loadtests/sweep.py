@@ -36,6 +36,7 @@ from loadtests.errors import UserError
 from loadtests.interrupts import deferred_interrupts
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import (
+    MEASUREMENT_FAILED,
     PointError,
     PointSpec,
     Target,
@@ -204,13 +205,12 @@ def validate(settings: SweepSettings) -> SweepSettings:
 
 
 def upstream_latency_s(profile_name: str, time_scale: float) -> float:
-    """Nominal duration L of one upstream call: exact for fixed profiles, the median TTFT otherwise."""
+    """Nominal duration L of one upstream call: exact for fixed profiles; for rate-based ones the median
+    TTFT plus a typical answer's generation time (the TTFT alone would be 3-8 times too short, and every
+    warm-up, window and ceiling is sized from L)."""
     from mock_llm.profiles import get_profile
 
-    profile = get_profile(profile_name)
-    if profile.fixed_total_s is not None:
-        return profile.fixed_total_s * time_scale
-    return profile.ttft_median_s * time_scale
+    return get_profile(profile_name).nominal_total_s() * time_scale
 
 
 def mock_profile_for(scenario: str, settings: SweepSettings) -> str:
@@ -337,7 +337,9 @@ def _show(value: Any) -> str:
 def _server_env(run_dir: Path, variant: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BENCH_API_TOKENS", DEFAULT_TOKEN)
-    env["BENCH_RATE_LIMIT"] = "1000000/minute"  # the sweep measures serving, never the rate limiter
+    # A limit no load reaches: every variant still runs the limiter's check (one small SQLite write per
+    # request, identical for all), as a deployed API would, but no request is ever refused by it.
+    env["BENCH_RATE_LIMIT"] = "1000000/minute"
     jobs_dir = run_dir / "tmp"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     env["BENCH_JOB_DB"] = str((jobs_dir / f"{variant}-jobs.db").resolve())
@@ -435,7 +437,11 @@ class VariantSession:
         deadline = time.monotonic() + timeout_s
         idle_since: float | None = None
         while time.monotonic() < deadline:
-            if self.in_flight() == 0:
+            try:
+                busy = self.in_flight()
+            except OSError:  # a mock that does not answer is not settled; the point records why
+                return False
+            if busy == 0:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= quiet_s:
                     return True
@@ -554,6 +560,8 @@ class Sweep:
         console = Console()
         if not console.is_terminal:  # a log file or CI: room for the whole summary table
             console = Console(width=170)
+        # A point whose measurement broke is measured again; its stale copy is replaced.
+        self.results.points = [p for p in self.results.points if not p.extra.get(MEASUREMENT_FAILED)]
         done = {point_key(p) for p in self.results.points}
         todo = [s for s in plan_points(self.settings) if s.key not in done]
         groups = group_points(todo, self.settings)
@@ -643,12 +651,22 @@ class Sweep:
                             timing = timing_for(spec, self.settings, variant.predicted_ceiling)
                             progress.update(task, description=f"{spec.label()} (settling)")
                             restarted = not session.settle(timeout_s=max(3.0, 2 * latency))
+                            drained = True
                             if restarted:
                                 session.restart_server()
-                                session.settle(timeout_s=max(3.0, 2 * latency))
+                                drained = session.settle(timeout_s=max(3.0, 2 * latency))
                             progress.update(task, description=f"{spec.label()}")
                             target = session.target(ceiling=variant.predicted_ceiling, latency_s=latency)
-                            point = self._measure(spec, target, timing, session)
+                            if drained:
+                                point = self._measure(spec, target, timing, session)
+                            else:
+                                point = failed_point(
+                                    spec,
+                                    target,
+                                    timing,
+                                    "the mock still had calls in flight (or stopped answering) after the "
+                                    "variant was restarted; see the mock's log in logs/",
+                                )
                             if restarted:
                                 point.extra["server_restarted_before"] = (
                                     "the previous point's backlog did not drain; the variant was restarted"

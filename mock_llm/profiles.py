@@ -22,6 +22,8 @@ from dataclasses import dataclass
 # Streams never send deltas closer together than this (wall time), so thousands of concurrent streams
 # stay cheap; several tokens then share one delta, as they often do with the real API.
 MIN_DELTA_GAP_S = 0.05
+# The middle of the 250-650 tokens mock_llm.content answers with: what a "typical" call generates.
+TYPICAL_OUTPUT_TOKENS = 450
 # Deltas sent back to back when there is no time to spread them over (instant profile, tiny time scale).
 DELTAS_WITHOUT_DELAY = 16
 
@@ -34,6 +36,13 @@ class Profile:
     ttft_median_s: float = 0.0
     ttft_sigma: float = 0.35
     tokens_per_s: float = 0.0  # 0 means output takes no time
+
+    def nominal_total_s(self) -> float:
+        """A typical call's duration before the time scale: median TTFT plus a mid-sized answer."""
+        if self.fixed_total_s is not None:
+            return self.fixed_total_s
+        generation = TYPICAL_OUTPUT_TOKENS / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
+        return self.ttft_median_s + generation
 
     def describe(self) -> str:
         if self.fixed_total_s is not None:

@@ -12,6 +12,7 @@ from loadtests.presets import PRESETS
 from loadtests.rawdata import Record, cut_window, read_records, write_records
 from loadtests.results import LittlesLaw
 from loadtests.stats import nearest_rank, percentiles
+from loadtests.sweep import upstream_latency_s
 from loadtests.validity import LOADGEN_CPU_LIMIT, Evidence, findings, invalid_reasons, littles_law
 
 SPEC = PointSpec(variant="flask-sync", scenario="analyse", load_model="closed", users=8, rate=None, repeat=0)
@@ -161,3 +162,9 @@ def test_presets_fit_the_machine() -> None:
     assert PRESETS["quick"].variants == ("flask-sync", "fastapi-async")
     assert set(PRESETS["default"].scenarios) == {"analyse", "stream"}
     assert PRESETS["full"].rates and PRESETS["full"].users
+
+
+def test_upstream_latency_covers_the_whole_call_for_rate_based_profiles() -> None:
+    assert upstream_latency_s("article", 0.5) == 1.0
+    # sonnet: 1.2 s median TTFT plus a typical 450-token answer at 75 tokens/s
+    assert upstream_latency_s("sonnet", 1.0) == pytest.approx(1.2 + 450 / 75)
