@@ -5,12 +5,12 @@ repeats count. A metric regresses when it moves the wrong way by more than the t
 and, where both sides have two or more valid repeats, when the bootstrap interval of the ratio of means
 also excludes 1.0 (see loadtests.resampling); with a single repeat the tolerance alone decides and the
 output says so. A point valid in the baseline with no valid repeat in the current run is a regression too
-(a change that breaks a point must not pass by dropping it). The failed share (failed and unfinished over
-all requests the window saw) regresses on an absolute rise of more than one percentage point (a ratio
-of zeros means nothing). Gated by default: throughput, p50, p95, errors; p99 is reported only (``--gate``
-changes that). Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be
-compared (another mock profile or time scale, or no scenario or point in common). Only the points both
-runs share are compared, so a quick run can be checked against a fuller baseline of the same profile.
+(a change that breaks a point must not pass by dropping it). The failed share regresses on an absolute
+rise of more than one percentage point (a ratio of zeros means nothing). Gated by default: throughput,
+p50, p95, errors; p99 is reported only (``--gate`` changes that). Exit 0: no regression; 1: a
+regression; 2: a file cannot be read or the runs cannot be compared (another mock profile or time scale,
+or no scenario or point in common). Only the points both runs share are compared, so a quick run can be
+checked against a fuller baseline of the same profile.
 """
 
 from __future__ import annotations
@@ -41,12 +41,15 @@ DEFAULT_GATE = ("throughput", "p50", "p95", "errors")  # p99 of a short window i
 # Error rates are often zero, where a ratio means nothing: they regress on an absolute rise instead, and
 # the tolerance alone decides (no bootstrap).
 ERROR_RATE_SLACK = 0.01
+CONTEXT_KEYS = ("cpu_model", "cpu_count", "preset")  # differences reported, not refused
 
 
 def _failed_share(p: Point) -> float:
-    """Failed and unfinished (a hung request is a failure too) over every request the window saw."""
-    total = p.completed + p.failed + p.unfinished
-    return (p.failed + p.unfinished) / total if total else 0.0
+    """Failed over finished requests. Not ``unfinished``: in closed loop every user has one request open
+    when the window closes, so that count is the load, not a fault; hangs show as invalid points (a
+    Little's-law miss), which the gate counts as regressions."""
+    total = p.completed + p.failed
+    return p.failed / total if total else 0.0
 
 
 class Incomparable(Exception):
@@ -183,6 +186,15 @@ def check_comparable(baseline: RunResults, current: RunResults) -> tuple[set[str
             parts.append(f"only in the current run: {', '.join(sorted(c_sc - b_sc))}")
         shared_text = ", ".join(sorted(shared))
         note = f"scenario sets differ ({'; '.join(parts)}); compared the shared ones: {shared_text}"
+    # Comparable, but worth a warning: another machine or preset moves CPU-bound figures by itself.
+    context = [
+        f"{key} differs (baseline {baseline.metadata.get(key)!r}, current {current.metadata.get(key)!r})"
+        for key in CONTEXT_KEYS
+        if not _same(baseline.metadata.get(key), current.metadata.get(key))
+    ]
+    if context:
+        warning = "; ".join(context) + ": figures may differ for that reason alone"
+        note = f"{note}. {warning}" if note else warning
     return shared, note
 
 
