@@ -739,6 +739,8 @@ def _follows(levels: Sequence[Level]) -> str:
     peak = max(valid, key=lambda lv: (lv.peak_in_flight or 0, lv.load))
     top = valid[-1]
     if (top.peak_in_flight or 0) < 0.9 * top.users:
+        if top.server_cpu_bound:  # short of the load for lack of CPU, not at a concurrency ceiling
+            return f"runs out of CPU at {top.users} users ({top.peak_in_flight} in flight)"
         return f"stops at {peak.peak_in_flight} requests in flight"
     return f"follows the load to {top.peak_in_flight}"
 
