@@ -249,7 +249,8 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
 
 
 def point_key(point: Point) -> tuple[str, str, str, float, int]:
-    return (point.variant, point.scenario, point.load_model, point.load, point.repeat)
+    """A finished point's identity in the plan: ``Point.key`` plus the repeat (as ``PointSpec.key``)."""
+    return (*point.key, point.repeat)
 
 
 @dataclass(kw_only=True)
