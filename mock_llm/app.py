@@ -12,7 +12,7 @@ import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from mock_llm import protocol
@@ -53,6 +53,7 @@ class _Call:
         "fault",
         "fault_key",
         "fault_times",
+        "request_id",
         "responded",
         "retry_count",
         "started",
@@ -70,6 +71,7 @@ class _Call:
         self.fault_times: bytes | None = None
         self.fault_key = b""
         self.content_length: bytes | None = None
+        self.request_id = ""
         for name, value in headers:
             if name == b"x-api-key":
                 self.api_key = value
@@ -82,6 +84,8 @@ class _Call:
                 self.retry_count = value
             elif name == b"content-length":
                 self.content_length = value
+            elif name == b"x-request-id":
+                self.request_id = value[:128].decode("latin-1")
             elif name.startswith(b"x-mock-fault"):
                 if name == b"x-mock-fault":
                     self.fault = value
@@ -142,6 +146,11 @@ class MockApp:
             await self._respond(send, 200, protocol.json_bytes(body), rid)
         elif path == "/mock/stats" and method == "GET":
             await self._respond(send, 200, protocol.json_bytes(self.stats_snapshot()), rid)
+        elif path == "/mock/gauge" and method == "GET":  # cheap enough to poll several times a second
+            gauge = {"in_flight": self.stats.in_flight, "requests": self.stats.requests, "now": monotonic()}
+            await self._respond(send, 200, protocol.json_bytes(gauge), rid)
+        elif path == "/mock/calls" and method == "GET":
+            await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot()), rid)
         elif path == "/mock/reset" and method == "POST":
             self.stats.reset()
             self.faults.reset()
@@ -168,6 +177,7 @@ class MockApp:
         stats = self.stats
         loop = self._loop or asyncio.get_running_loop()
         call = _Call(scope["headers"], started=loop.time())
+        arrival = monotonic()
         stats.begin()
         status = "200"
         task = asyncio.current_task()
@@ -195,6 +205,7 @@ class MockApp:
         finally:
             self._calls.discard(task)  # type: ignore[arg-type]
             stats.end(status)
+            stats.record_call(call.request_id, arrival, monotonic(), status)
             self.collector.on_call_end(stats.in_flight, loop)
 
     async def _api_call(

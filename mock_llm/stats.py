@@ -13,6 +13,8 @@ from typing import Any
 
 # Delay samples kept for percentiles; past this, reservoir sampling keeps a uniform sample.
 MAX_SAMPLES = 200_000
+# Per-call records kept between resets (about 100 bytes each); past this they are counted, not kept.
+MAX_CALL_RECORDS = 500_000
 CLIENT_CLOSED = "499"  # by_status key for calls the client abandoned before the answer was complete
 
 
@@ -67,6 +69,10 @@ class MockStats:
         self.injected = Reservoir(seed=seed)
         # Observed minus injected delay, measured inside the mock (arrival to last byte written).
         self.lateness = Reservoir(seed=seed + 1)
+        # (x-request-id, arrival, end of answer, status) per call, on the system-wide monotonic clock, so a
+        # load generator can join them with its own records and split each request's latency.
+        self.calls: list[tuple[str, float, float, str]] = []
+        self.calls_dropped = 0
 
     def begin(self) -> None:
         self.requests += 1
@@ -77,6 +83,20 @@ class MockStats:
     def end(self, status: str) -> None:
         self.in_flight -= 1
         self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def record_call(self, request_id: str, arrival: float, end: float, status: str) -> None:
+        if len(self.calls) < MAX_CALL_RECORDS:
+            self.calls.append((request_id, arrival, end, status))
+        else:
+            self.calls_dropped += 1
+
+    def calls_snapshot(self) -> dict[str, Any]:
+        return {
+            "clock": "monotonic",
+            "fields": ["request_id", "arrival", "end", "status"],
+            "calls": [[rid, round(a, 6), round(e, 6), st] for rid, a, e, st in self.calls],
+            "dropped": self.calls_dropped,
+        }
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -94,6 +114,8 @@ class MockStats:
         self.faults = {}
         self.injected.clear()
         self.lateness.clear()
+        self.calls = []
+        self.calls_dropped = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {

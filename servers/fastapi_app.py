@@ -37,6 +37,7 @@ from servers.service import (
     run_job_sync,
 )
 from servers.settings import Settings
+from servers.tracing import TracingASGI
 from servers.validation import jsonable_errors
 
 Mode = Literal["async", "def", "blocking"]
@@ -65,6 +66,7 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
 
 def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
     app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0")
+    app.add_middleware(TracingASGI)  # type: ignore[arg-type]
     core = Core(settings)
     app.state.core = core
     client = upstream.sync_client(settings)

@@ -34,6 +34,7 @@ from servers.service import (
     run_job_sync,
 )
 from servers.settings import Settings
+from servers.tracing import TracingWSGI
 from servers.validation import parse_body, validate_request
 
 STREAM_MEDIA_TYPE = "text/plain; charset=utf-8"
@@ -46,6 +47,7 @@ def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = No
 def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     app = Flask("servers")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.wsgi_app = TracingWSGI(app.wsgi_app)  # type: ignore[method-assign]
     sock = Sock(app)
     core = Core(settings)
     client = upstream.sync_client(settings)

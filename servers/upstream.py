@@ -20,13 +20,15 @@ from servers.models import AnalyseRequest, AnalyseResponse
 from servers.parsing import build_response
 from servers.prompts import analysis_params
 from servers.settings import Settings
+from servers.tracing import with_request_id
 
 STREAM_ERROR_PREFIX = "\n[error] "
 CONNECT_TIMEOUT_S = 5.0
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Identical for every variant; the SDK's own connection pool (1000 connections) is kept."""
+    """Identical for every variant; the SDK's own connection pool (1000 connections) unless
+    ``BENCH_UPSTREAM_MAX_CONNECTIONS`` sets another size (a pool is a real concurrency cap)."""
     return {
         "base_url": settings.upstream_url,
         "api_key": settings.upstream_api_key,
@@ -37,12 +39,24 @@ def client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _limits(settings: Settings) -> httpx2.Limits | None:
+    size = settings.upstream_max_connections
+    if size is None:
+        return None
+    keepalive = anthropic.DEFAULT_CONNECTION_LIMITS.max_keepalive_connections or size
+    return httpx2.Limits(max_connections=size, max_keepalive_connections=min(size, keepalive))
+
+
 def sync_client(settings: Settings) -> anthropic.Anthropic:
-    return anthropic.Anthropic(**client_options(settings))
+    limits = _limits(settings)
+    pool = {} if limits is None else {"http_client": anthropic.DefaultHttpxClient(limits=limits)}
+    return anthropic.Anthropic(**client_options(settings), **pool)
 
 
 def async_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(**client_options(settings))
+    limits = _limits(settings)
+    pool = {} if limits is None else {"http_client": anthropic.DefaultAsyncHttpxClient(limits=limits)}
+    return anthropic.AsyncAnthropic(**client_options(settings), **pool)
 
 
 def _text_of(message: Any) -> str:
@@ -68,7 +82,7 @@ def stream_error_text(error: ApiError) -> str:
 
 def analyse_sync(client: anthropic.Anthropic, req: AnalyseRequest, settings: Settings) -> AnalyseResponse:
     try:
-        message = client.messages.create(**analysis_params(req, settings))
+        message = client.messages.create(**with_request_id(analysis_params(req, settings)))
     except anthropic.AnthropicError as exc:
         raise map_upstream_error(exc) from None
     return _response(req, message)
@@ -78,7 +92,7 @@ async def analyse_async(
     client: anthropic.AsyncAnthropic, req: AnalyseRequest, settings: Settings
 ) -> AnalyseResponse:
     try:
-        message = await client.messages.create(**analysis_params(req, settings))
+        message = await client.messages.create(**with_request_id(analysis_params(req, settings)))
     except anthropic.AnthropicError as exc:
         raise map_upstream_error(exc) from None
     return _response(req, message)
@@ -86,7 +100,7 @@ async def analyse_async(
 
 def stream_sync(client: anthropic.Anthropic, params: dict[str, Any]) -> Iterator[str]:
     """Open the stream now (raising ApiError on failure); the returned iterator yields text chunks."""
-    manager = client.messages.stream(**params)
+    manager = client.messages.stream(**with_request_id(params))
     try:
         stream = manager.__enter__()
     except anthropic.AnthropicError as exc:
@@ -104,7 +118,7 @@ def stream_sync(client: anthropic.Anthropic, params: dict[str, Any]) -> Iterator
 
 
 async def stream_async(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> AsyncIterator[str]:
-    manager = client.messages.stream(**params)
+    manager = client.messages.stream(**with_request_id(params))
     try:
         stream = await manager.__aenter__()
     except anthropic.AnthropicError as exc:
