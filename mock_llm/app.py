@@ -39,6 +39,18 @@ ANSWER_CACHE_SIZE = 10_000
 logger = logging.getLogger("mock_llm")
 
 
+def _since(query: bytes) -> float:
+    """``?since=T`` (monotonic seconds) of ``GET /mock/calls``; 0 (everything kept) when absent or bad."""
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"since":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
 class _ClientGone(Exception):
     """The client closed the connection before its answer was complete."""
 
@@ -150,7 +162,8 @@ class MockApp:
             gauge = {"in_flight": self.stats.in_flight, "requests": self.stats.requests, "now": monotonic()}
             await self._respond(send, 200, protocol.json_bytes(gauge), rid)
         elif path == "/mock/calls" and method == "GET":
-            await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot()), rid)
+            since = _since(scope.get("query_string", b""))
+            await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot(since=since)), rid)
         elif path == "/mock/reset" and method == "POST":
             self.stats.reset()
             self.faults.reset()

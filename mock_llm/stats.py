@@ -8,12 +8,13 @@ counted.
 from __future__ import annotations
 
 import random
+from collections import deque
 from time import perf_counter
 from typing import Any
 
 # Delay samples kept for percentiles; past this, reservoir sampling keeps a uniform sample.
 MAX_SAMPLES = 200_000
-# Per-call records kept between resets (about 100 bytes each); past this they are counted, not kept.
+# Per-call records kept (about 100 bytes each): the most recent ones, whatever the resets.
 MAX_CALL_RECORDS = 500_000
 CLIENT_CLOSED = "499"  # by_status key for calls the client abandoned before the answer was complete
 
@@ -71,8 +72,8 @@ class MockStats:
         self.lateness = Reservoir(seed=seed + 1)
         # (x-request-id, arrival, end of answer, status) per call, on the system-wide monotonic clock, so a
         # load generator can join them with its own records and split each request's latency.
-        self.calls: list[tuple[str, float, float, str]] = []
-        self.calls_dropped = 0
+        # Kept across resets: a request that completes just inside a window may have made its call before.
+        self.calls: deque[tuple[str, float, float, str]] = deque(maxlen=MAX_CALL_RECORDS)
 
     def begin(self) -> None:
         self.requests += 1
@@ -85,17 +86,15 @@ class MockStats:
         self.by_status[status] = self.by_status.get(status, 0) + 1
 
     def record_call(self, request_id: str, arrival: float, end: float, status: str) -> None:
-        if len(self.calls) < MAX_CALL_RECORDS:
-            self.calls.append((request_id, arrival, end, status))
-        else:
-            self.calls_dropped += 1
+        self.calls.append((request_id, arrival, end, status))
 
-    def calls_snapshot(self) -> dict[str, Any]:
+    def calls_snapshot(self, *, since: float = 0.0) -> dict[str, Any]:
+        """The calls that ended at or after ``since`` (monotonic seconds), oldest first."""
         return {
             "clock": "monotonic",
             "fields": ["request_id", "arrival", "end", "status"],
-            "calls": [[rid, round(a, 6), round(e, 6), st] for rid, a, e, st in self.calls],
-            "dropped": self.calls_dropped,
+            "calls": [[rid, round(a, 6), round(e, 6), st] for rid, a, e, st in self.calls if e >= since],
+            "kept": len(self.calls),
         }
 
     def fault(self, kind: str) -> None:
@@ -114,8 +113,6 @@ class MockStats:
         self.faults = {}
         self.injected.clear()
         self.lateness.clear()
-        self.calls = []
-        self.calls_dropped = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
