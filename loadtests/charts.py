@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
 from loadtests.chart_style import Style
 from loadtests.levels import Level, levels_of, select
-from loadtests.results import RunResults
+from loadtests.results import Point, RunResults
 from loadtests.verdict import upstream_latency
 
 _TEXT_PATH = TextToPath()
@@ -39,7 +39,9 @@ ARTICLE_LOW = "flask-sync"
 ARTICLE_HIGH = "fastapi-async"
 # overhead runs against an instant mock; a jobs request returns its 202 before the upstream call.
 NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
-CHART_KINDS = ("throughput", "inflight", "latency", "ttft", "errors", "cpu", "open-latency")
+CHART_KINDS = (
+    "throughput", "inflight", "latency", "ttft", "errors", "cpu", "breakdown", "open-latency", "capacity",
+)  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -71,12 +73,16 @@ def build_charts(run: RunResults, style: Style) -> list[Chart]:
     charts: list[Chart] = []
     with rc_context(style.rc()):
         for scenario in _scenarios(ctx, "closed"):
-            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu):
+            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu, _breakdown):
                 chart = builder(ctx, scenario)
                 if chart is not None:
                     charts.append(chart)
         for scenario in _scenarios(ctx, "open"):
             chart = _open_latency(ctx, scenario)
+            if chart is not None:
+                charts.append(chart)
+        for scenario in dict.fromkeys(str(e["scenario"]) for e in run.capacity):
+            chart = _capacity(ctx, scenario)
             if chart is not None:
                 charts.append(chart)
     return charts
@@ -387,6 +393,106 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
     return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
 
 
+BREAKDOWN_PARTS = (
+    ("before_upstream", "before the upstream call (queue, server work)"),
+    ("upstream", "the upstream call (the mock's time)"),
+    ("after_upstream", "after it (server work, the way back)"),
+)
+
+
+def _breakdown(ctx: _Context, scenario: str) -> Chart | None:
+    """Where a request's time goes, per variant, at its highest valid load: p50 of each part."""
+    big_l = _wait(ctx, scenario)
+    chosen: dict[str, Point] = {}
+    for p in ctx.run.points:
+        if p.scenario != scenario or p.load_model != "closed" or not p.valid or not p.breakdown_ms:
+            continue
+        if any(p.breakdown_ms.get(part) is None for part, _ in BREAKDOWN_PARTS):
+            continue
+        best = chosen.get(p.variant)
+        if best is None or (p.users or 0) > (best.users or 0):
+            chosen[p.variant] = p
+    if not chosen:
+        return None
+    variants = [v for v in ctx.order if v in chosen]
+    fig, ax = _figure(ctx)
+    shades = (ctx.style.muted, ctx.style.neutral, ctx.style.grid)
+    lefts = [0.0] * len(variants)
+    handles: list[Any] = []
+    for (part, label), shade in zip(BREAKDOWN_PARTS, shades, strict=True):
+        widths = [chosen[v].breakdown_ms[part]["p50"] / 1000.0 for v in variants]  # type: ignore[index]
+        bars = ax.barh(
+            range(len(variants)), widths, left=lefts, color=shade, edgecolor=ctx.style.fg, linewidth=0.4,
+            label=label,
+        )  # fmt: skip
+        for bar in bars:
+            bar.set_gid(f"series-breakdown-{part}")
+        handles.append(bars)
+        lefts = [a + b for a, b in zip(lefts, widths, strict=True)]
+    ax.set_yticks(range(len(variants)))
+    ax.set_yticklabels([f"{v} ({chosen[v].users} users)" for v in variants])
+    ax.invert_yaxis()
+    ax.set_xlabel("p50 of each part (s)")
+    ax.set_xlim(0, max(lefts) * 1.08 or 1.0)
+    waits = {v: chosen[v].breakdown_ms["before_upstream"]["p50"] for v in variants}  # type: ignore[index]
+    worst = max(waits, key=lambda v: waits[v])
+    least = min(waits, key=lambda v: waits[v])
+    unit = (lambda ms: f"{ms / 1000 / big_l:.3g} L") if big_l else (lambda ms: f"{ms:.3g} ms")
+    title = f"{worst} spends {unit(waits[worst])} before its upstream call at {chosen[worst].users} users"
+    if least != worst:
+        title += f"; {least} {waits[least]:.3g} ms"
+    subtitle = (
+        f"{scenario} scenario · each request joined with its upstream call by x-request-id (one monotonic "
+        "clock) · p50 of each part at each variant's highest valid load"
+    )
+    series = {v: [lv for lv in _series(ctx, scenario, "closed").get(v, []) if lv.valid] for v in variants}
+    return _finish(
+        ctx, fig, [ax], "breakdown", scenario, title, subtitle, [], series, handles, variants=False
+    )
+
+
+def _capacity(ctx: _Context, scenario: str) -> Chart | None:
+    entries = [e for e in ctx.run.capacity if e["scenario"] == scenario]
+    if not entries:
+        return None
+    entries.sort(key=lambda e: ctx.order.index(e["variant"]) if e["variant"] in ctx.order else 0)
+    fig, ax = _figure(ctx)
+    names = [str(e["variant"]) for e in entries]
+    values = [max(int(e["users"]), 0) for e in entries]
+    bars = ax.barh(range(len(entries)), values, color=[_colour(ctx, n) for n in names])
+    for bar, name in zip(bars, names, strict=True):
+        bar.set_gid(f"series-capacity-{name}")
+    predicted = [ctx.ceilings.get(n) for n in names]
+    marks = ax.plot(
+        [p if p else math.nan for p in predicted], range(len(entries)), linestyle="none", marker="D",
+        markerfacecolor=ctx.style.bg, markeredgecolor=ctx.style.fg, label="predicted ceiling",
+    )[0]  # fmt: skip
+    for i, e in enumerate(entries):
+        ax.annotate(
+            f"{e['users']} ({str(e['bound']).replace('_', ' ')})", (max(values[i], 1), i), va="center",
+            xytext=(9, 0), textcoords="offset points", fontsize=ctx.style.font_pt * 0.8,
+        )  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(0.7, max([*values, *(p or 1 for p in predicted)]) * 4)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_yticks(range(len(entries)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlabel("concurrent users within the SLO (log scale)")
+    slo = str(entries[0].get("slo", "the SLO"))
+    top = max(entries, key=lambda e: int(e["users"]))
+    low = min(entries, key=lambda e: int(e["users"]))
+    title = f"Capacity under the SLO: {top['variant']} {top['users']} users"
+    if low is not top:
+        title += f", {low['variant']} {low['users']}"
+    subtitle = (
+        f"{scenario} scenario · most closed-loop users meeting {slo}, found by bracketing and bisection "
+        "· in brackets: what bound it"
+    )
+    return _finish(ctx, fig, [ax], "capacity", scenario, title, subtitle, [], {}, [marks], variants=False,
+                   require_valid=False)  # fmt: skip
+
+
 def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
     big_l = _wait(ctx, scenario)
     series = {
@@ -557,6 +663,7 @@ def _finish(
     extra: list[Line2D],
     *,
     variants: bool = True,
+    require_valid: bool = True,  # the title speaks of valid levels only (capacity entries are their own)
 ) -> Chart:
     style = ctx.style
     invalid = [lv.describe() + _reason(lv) for lvs in series.values() for lv in lvs if not lv.valid]
@@ -580,7 +687,7 @@ def _finish(
         # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
         anchor = axes[min(len(axes), _row_length(axes)) - 1]
         anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    if not _valid_only(series):
+    if require_valid and not _valid_only(series):
         title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
     width_pt = style.width_in * 72 * 0.97
     title_text = _wrap(title, width_pt, style.title_pt, bold=True)

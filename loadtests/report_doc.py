@@ -190,6 +190,8 @@ def _document(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], r
         )
     )
     blocks += _verdict_blocks(verdict)
+    blocks += _capacity_blocks(run)
+    blocks += _breakdown_blocks(run)
     blocks += _chart_blocks(charts)
     blocks += _invalid_blocks(run)
     blocks += _variant_blocks(run)
@@ -201,7 +203,8 @@ def _document(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], r
 _POINTS_NOTE = (
     "One row per measured point (repeats separate). Latency and time to first chunk in ms, exact "
     "percentiles over the measured window; peak = the most upstream calls the mock saw in flight; "
-    "Little = measured / expected in-flight (1.00 is perfect agreement); CPU = server ms per request."
+    "Little = measured / expected in-flight (1.00 is perfect agreement); CPU = server ms per request; "
+    "warm-up = seconds before the window, detected from the data (the steady-state test is in results.json)."
 )
 
 
@@ -224,6 +227,74 @@ def _verdict_blocks(verdict: Verdict) -> list[_Block]:
             _Para("Not tested in this run (variant absent): " + ", ".join(verdict.not_tested) + ".")
         )
     return blocks
+
+
+def _capacity_blocks(run: RunResults) -> list[_Block]:
+    if not run.capacity:
+        return []
+    slo = run.capacity[0].get("slo", "the SLO")
+    blocks: list[_Block] = [
+        _Heading(2, "Capacity under the SLO"),
+        _Para(
+            f"The most closed-loop users each variant served within {slo}, found by bracketing and "
+            "bisection on measured points (`python -m loadtests capacity`); bound = what stopped it, read "
+            "from the first failing level above the capacity."
+        ),
+    ]
+    rows = [
+        [
+            str(e["variant"]),
+            str(e["scenario"]),
+            str(e["users"]),
+            f"{e['throughput_rps']:g}",
+            str(e.get("in_flight_at_capacity") or ""),
+            str(e["bound"]).replace("_", " "),
+            str(e["points"]),
+            ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in e.get("levels", [])),
+            f"{e.get('wall_time_s', 0):.0f}",
+        ]
+        for e in run.capacity
+    ]
+    headers = ["variant", "scenario", "users", "rps", "in flight", "bound", "points", "levels (+ pass)", "s"]
+    return [*blocks, _Table(headers, rows)]
+
+
+def _breakdown_blocks(run: RunResults) -> list[_Block]:
+    points = [p for p in run.points if p.valid and p.breakdown_ms and p.breakdown_ms.get("upstream")]
+    if not points:
+        return []
+    big_l = upstream_latency(run)
+    rows = []
+    for p in sorted(points, key=lambda p: (p.scenario, p.variant, p.load)):
+        b = p.breakdown_ms or {}
+        before, during, after = b["before_upstream"], b["upstream"], b["after_upstream"]
+        rows.append(
+            [
+                p.variant,
+                p.scenario,
+                _load(p),
+                f"{_ms(before['p50'])} / {_ms(before['p95'])}",
+                f"{before['p50'] / 1000 / big_l:.2f}" if big_l else "",
+                f"{_ms(during['p50'])} / {_ms(during['p95'])}",
+                f"{_ms(after['p50'])} / {_ms(after['p95'])}",
+                "" if p.overhead_ms is None else f"{_ms(p.overhead_ms.p50)} / {_ms(p.overhead_ms.p95)}",
+                f"{b.get('matched', 0)}/{b.get('matched', 0) + b.get('unmatched', 0)}",
+            ]
+        )
+    headers = [
+        "variant", "scenario", "load", "before p50/p95", "before / L", "upstream p50/p95",
+        "after p50/p95", "overhead p50/p95", "joined",
+    ]  # fmt: skip
+    return [
+        _Heading(2, "Where the time goes"),
+        _Para(
+            "Each request joined with the upstream call it caused (by `x-request-id`, on the system-wide "
+            "monotonic clock): before = queueing and work in the server before its call reached the mock; "
+            "upstream = the mock's time; after = the server's work after the answer and the way back; "
+            "overhead = latency minus the upstream's time. Milliseconds."
+        ),
+        _Table(headers, rows),
+    ]
 
 
 def _chart_blocks(charts: Sequence[ChartEntry]) -> list[_Block]:
@@ -288,7 +359,7 @@ def _variant_blocks(run: RunResults) -> list[_Block]:
 def _points_table(points: Sequence[Point]) -> _Table:
     headers = [
         "variant", "scenario", "load", "rep", "valid", "done", "failed", "rps",
-        "p50", "p95", "p99", "TTFT p50", "peak", "ceiling", "Little", "CPU", "loadgen %",
+        "p50", "p95", "p99", "TTFT p50", "peak", "ceiling", "Little", "CPU", "loadgen %", "warm-up",
     ]  # fmt: skip
     ordered = sorted(points, key=lambda p: (p.scenario, p.load_model, p.variant, p.load, p.repeat))
     rows = []
@@ -313,6 +384,7 @@ def _points_table(points: Sequence[Point]) -> _Table:
                 f"{p.littles_law.ratio:.2f}" if p.littles_law else "",
                 f"{p.server_cpu_ms_per_request:.2f}" if p.server_cpu_ms_per_request is not None else "",
                 f"{p.cpu.loadgen_percent:.0f}" if p.cpu else "",
+                f"{p.warmup_s:.1f}",
             ]
         )
     return _Table(headers, rows)

@@ -141,3 +141,35 @@ def test_titles_never_rest_on_invalid_points() -> None:
     assert charts[0].title.startswith("No valid point to draw a finding from")
     drawn = [t.get_text() for t in charts[0].figure.texts]
     assert any(t.startswith("No valid point") for t in drawn)  # the figure says it, not only the metadata
+
+
+def test_capacity_and_breakdown_get_a_chart_and_a_section(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from loadtests.synthetic import modify
+
+    def split(before: float) -> dict[str, object]:
+        part = lambda ms: {"p50": ms, "p95": ms * 1.02, "p99": ms * 1.05}  # noqa: E731
+        return {"before_upstream": part(before), "upstream": part(1000.0), "after_upstream": part(3.0),
+                "matched": 100, "unmatched": 0}  # fmt: skip
+
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(8, 128))
+    run = modify(
+        run,
+        lambda p: replace(p, breakdown_ms=split(31_000.0 if p.variant == "flask-sync" else 4.0)),
+    )
+    run.capacity = [
+        {"variant": "flask-sync", "scenario": "analyse", "users": 4, "throughput_rps": 3.98,
+         "bound": "concurrency", "points": 5, "slo": "p95 <= 1.25 x L", "levels": []},
+        {"variant": "fastapi-async", "scenario": "analyse", "users": 181, "throughput_rps": 170.0,
+         "bound": "server_cpu", "points": 8, "slo": "p95 <= 1.25 x L", "levels": []},
+    ]  # fmt: skip
+    run.save(tmp_path)
+    report.write_report(tmp_path)
+    breakdown = (tmp_path / "charts" / "analyse-breakdown.svg").read_text()
+    assert "flask-sync spends 31 L before its upstream call at 128 users" in breakdown
+    capacity = (tmp_path / "charts" / "analyse-capacity.svg").read_text()
+    assert "fastapi-async 181 users, flask-sync 4" in capacity and "181 (server cpu)" in capacity
+    text = (tmp_path / "report.md").read_text()
+    assert "## Capacity under the SLO" in text and "## Where the time goes" in text
+    assert "| fastapi-async | analyse | 181 | 170 |" in text
