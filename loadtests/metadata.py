@@ -5,6 +5,7 @@ No hostname and no absolute path ever goes in: results are shared and committed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shlex
@@ -79,6 +80,64 @@ def collect_git(repo: Path) -> tuple[str | None, bool | None]:
     return commit, bool(status.strip())
 
 
+# Server settings from the environment the sweep passes to every variant, recorded because they change
+# what is measured (BENCH_WORK_MS adds CPU per request; the pool size caps concurrency).
+SERVER_SETTING_KEYS = ("BENCH_WORK_MS", "BENCH_UPSTREAM_MAX_CONNECTIONS")
+
+
+def collect_server_settings(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The recorded server settings that are set (``work_ms`` is also given as a number, 0 when unset)."""
+    source = dict(os.environ if env is None else env)
+    return {key: source[key] for key in SERVER_SETTING_KEYS if source.get(key, "").strip()}
+
+
+def collect_work_ms(env: dict[str, str] | None = None) -> float | None:
+    """BENCH_WORK_MS as the servers will read it (0 when unset); None when it is not a number."""
+    raw = dict(os.environ if env is None else env).get("BENCH_WORK_MS", "").strip()
+    try:
+        return float(raw) if raw else 0.0
+    except ValueError:
+        return None
+
+
+def collect_harness_version(repo: Path) -> str | None:
+    """The measurer's own version: git's tree id of ``loadtests/`` (the same whatever else a commit
+    changes), with ``+dirty`` when that directory has uncommitted changes. Two runs with different ids
+    were measured by different harness code."""
+    try:
+        tree = subprocess.run(
+            ["git", "rev-parse", "HEAD:loadtests"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "loadtests"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return tree[:12] + ("+dirty" if status.strip() else "")
+
+
+def collect_machine_id() -> str | None:
+    """A hash of the OS's machine id: tells two machines apart without naming either."""
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return hashlib.sha256(("llm-wait-bench:" + text).encode()).hexdigest()[:12]
+    return None
+
+
 def collect_command_line(argv: Sequence[str]) -> str:
     """How the sweep was invoked, without the interpreter's path or any absolute path (made relative to the
     working directory when inside it, else shown as its last component)."""
@@ -118,6 +177,10 @@ def collect_all(
         "cpu_count": collect_cpu_count(),
         "cpu_model": collect_cpu_model(),
         "platform": collect_platform(),
+        "machine_id": collect_machine_id(),
+        "harness_version": collect_harness_version(repo),
+        "server_settings": collect_server_settings(),
+        "work_ms": collect_work_ms(),
         "git_commit": commit,
         "git_dirty": dirty,
         "command_line": collect_command_line(argv),

@@ -6,6 +6,7 @@ from typing import Any
 
 from servers.models import AnalyseRequest
 from servers.settings import Settings
+from servers.work import burn_cpu
 
 _INSTRUCTIONS = {
     "summary": "Summarise the text and list its key points.",
@@ -22,7 +23,11 @@ CHAT_SYSTEM = "You are a helpful assistant. Answer in plain prose."
 
 
 def analysis_params(req: AnalyseRequest, settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``messages.create``/``messages.stream`` (anthropic 2.x: no temperature)."""
+    """Keyword arguments for ``messages.create``/``messages.stream`` (anthropic 2.x: no temperature).
+
+    Every adapter builds its request here, in its handler's thread of execution, so ``BENCH_WORK_MS``
+    (the stand-in for real prompt building) costs every variant the same CPU in the same place."""
+    burn_cpu(settings.work_ms)
     return {
         "model": settings.model,
         "max_tokens": settings.max_tokens,
@@ -40,6 +45,7 @@ def analysis_params(req: AnalyseRequest, settings: Settings) -> dict[str, Any]:
 
 
 def chat_params(message: str, settings: Settings) -> dict[str, Any]:
+    burn_cpu(settings.work_ms)
     return {
         "model": settings.model,
         "max_tokens": settings.max_tokens,

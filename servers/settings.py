@@ -22,6 +22,8 @@ DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2
 DEFAULT_JOB_TTL_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_WORK_MS = 0.0  # CPU per request in the core (servers.work); 0: none
+MAX_WORK_MS = 10_000.0  # a per-request busy loop longer than 10 s is a typo, not a benchmark
 
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$")
@@ -58,6 +60,7 @@ class Settings:
     job_db: Path
     job_ttl_s: float
     variant: str
+    work_ms: float = DEFAULT_WORK_MS  # BENCH_WORK_MS: CPU milliseconds per request (servers.work)
 
     @property
     def worst_case_upstream_s(self) -> float:
@@ -140,4 +143,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_db=Path(job_db_raw) if job_db_raw else default_job_db(),
         job_ttl_s=_float(env, "BENCH_JOB_TTL_S", DEFAULT_JOB_TTL_S, minimum=0.0),
         variant=env.get("BENCH_VARIANT", "dev").strip() or "dev",
+        work_ms=_work_ms(env),
     )
+
+
+def _work_ms(env: Mapping[str, str]) -> float:
+    value = _float(env, "BENCH_WORK_MS", DEFAULT_WORK_MS, minimum=0.0)
+    if not value <= MAX_WORK_MS:  # also refuses inf and nan
+        raise SettingsError(f"BENCH_WORK_MS={env.get('BENCH_WORK_MS')!r}: must be at most {MAX_WORK_MS:g}")
+    return value
