@@ -1,29 +1,36 @@
-"""``python -m loadtests compare BASELINE CURRENT``: the CI regression gate.
+"""``python -m loadtests compare BASELINE CURRENT``: compare two runs; also the judge of ``gate``.
 
 Points are matched by ``Point.key`` (variant, scenario, load model, load; repeats grouped) and only valid
 repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%)
-and, where both sides have two or more valid repeats, when the bootstrap interval of the ratio of means
-also excludes 1.0 (see loadtests.resampling); with a single repeat the tolerance alone decides and the
-output says so. A point valid in the baseline with no valid repeat in the current run is a regression too
-(a change that breaks a point must not pass by dropping it). The failed share regresses on an absolute
-rise of more than one percentage point (a ratio of zeros means nothing). Gated by default: throughput,
-p50, p95, errors; p99 is reported only (``--gate`` changes that). Exit 0: no regression; 1: a
-regression; 2: a file cannot be read or the runs cannot be compared (another mock profile or time scale,
-or no scenario or point in common). Only the points both runs share are compared, so a quick run can be
-checked against a fuller baseline of the same profile.
+and is beyond the noise of the repeats: with 5 or more valid repeats on both sides (``gate`` measures
+that many rounds) by an exact one-sided rank test on the medians' side (loadtests.gate_stats); with 2 to
+4, when the bootstrap interval of the ratio of means excludes 1.0 (loadtests.resampling); with a single
+repeat the tolerance alone decides and the output says so. A point valid in the baseline with no valid
+repeat in the current run is a regression, and so is a point or a gated figure the current run lacks (a
+change must not pass by dropping what it broke; ``--shared-only`` compares only what both runs have, for
+a quick run against a fuller baseline). The failed share regresses on an absolute rise of more than one
+percentage point (a ratio of zeros means nothing), confirmed by the rank test when there are repeats.
+Capacity entries (``python -m loadtests capacity``) compare by users: lower by more than the tolerance is
+a regression (one search a run: no noise estimate). Gated by default: throughput, p50, p95, server CPU
+per request, overhead p50/p95 and errors; p99 is reported only (``--gate`` changes that). The report
+says when the runs were made on different machines, harness versions or BENCH_WORK_MS. Exit 0: no
+regression; 1: a regression; 2: a file cannot be read or the runs cannot be compared (another mock
+profile or time scale, or no scenario or point in common). ``--json`` prints the comparison for machines.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from loadtests import gate_stats
 from loadtests.errors import UserError
 from loadtests.resampling import METHOD, ratio_interval
 from loadtests.results import Point, ResultsFormatError, RunResults, load_results
@@ -36,12 +43,19 @@ METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
     "p95": (lambda p: p.latency_ms.p95 if p.latency_ms else None, False, "ms"),
     "p99": (lambda p: p.latency_ms.p99 if p.latency_ms else None, False, "ms"),
     "errors": (lambda p: _failed_share(p), False, "%"),
+    # The figures a code change moves when latency is dominated by the upstream's wait.
+    "cpu": (lambda p: p.server_cpu_ms_per_request, False, "ms"),
+    "overhead_p50": (lambda p: p.overhead_ms.p50 if p.overhead_ms else None, False, "ms"),
+    "overhead_p95": (lambda p: p.overhead_ms.p95 if p.overhead_ms else None, False, "ms"),
 }
-DEFAULT_GATE = ("throughput", "p50", "p95", "errors")  # p99 of a short window is too noisy to fail a build
+# p99 of a short window is too noisy to fail a build.
+DEFAULT_GATE = ("throughput", "p50", "p95", "errors", "cpu", "overhead_p50", "overhead_p95")
+RANK_TEST_REPEATS = 5  # fewer: the exact rank test cannot reach gate_stats.ALPHA (3 + 3 rounds: p >= 5%)
 # Error rates are often zero, where a ratio means nothing: they regress on an absolute rise instead, and
 # the tolerance alone decides (no bootstrap).
 ERROR_RATE_SLACK = 0.01
-CONTEXT_KEYS = ("cpu_model", "cpu_count", "preset")  # differences reported, not refused
+# Differences reported, not refused: another machine, harness or per-request work moves figures by itself.
+CONTEXT_KEYS = ("cpu_model", "cpu_count", "machine_id", "harness_version", "work_ms", "preset")
 
 
 def _failed_share(p: Point) -> float:
@@ -68,10 +82,13 @@ class Change:
     better: bool  # beyond the tolerance in the good direction
     significant: bool | None  # None: tolerance only
     gated: bool
+    p_value: float | None = None  # the rank test's, when both sides have RANK_TEST_REPEATS
+    centre: str = "mean"  # what base and cur are: "mean", or "median" under the rank test
+    missing: bool = False  # the baseline has this figure, the current run does not
 
     @property
     def regression(self) -> bool:
-        return self.gated and self.worse and self.significant is not False
+        return self.gated and (self.missing or (self.worse and self.significant is not False))
 
     @property
     def not_significant(self) -> bool:
@@ -90,6 +107,10 @@ class Row:
         return self.n_base >= 2 and self.n_cur >= 2
 
     @property
+    def rank_tested(self) -> bool:
+        return self.n_base >= RANK_TEST_REPEATS and self.n_cur >= RANK_TEST_REPEATS
+
+    @property
     def regression(self) -> bool:
         return any(c.regression for c in self.changes)
 
@@ -104,14 +125,34 @@ class Comparison:
     # Valid in the baseline, no valid repeat now: a change that breaks a point outright must not pass
     # because the broken point drops out of the comparison.
     lost: list[str]
+    capacity: list[CapacityChange] = field(default_factory=list)
+    shared_only: bool = False  # points only in the baseline were allowed to be missing
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.regression]
 
     @property
+    def missing(self) -> list[Key]:
+        """Points of a shared scenario the current run lacks: regressions unless --shared-only."""
+        return [] if self.shared_only else self.only_base
+
+    @property
     def failed(self) -> bool:
-        return bool(self.regressions or self.lost)
+        return bool(self.regressions or self.lost or self.missing or any(c.regression for c in self.capacity))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityChange:
+    variant: str
+    scenario: str
+    base_users: int
+    cur_users: int | None  # None: the current run has no capacity for it
+    tolerance: float
+
+    @property
+    def regression(self) -> bool:
+        return self.cur_users is None or self.cur_users < self.base_users * (1 - self.tolerance)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,6 +178,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"metrics that fail the build, comma-separated from {','.join(METRICS)} "
         f"(default {','.join(DEFAULT_GATE)}; the others are reported only)",
     )
+    parser.add_argument(
+        "--shared-only",
+        action="store_true",
+        help="compare only the points both runs have (a quick run against a fuller baseline); "
+        "by default a point the current run lacks is a regression",
+    )
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON (for machines)")
     return parser
 
 
@@ -145,7 +193,9 @@ def main(argv: Sequence[str]) -> int:
         args = _parser().parse_args(list(argv))
         baseline = load_results(args.baseline)
         current = load_results(args.current)
-        comparison = compare_runs(baseline, current, tolerance=args.tolerance, gate=args.gate)
+        comparison = compare_runs(
+            baseline, current, tolerance=args.tolerance, gate=args.gate, shared_only=args.shared_only
+        )
     except (UserError, ResultsFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -153,7 +203,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: runs cannot be compared: {exc}", file=sys.stderr)
         return 2
     text = render(comparison, baseline, current, args)
-    print(text)
+    print(json.dumps(to_json(comparison), indent=2) if args.json else text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -199,7 +249,12 @@ def check_comparable(baseline: RunResults, current: RunResults) -> tuple[set[str
 
 
 def compare_runs(
-    baseline: RunResults, current: RunResults, *, tolerance: float = 0.10, gate: Sequence[str] = DEFAULT_GATE
+    baseline: RunResults,
+    current: RunResults,
+    *,
+    tolerance: float = 0.10,
+    gate: Sequence[str] = DEFAULT_GATE,
+    shared_only: bool = False,
 ) -> Comparison:
     shared_scenarios, note = check_comparable(baseline, current)
     base_groups, cur_groups = _groups(baseline), _groups(current)
@@ -230,8 +285,9 @@ def compare_runs(
             for metric in METRICS
             if (change := _change(metric, base_valid, cur_valid, tolerance, metric in gate)) is not None
         ]
+        changes += _missing_figures(base_valid, cur_valid, gate, {c.metric for c in changes})
         rows.append(Row(key=key, n_base=len(base_valid), n_cur=len(cur_valid), changes=changes))
-    if not rows and not lost:
+    if not rows and not lost and not (base_keys - cur_keys and not shared_only):
         raise Incomparable(
             "no valid point in common (matched by variant, scenario, load model and load)"
             + (f"; {len(skipped)} shared point(s) were invalid" if skipped else "")
@@ -243,6 +299,96 @@ def compare_runs(
         only_cur=sorted(cur_keys - base_keys),
         scenario_note=note,
         lost=lost,
+        capacity=_capacity_changes(baseline, current, tolerance, shared_only=shared_only),
+        shared_only=shared_only,
+    )
+
+
+def _missing_figures(
+    base_pts: Sequence[Point], cur_pts: Sequence[Point], gate: Sequence[str], present: set[str]
+) -> list[Change]:
+    """Gated figures the baseline has and the current run lost: regressions, never a silent pass."""
+    out = []
+    for metric in gate:
+        get = METRICS[metric][0]
+        if metric in present or not any(get(p) is not None for p in base_pts):
+            continue
+        base = [v for p in base_pts if (v := get(p)) is not None]
+        out.append(
+            Change(
+                metric=metric, base=sum(base) / len(base), cur=math.nan, ratio=math.nan, low=None,
+                high=None, worse=True, better=False, significant=None, gated=True, missing=True,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _capacity_changes(
+    baseline: RunResults, current: RunResults, tolerance: float, *, shared_only: bool
+) -> list[CapacityChange]:
+    cur = {(str(c.get("variant")), str(c.get("scenario"))): c for c in current.capacity}
+    out = []
+    for entry in baseline.capacity:
+        key = (str(entry.get("variant")), str(entry.get("scenario")))
+        if key not in cur and shared_only:
+            continue
+        found = cur.get(key)
+        out.append(
+            CapacityChange(
+                variant=key[0],
+                scenario=key[1],
+                base_users=int(entry.get("users", 0)),
+                cur_users=None if found is None else int(found.get("users", 0)),
+                tolerance=tolerance,
+            )
+        )
+    return out
+
+
+def to_json(comparison: Comparison) -> dict[str, object]:
+    """The comparison for machines: every row's figures, tests and decisions (NaN as null)."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    rows = [
+        {
+            "variant": r.key[0],
+            "scenario": r.key[1],
+            "load_model": r.key[2],
+            "load": r.key[3],
+            "repeats": {"base": r.n_base, "current": r.n_cur},
+            "test": "rank" if r.rank_tested else "bootstrap" if r.bootstrapped else "tolerance",
+            "regression": r.regression,
+            "figures": [{**asdict(c), "regression": c.regression} for c in r.changes],
+        }
+        for r in comparison.rows
+    ]
+    return clean(  # type: ignore[return-value]
+        {
+            "result": "regression" if comparison.failed else "ok",
+            "method": {
+                "rank_test": gate_stats.METHOD,
+                "rank_test_repeats": RANK_TEST_REPEATS,
+                "alpha": gate_stats.ALPHA,
+                "bootstrap": METHOD,
+                "error_rate_slack": ERROR_RATE_SLACK,
+            },
+            "rows": rows,
+            "lost": comparison.lost,
+            "missing": [list(k) for k in comparison.missing],
+            "only_base": [list(k) for k in comparison.only_base],
+            "only_current": [list(k) for k in comparison.only_cur],
+            "capacity": [{**asdict(c), "regression": c.regression} for c in comparison.capacity],
+            "skipped": comparison.skipped,
+            "note": comparison.scenario_note,
+        }
     )
 
 
@@ -260,22 +406,42 @@ def render(
         f"latency up) in a gated metric ({', '.join(args.gate)}) that is also beyond the noise; for errors, "
         f"a rise of more than {ERROR_RATE_SLACK * 100:g} percentage point in the failed share."
     )
-    lines.append(
-        f"- Noise: {METHOD}; used for the {len(boot)} of {len(rows)} point(s) with 2+ valid repeats on both "
-        "sides."
-        + (
-            f" The other {len(rows) - len(boot)} point(s) have fewer than 2 valid repeats on a side: "
-            "the tolerance alone decides there."
-            if len(boot) < len(rows)
-            else ""
+    ranked = [r for r in rows if r.rank_tested]
+    if ranked:
+        gated_tests = sum(
+            1 for r in ranked for c in r.changes if c.gated and c.metric != "errors" and not c.missing
         )
-    )
+        n = min(min(r.n_base, r.n_cur) for r in ranked)
+        size = gate_stats.achievable_size(n, n) if n <= 8 else gate_stats.ALPHA
+        lines.append(
+            f"- Noise: {gate_stats.METHOD}; used for the {len(ranked)} of {len(rows)} point(s) with "
+            f"{RANK_TEST_REPEATS}+ valid repeats on both sides. False alarms: at most {size:.2%} per gated "
+            f"figure ({n} rounds a side), at most {min(1.0, size * gated_tests):.1%} over the "
+            f"{gated_tests} rank-tested gated figures (Bonferroni bound)."
+        )
+    boot = [r for r in boot if not r.rank_tested]
+    if boot or not ranked:
+        lines.append(
+            f"- Noise: {METHOD}; used for the {len(boot)} of {len(rows)} point(s) with 2-4 valid repeats on "
+            "both sides."
+            + (
+                f" The other {len(rows) - len(boot) - len(ranked)} point(s) have fewer than 2 valid repeats "
+                "on a side: the tolerance alone decides there."
+                if len(boot) + len(ranked) < len(rows)
+                else ""
+            )
+        )
     if comparison.scenario_note:
         lines.append(f"- Note: {comparison.scenario_note}.")
     lines.append("")
     regressions = comparison.regressions
     if comparison.failed:
         lost = f", {len(comparison.lost)} point(s) no longer valid" if comparison.lost else ""
+        if comparison.missing:
+            lost += f", {len(comparison.missing)} point(s) missing"
+        capacity = sum(c.regression for c in comparison.capacity)
+        if capacity:
+            lost += f", {capacity} capacity drop(s)"
         lines.append(f"**Result: {len(regressions)} regression(s) in {len(rows)} compared point(s){lost}.**")
     else:
         lines.append(f"**Result: no regression in {len(rows)} compared point(s).**")
@@ -283,14 +449,28 @@ def render(
     if comparison.lost:
         lines += ["### Points that became invalid (counted as regressions)", ""]
         lines += [f"- {s}" for s in comparison.lost] + [""]
-    flagged = [r for r in rows if any(c.worse or c.better for c in r.changes)]
+    if comparison.missing:
+        lines += ["### Points missing from the current run (counted as regressions)", ""]
+        lines += [f"- {_describe(k)}" for k in comparison.missing] + [""]
+    if comparison.capacity:
+        lines += ["### Capacity (users within the SLO; one search a run, the tolerance decides)", ""]
+        lines += ["| variant · scenario | baseline | current | verdict |", "|---|---|---|---|"]
+        for c in comparison.capacity:
+            cur = "missing" if c.cur_users is None else str(c.cur_users)
+            verdict = "**REGRESSION**" if c.regression else "ok"
+            lines.append(f"| {c.variant} · {c.scenario} | {c.base_users} | {cur} | {verdict} |")
+        lines.append("")
+    flagged = [r for r in rows if any(c.worse or c.better or c.missing for c in r.changes)]
     if flagged:
         lines += ["### Changes beyond the tolerance", "", *_table(flagged), ""]
     lines += ["<details><summary>All compared points</summary>", "", *_table(rows), "", "</details>", ""]
     if comparison.skipped:
         lines += ["### Invalid repeats (not counted)", ""]
         lines += [f"- {s}" for s in comparison.skipped] + [""]
-    for label, keys in (("baseline", comparison.only_base), ("current run", comparison.only_cur)):
+    shown_only = ((("baseline", comparison.only_base),) if comparison.shared_only else ()) + (
+        ("current run", comparison.only_cur),
+    )
+    for label, keys in shown_only:
         if keys:
             shown = ", ".join(_describe(k) for k in keys[:12])
             more = f" and {len(keys) - 12} more" if len(keys) > 12 else ""
@@ -299,32 +479,50 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
+COLUMNS = {
+    "throughput": "throughput (rps)",
+    "p50": "p50 (ms)",
+    "p95": "p95 (ms)",
+    "p99": "p99 (ms)",
+    "errors": "failed",
+    "cpu": "server CPU (ms/req)",
+    "overhead_p50": "overhead p50 (ms)",
+    "overhead_p95": "overhead p95 (ms)",
+}
+
+
 def _table(rows: Sequence[Row]) -> list[str]:
+    shown = [m for m in METRICS if any(c.metric == m for r in rows for c in r.changes)]
     out = [
-        "| point | repeats (base/cur) | throughput (rps) | p50 (ms) | p95 (ms) | p99 (ms) | failed "
-        "| verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| point | repeats (base/cur) | " + " | ".join(COLUMNS[m] for m in shown) + " | verdict |",
+        "|---|---|" + "---|" * len(shown) + "---|",
     ]
     for row in rows:
         cells = {c.metric: _cell(c) for c in row.changes}
         out.append(
             f"| {_describe(row.key)} | {row.n_base}/{row.n_cur} | "
-            + " | ".join(cells.get(m, "") for m in METRICS)
+            + " | ".join(cells.get(m, "") for m in shown)
             + f" | {_verdict(row)} |"
         )
     return out
 
 
 def _cell(c: Change) -> str:
+    if c.missing:
+        return f"{_fmt(c.base)} → missing"
+    p = f" p={c.p_value:.3f}" if c.p_value is not None else ""
     if c.metric == "errors":
-        return f"{c.base:.1%} → {c.cur:.1%}"
+        return f"{c.base:.1%} → {c.cur:.1%}{p}"
     interval = f" [{c.low:.2f}, {c.high:.2f}]" if c.low is not None and c.high is not None else ""
-    return f"{_fmt(c.base)} → {_fmt(c.cur)} (×{c.ratio:.2f}{interval})"
+    return f"{_fmt(c.base)} → {_fmt(c.cur)} (×{c.ratio:.2f}{interval}{p})"
 
 
 def _verdict(row: Row) -> str:
     parts = []
     for c in row.changes:
+        if c.missing:
+            parts.append(f"**REGRESSION** {c.metric} missing")
+            continue
         pct = f"{(c.cur - c.base) * 100:+.1f} points" if c.metric == "errors" else f"{(c.ratio - 1):+.0%}"
         if c.regression:
             parts.append(f"**REGRESSION** {c.metric} {pct}")
@@ -336,7 +534,9 @@ def _verdict(row: Row) -> str:
             parts.append(f"{c.metric} {pct}: better")
     if not parts:
         return "ok"
-    basis = "" if row.bootstrapped else " (tolerance only: < 2 repeats)"
+    basis = (
+        "" if row.bootstrapped or all(c.missing for c in row.changes) else " (tolerance only: < 2 repeats)"
+    )
     return "; ".join(parts) + basis
 
 
@@ -349,6 +549,8 @@ def _change(
     if not base or not cur:
         return None
     b_mean, c_mean = sum(base) / len(base), sum(cur) / len(cur)
+    if len(base) >= RANK_TEST_REPEATS and len(cur) >= RANK_TEST_REPEATS:
+        return _rank_change(metric, base, cur, tolerance, gated)
     if metric == "errors":
         rise = c_mean - b_mean
         return Change(
@@ -386,6 +588,42 @@ def _change(
         better=better,
         significant=significant,
         gated=gated,
+    )
+
+
+def _rank_change(
+    metric: str, base: Sequence[float], cur: Sequence[float], tolerance: float, gated: bool
+) -> Change | None:
+    """With enough rounds: medians, an exact rank test in the bad direction, the tolerance as the
+    minimum effect (an absolute one for the failed share)."""
+    _, higher_better, _ = METRICS[metric]
+    b_med, c_med = gate_stats.median(base), gate_stats.median(cur)
+    p_worse = gate_stats.p_greater(cur, base) if higher_better else gate_stats.p_greater(base, cur)
+    if metric == "errors":
+        rise = c_med - b_med
+        mean_rise = sum(cur) / len(cur) - sum(base) / len(base)
+        worse = max(rise, mean_rise) > ERROR_RATE_SLACK
+        better = min(rise, mean_rise) < -ERROR_RATE_SLACK
+        ratio = c_med / b_med if b_med > 0 else (1.0 if c_med == 0 else math.inf)
+    else:
+        if b_med <= 0:
+            return None
+        ratio = c_med / b_med
+        worse = ratio < 1 - tolerance if higher_better else ratio > 1 + tolerance
+        better = ratio > 1 + tolerance if higher_better else ratio < 1 - tolerance
+    return Change(
+        metric=metric,
+        base=b_med,
+        cur=c_med,
+        ratio=ratio,
+        low=None,
+        high=None,
+        worse=worse,
+        better=better,
+        significant=p_worse <= gate_stats.ALPHA,
+        gated=gated,
+        p_value=round(p_worse, 5),
+        centre="median",
     )
 
 

@@ -110,13 +110,89 @@ def test_unreadable_files_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "between 0 and 1" in capsys.readouterr().err
 
 
-def test_a_subset_run_compares_the_shared_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_point_missing_from_the_current_run_is_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = synthetic_run(variants=BASE["variants"], scenarios=("analyse", "stream"), users=(1, 8, 128, 256))
     cur = synthetic_run(**BASE, seed=3)  # type: ignore[arg-type]
-    assert _compare(tmp_path, base, cur) == 0
+    # A change must not pass by dropping the points it broke.
+    assert _compare(tmp_path, base, cur) == 1
+    out = capsys.readouterr().out
+    assert "2 point(s) missing" in out and "- flask-sync · analyse · 256 users" in out
+    # A quick run against a fuller baseline: only what both have, on request.
+    assert _compare(tmp_path, base, cur, "--shared-only") == 0
     out = capsys.readouterr().out
     assert "only in the baseline: stream" in out
     assert "Only in the baseline (not compared): 2 point(s)" in out  # 256 users, in the shared scenario
+
+
+def test_a_gated_figure_missing_from_the_current_run_is_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    cur = modify(base, lambda p: replace(p, server_cpu_ms_per_request=None))
+    assert _compare(tmp_path, base, cur) == 1
+    assert "**REGRESSION** cpu missing" in capsys.readouterr().out
+    assert _compare(tmp_path, base, cur, "--gate", "throughput") == 0  # not gated: not required
+
+
+def _cpu_rounds(run: RunResults, per_round: dict[int, float]) -> RunResults:
+    return modify(run, lambda p: replace(p, server_cpu_ms_per_request=per_round[p.repeat]))
+
+
+def test_five_rounds_use_the_exact_rank_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE, repeats=5, noise=0.0, seed=1)  # type: ignore[arg-type]
+    base = _cpu_rounds(base, {0: 5.0, 1: 5.4, 2: 4.8, 3: 5.2, 4: 5.1})
+    slower = _cpu_rounds(base, {0: 7.1, 1: 6.9, 2: 7.3, 3: 7.0, 4: 6.8})  # +2 ms, every round
+    assert _compare(tmp_path, base, slower) == 1
+    out = capsys.readouterr().out
+    assert "exact one-sided Mann-Whitney" in out and "**REGRESSION** cpu +37%" in out
+    assert "p=0.004" in out  # all 25 cross pairs worse: 1 / C(10, 5)
+    # One slow round in five is noise, however large, for the rank test.
+    outlier = _cpu_rounds(base, {0: 5.1, 1: 5.0, 2: 30.0, 3: 5.3, 4: 4.9})
+    assert _compare(tmp_path, base, outlier) == 0
+
+
+def test_json_for_machines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    base = synthetic_run(**BASE, repeats=5, noise=0.0, seed=1)  # type: ignore[arg-type]
+    base = _cpu_rounds(base, {0: 5.0, 1: 5.4, 2: 4.8, 3: 5.2, 4: 5.1})
+    slower = _cpu_rounds(base, {0: 7.1, 1: 6.9, 2: 7.3, 3: 7.0, 4: 6.8})
+    assert _compare(tmp_path, base, slower, "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["result"] == "regression"
+    row = data["rows"][0]
+    assert row["test"] == "rank" and row["repeats"] == {"base": 5, "current": 5}
+    cpu = next(f for f in row["figures"] if f["metric"] == "cpu")
+    assert cpu["regression"] and cpu["centre"] == "median" and cpu["base"] == 5.1 and cpu["cur"] == 7.0
+
+
+def test_other_machines_and_harness_versions_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    cur = synthetic_run(**BASE)  # type: ignore[arg-type]
+    base.metadata.update(machine_id="aaaa", harness_version="1111")
+    cur.metadata.update(machine_id="bbbb", harness_version="2222")
+    assert _compare(tmp_path, base, cur) == 0
+    out = capsys.readouterr().out
+    assert "machine_id differs (baseline 'aaaa', current 'bbbb')" in out
+    assert "harness_version differs (baseline '1111', current '2222')" in out
+
+
+def test_a_lower_capacity_is_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_run(**BASE)  # type: ignore[arg-type]
+    cur = synthetic_run(**BASE)  # type: ignore[arg-type]
+    entry = {"variant": "fastapi-def", "scenario": "analyse", "users": 40, "throughput_rps": 38.0}
+    base.capacity = [entry]
+    cur.capacity = [{**entry, "users": 38}]
+    assert _compare(tmp_path, base, cur) == 0  # within the 10% tolerance
+    cur.capacity = [{**entry, "users": 24}]
+    assert _compare(tmp_path, base, cur) == 1
+    assert "| fastapi-def · analyse | 40 | 24 | **REGRESSION** |" in capsys.readouterr().out
+    cur.capacity = []
+    assert _compare(tmp_path, base, cur) == 1
 
 
 def test_a_point_that_turns_invalid_is_a_regression(
