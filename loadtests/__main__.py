@@ -16,6 +16,7 @@ COMMANDS = {
     "capacity": ("loadtests.capacity", "find the most users each variant serves within an SLO, by search"),
     "report": ("loadtests.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
+    "gate": ("loadtests.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
 }
 
 USAGE = "usage: python -m loadtests {" + ",".join(COMMANDS) + "} [options]   (--help on each)"
