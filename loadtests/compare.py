@@ -255,7 +255,13 @@ def compare_runs(
     tolerance: float = 0.10,
     gate: Sequence[str] = DEFAULT_GATE,
     shared_only: bool = False,
+    count_unsteady: bool = False,
 ) -> Comparison:
+    """``count_unsteady`` (the gate): also count repeats that are invalid only because a rule about
+    steady state or the machine failed but whose measurement stands (it finished, it has requests):
+    comparing two sides round by round, the spread of those rounds is noise the rank test judges, and
+    leaving them out would leave too few rounds for it. Measurement failures never count."""
+    usable = (lambda p: p.valid or _measured(p)) if count_unsteady else (lambda p: p.valid)
     shared_scenarios, note = check_comparable(baseline, current)
     base_groups, cur_groups = _groups(baseline), _groups(current)
     base_keys = {k for k in base_groups if k[1] in shared_scenarios}
@@ -264,8 +270,8 @@ def compare_runs(
     skipped: list[str] = []
     lost: list[str] = []
     for key in sorted(base_keys & cur_keys):
-        base_valid = [p for p in base_groups[key] if p.valid]
-        cur_valid = [p for p in cur_groups[key] if p.valid]
+        base_valid = [p for p in base_groups[key] if usable(p)]
+        cur_valid = [p for p in cur_groups[key] if usable(p)]
         dropped = [
             f"{side} repeat {p.repeat} ({'; '.join(p.invalid_reasons) or 'invalid'})"
             for side, group in (("baseline", base_groups[key]), ("current", cur_groups[key]))
@@ -273,7 +279,13 @@ def compare_runs(
             if not p.valid
         ]
         if dropped:
-            verb = "skipped" if not base_valid or not cur_valid else "left out invalid"
+            verb = (
+                "counted though invalid"
+                if count_unsteady and all(usable(p) for p in (*base_groups[key], *cur_groups[key]))
+                else "skipped"
+                if not base_valid or not cur_valid
+                else "left out invalid"
+            )
             skipped.append(f"{_describe(key)}: {verb}: {', '.join(dropped)}")
         if base_valid and not cur_valid:
             reasons = "; ".join(dict.fromkeys(r for p in cur_groups[key] for r in p.invalid_reasons))
@@ -302,6 +314,10 @@ def compare_runs(
         capacity=_capacity_changes(baseline, current, tolerance, shared_only=shared_only),
         shared_only=shared_only,
     )
+
+
+def _measured(p: Point) -> bool:
+    return not p.extra.get("measurement_failed") and p.completed > 0 and p.hung == 0
 
 
 def _missing_figures(

@@ -16,7 +16,9 @@ Ctrl-C); then ``--rounds`` rounds (default 5), each measuring both sides with fr
 server started anew for every variant), in alternating order (base, head; head, base; ...) so a drift in
 the machine's speed cancels rather than favours one side. Each round is one repeat of every point; the
 comparison (``loadtests.compare``, the rank test of ``loadtests.gate_stats`` once both sides have 5
-rounds) gates server CPU per request, overhead p50/p95, saturated throughput and the failed share. The run
+rounds) gates server CPU per request, overhead p50/p95, throughput and the failed share. A round whose
+window broke a steady-state rule still counts (both sides face the same machine; the rank test judges
+the spread), one whose measurement failed or hung does not, and a point head lacks is a regression. The run
 directory holds ``base/`` and ``head/`` (each a normal run: results.json, raw/, logs/),
 ``comparison.md``, ``comparison.json``, ``gate.png`` and ``summary.md`` (the step summary).
 
@@ -83,11 +85,12 @@ MIN_ROUNDS = 3
 GATE_METRICS = ("throughput", "errors", "cpu", "overhead_p50", "overhead_p95")
 GATE_PRESETS: dict[str, SweepSettings] = {
     # About 4 minutes for 5 rounds on 2 cores: the article's two variants against an instant upstream,
-    # where CPU per request decides throughput and overhead.
+    # where CPU per request decides throughput and overhead. Two users leave the machine some idle CPU:
+    # at 4, flask-sync, Locust and the mock saturated both cores and a third of the windows drifted.
     "gate": SweepSettings(
         variants=("flask-sync", "fastapi-async"),
         scenarios=("overhead",),
-        users=(4,),
+        users=(2,),
         rates=(),
         time_scale=0.5,
         duration_s=3.0,
@@ -343,7 +346,7 @@ def finish(
         runs[side.name].save(run_dir / side.name)
     try:
         comparison: Comparison = compare_runs(
-            runs["base"], runs["head"], tolerance=args.tolerance, gate=GATE_METRICS
+            runs["base"], runs["head"], tolerance=args.tolerance, gate=GATE_METRICS, count_unsteady=True
         )
     except Incomparable as exc:
         raise GateError(f"the two sides cannot be compared: {exc}") from None

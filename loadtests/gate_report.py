@@ -110,5 +110,3 @@ def summary(
     if chart is not None:
         lines.append(f"The chart of every gated figure per round is `{chart.name}` in the run's artifact.")
     return "\n".join(lines).rstrip() + "\n"
-
-
