@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format bench bench-quick bench-full mock-bench report compare clean
+.PHONY: help install test lint format bench bench-quick bench-full mock-bench report compare gate clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,9 +21,10 @@ install: $(STAMP) ## create .venv/ and install every pinned dependency
 test: install ## run the test suite (real mock, servers and Locust on loopback)
 	$(PY) -m pytest
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, actionlint on the workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -49,6 +50,11 @@ BASELINE ?= results/reference
 CURRENT ?= results/latest
 compare: install ## compare CURRENT against BASELINE; exit 1 on a regression
 	$(PY) -m loadtests compare $(BASELINE) $(CURRENT)
+
+BASE ?=
+HEAD ?= HEAD
+gate: install ## measure BASE (default: merge base with origin/main) and HEAD interleaved; exit 1 on a regression
+	$(PY) -m loadtests gate $(BASE) $(HEAD)
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -96,7 +96,7 @@ GATE_PRESETS: dict[str, SweepSettings] = {
         duration_s=3.0,
         max_warmup_s=20.0,
     ),
-    # For the gate's own test: one variant, a short window.
+    # For the gate's own test: one variant, a fixed short warm-up and window (seconds, not minutes).
     "gate-tiny": SweepSettings(
         variants=("fastapi-async",),
         scenarios=("overhead",),
@@ -104,7 +104,7 @@ GATE_PRESETS: dict[str, SweepSettings] = {
         rates=(),
         time_scale=0.5,
         duration_s=1.0,
-        max_warmup_s=10.0,
+        warmup_s=1.0,
     ),
 }
 
