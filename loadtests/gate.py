@@ -157,7 +157,10 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C and SIGTERM end the gate the same way (a shell may start us with SIGINT ignored): every
+    # process stops and both worktrees go, through the context managers below.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         return _gate(args, started)
@@ -169,6 +172,7 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _gate(args: argparse.Namespace, started: float) -> int:
