@@ -12,10 +12,11 @@ a quick run against a fuller baseline). The failed share regresses on an absolut
 percentage point (a ratio of zeros means nothing), confirmed by the rank test when there are repeats.
 Capacity entries (``python -m loadtests capacity``) compare by users: lower by more than the tolerance is
 a regression (one search a run: no noise estimate). Gated by default: throughput, p50, p95, server CPU
-per request, overhead p50/p95 and errors; p99 is reported only (``--gate`` changes that). The report
-says when the runs were made on different machines, harness versions or BENCH_WORK_MS. Exit 0: no
-regression; 1: a regression; 2: a file cannot be read or the runs cannot be compared (another mock
-profile or time scale, or no scenario or point in common). ``--json`` prints the comparison for machines.
+per request and overhead p50/p95 (each in units of the mock's CPU per request in the same window, the
+machine's speed then; the raw figures are shown) and errors; p99 is reported only (``--gate`` changes
+that). The report says when the runs were made on different machines, harness versions or BENCH_WORK_MS.
+Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be compared (another
+mock profile or time scale, or no scenario or point in common). ``--json`` prints the comparison.
 """
 
 from __future__ import annotations
@@ -47,15 +48,43 @@ METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
     "cpu": (lambda p: p.server_cpu_ms_per_request, False, "ms"),
     "overhead_p50": (lambda p: p.overhead_ms.p50 if p.overhead_ms else None, False, "ms"),
     "overhead_p95": (lambda p: p.overhead_ms.p95 if p.overhead_ms else None, False, "ms"),
+    # The same figures in units of the mock's CPU per request in the same window (see machine_speed_ms):
+    # what the gate decides on, so a machine that is slower for a while moves neither side.
+    "cpu_rel": (lambda p: _per_speed(p.server_cpu_ms_per_request, p), False, "x"),
+    "overhead_p50_rel": (lambda p: _per_speed(p.overhead_ms.p50 if p.overhead_ms else None, p), False, "x"),
+    "overhead_p95_rel": (lambda p: _per_speed(p.overhead_ms.p95 if p.overhead_ms else None, p), False, "x"),
+    "throughput_rel": (lambda p: _times_speed(p.throughput_rps, p), True, "x"),
 }
 # p99 of a short window is too noisy to fail a build.
-DEFAULT_GATE = ("throughput", "p50", "p95", "errors", "cpu", "overhead_p50", "overhead_p95")
+# CPU and overhead are gated relative to the machine's speed in the same window (the raw ones are shown).
+DEFAULT_GATE = ("throughput", "p50", "p95", "errors", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel")
 RANK_TEST_REPEATS = 5  # fewer: the exact rank test cannot reach gate_stats.ALPHA (3 + 3 rounds: p >= 5%)
 # Error rates are often zero, where a ratio means nothing: they regress on an absolute rise instead, and
 # the tolerance alone decides (no bootstrap).
 ERROR_RATE_SLACK = 0.01
 # Differences reported, not refused: another machine, harness or per-request work moves figures by itself.
 CONTEXT_KEYS = ("cpu_model", "cpu_count", "machine_id", "harness_version", "work_ms", "preset")
+
+
+def machine_speed_ms(p: Point) -> float | None:
+    """The mock's CPU milliseconds per request in this point's window: a reference workload measured
+    alongside the server. The mock is the measurer's code on both sides of a gate and does the same work
+    for every request, so it moves only with the machine: on this 2-core VM, in one comparison of a
+    revision with itself, it cost 0.47-0.55 ms in base's rounds and 0.57-0.69 ms in head's, and the
+    server's CPU per request moved with it."""
+    if p.cpu is None or not p.completed or p.duration_s <= 0 or p.cpu.mock_percent <= 0:
+        return None
+    return p.cpu.mock_percent / 100.0 * p.duration_s * 1000.0 / p.completed
+
+
+def _per_speed(value: float | None, p: Point) -> float | None:
+    speed = machine_speed_ms(p)
+    return None if value is None or speed is None else value / speed
+
+
+def _times_speed(value: float | None, p: Point) -> float | None:
+    speed = machine_speed_ms(p)
+    return None if value is None or speed is None else value * speed
 
 
 def _failed_share(p: Point) -> float:
@@ -504,6 +533,10 @@ COLUMNS = {
     "cpu": "server CPU (ms/req)",
     "overhead_p50": "overhead p50 (ms)",
     "overhead_p95": "overhead p95 (ms)",
+    "cpu_rel": "server CPU (x mock's)",
+    "overhead_p50_rel": "overhead p50 (x mock CPU)",
+    "overhead_p95_rel": "overhead p95 (x mock CPU)",
+    "throughput_rel": "throughput (x mock CPU)",
 }
 
 

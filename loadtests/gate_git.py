@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,15 +101,27 @@ def check_harness(tree: Path, label: str) -> None:
 
 
 def dependency_key(tree: Path) -> str:
-    """What decides an environment: the pins in constraints.txt and the direct dependencies."""
+    """What decides the servers' environment: the direct dependencies and the pins in constraints.txt,
+    less the pins of packages an extra names (test and lint tools: a new linter needs no new venv)."""
     try:
         constraints = (tree / "constraints.txt").read_text()
         project = tomllib.loads((tree / "pyproject.toml").read_text()).get("project", {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise GateError(f"cannot read the dependencies of {tree.name}: {exc}") from None
-    pins = sorted(line.strip() for line in constraints.splitlines() if line.strip() and line[0] != "#")
+    tools = {_name(d) for extra in project.get("optional-dependencies", {}).values() for d in extra}
+    pins = sorted(
+        line.strip()
+        for line in constraints.splitlines()
+        if line.strip() and not line.startswith("#") and _name(line) not in tools
+    )
     deps = sorted(project.get("dependencies", []))
     return hashlib.sha256(repr((pins, deps)).encode()).hexdigest()
+
+
+def _name(requirement: str) -> str:
+    """The normalised project name at the start of a requirement or pin line."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else requirement.strip().lower()
 
 
 def environment_for(tree: Path, label: str, *, own_key: str, scratch: Path) -> tuple[str, bool]:

@@ -6,22 +6,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtests.compare import Comparison
+from loadtests.compare import COLUMNS, METRICS, Comparison
 from loadtests.results import RunResults
 
-FIGURES: tuple[tuple[str, str, Any], ...] = (
-    ("server CPU (ms/request)", "cpu", lambda p: p.server_cpu_ms_per_request),
-    ("overhead p50 (ms)", "overhead_p50", lambda p: p.overhead_ms.p50 if p.overhead_ms else None),
-    ("overhead p95 (ms)", "overhead_p95", lambda p: p.overhead_ms.p95 if p.overhead_ms else None),
-    ("throughput (rps)", "throughput", lambda p: p.throughput_rps if p.valid else None),
+FIGURES: tuple[tuple[str, str, Any], ...] = tuple(
+    (COLUMNS[name], name, METRICS[name][0])
+    for name in ("cpu", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel", "throughput_rel")
 )
 BAR_WIDTH = 28
 
 
 def _values(run: RunResults, key: tuple[str, str, str, float], get: Any) -> list[tuple[int, float]]:
-    return sorted(
-        (p.repeat, float(v)) for p in run.points if p.key == key and p.valid and (v := get(p)) is not None
-    )
+    return sorted((p.repeat, float(v)) for p in run.points if p.key == key and (v := get(p)) is not None)
 
 
 def _keys(runs: dict[str, RunResults]) -> list[tuple[str, str, str, float]]:
@@ -64,18 +60,22 @@ def chart(runs: dict[str, RunResults], path: Path) -> Path | None:
 
 
 def text_chart(runs: dict[str, RunResults]) -> list[str]:
-    """The CPU-per-request rounds as bars, for places that show no image (a step summary)."""
+    """The CPU-per-request rounds as bars (with the gated figure, relative to the mock's CPU per request),
+    for places that show no image (a step summary)."""
     lines = []
     for key in _keys(runs):
         series = {side: _values(runs[side], key, FIGURES[0][2]) for side in ("base", "head")}
+        relative = {side: dict(_values(runs[side], key, FIGURES[1][2])) for side in ("base", "head")}
         top = max((v for s in series.values() for _, v in s), default=0.0)
         if top <= 0:
             continue
-        lines.append(f"{key[0]} · {key[1]} · {key[3]:g} users: server CPU ms/request per round")
+        lines.append(f"{key[0]} · {key[1]} · {key[3]:g} users: server CPU ms/request (x mock's) per round")
         for side, values in series.items():
             for repeat, value in values:
                 bar = "█" * max(1, round(value / top * BAR_WIDTH))
-                lines.append(f"  {side} r{repeat + 1}  {bar:<{BAR_WIDTH}} {value:6.2f}")
+                rel = relative[side].get(repeat)
+                shown = f" (x{rel:.1f})" if rel is not None else ""
+                lines.append(f"  {side} r{repeat + 1}  {bar:<{BAR_WIDTH}} {value:6.2f}{shown}")
     return lines
 
 

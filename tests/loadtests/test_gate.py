@@ -98,3 +98,21 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+
+
+def test_the_environment_is_reused_unless_a_runtime_pin_differs(tmp_path: Path) -> None:
+    from loadtests.gate_git import dependency_key
+
+    def tree(name: str, pins: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "pyproject.toml").write_text(
+            '[project]\nname = "x"\ndependencies = ["flask"]\n'
+            '[project.optional-dependencies]\ndev = ["ruff"]\n'
+        )
+        (path / "constraints.txt").write_text(pins)
+        return path
+
+    base = dependency_key(tree("a", "Flask==3.1.3\nruff==0.17.6\n"))
+    assert dependency_key(tree("b", "Flask==3.1.3\nruff==0.18.0\n")) == base  # a lint tool: same env
+    assert dependency_key(tree("c", "Flask==3.1.4\nruff==0.17.6\n")) != base

@@ -7,7 +7,7 @@ import pytest
 
 from loadtests import compare
 from loadtests.resampling import ratio_interval
-from loadtests.results import RunResults
+from loadtests.results import Point, RunResults
 from loadtests.synthetic import modify, synthetic_run
 
 BASE = {"variants": ("flask-sync", "fastapi-async"), "scenarios": ("analyse",), "users": (1, 8, 128)}
@@ -132,7 +132,7 @@ def test_a_gated_figure_missing_from_the_current_run_is_a_regression(
     base = synthetic_run(**BASE)  # type: ignore[arg-type]
     cur = modify(base, lambda p: replace(p, server_cpu_ms_per_request=None))
     assert _compare(tmp_path, base, cur) == 1
-    assert "**REGRESSION** cpu missing" in capsys.readouterr().out
+    assert "**REGRESSION** cpu_rel missing" in capsys.readouterr().out
     assert _compare(tmp_path, base, cur, "--gate", "throughput") == 0  # not gated: not required
 
 
@@ -146,11 +146,28 @@ def test_five_rounds_use_the_exact_rank_test(tmp_path: Path, capsys: pytest.Capt
     slower = _cpu_rounds(base, {0: 7.1, 1: 6.9, 2: 7.3, 3: 7.0, 4: 6.8})  # +2 ms, every round
     assert _compare(tmp_path, base, slower) == 1
     out = capsys.readouterr().out
-    assert "exact one-sided Mann-Whitney" in out and "**REGRESSION** cpu +37%" in out
+    assert "exact one-sided Mann-Whitney" in out and "**REGRESSION** cpu_rel +37%" in out
     assert "p=0.004" in out  # all 25 cross pairs worse: 1 / C(10, 5)
     # One slow round in five is noise, however large, for the rank test.
     outlier = _cpu_rounds(base, {0: 5.1, 1: 5.0, 2: 30.0, 3: 5.3, 4: 4.9})
     assert _compare(tmp_path, base, outlier) == 0
+
+
+def test_a_slower_machine_moves_no_relative_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Head's rounds in a slower spell: server and mock CPU per request rise together; no regression."""
+    base = synthetic_run(**BASE, repeats=5, noise=0.0, seed=1)  # type: ignore[arg-type]
+    base = _cpu_rounds(base, {0: 5.0, 1: 5.4, 2: 4.8, 3: 5.2, 4: 5.1})
+
+    def slower(p: Point) -> Point:
+        assert p.cpu is not None and p.server_cpu_ms_per_request is not None
+        cpu = replace(p.cpu, mock_percent=p.cpu.mock_percent * 1.2)
+        return replace(p, cpu=cpu, server_cpu_ms_per_request=p.server_cpu_ms_per_request * 1.2)
+
+    assert _compare(tmp_path, base, modify(base, slower)) == 0
+    out = capsys.readouterr().out
+    assert "cpu +20%: not gated" in out
 
 
 def test_json_for_machines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,7 +182,8 @@ def test_json_for_machines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     row = data["rows"][0]
     assert row["test"] == "rank" and row["repeats"] == {"base": 5, "current": 5}
     cpu = next(f for f in row["figures"] if f["metric"] == "cpu")
-    assert cpu["regression"] and cpu["centre"] == "median" and cpu["base"] == 5.1 and cpu["cur"] == 7.0
+    assert not cpu["regression"] and cpu["centre"] == "median" and cpu["base"] == 5.1 and cpu["cur"] == 7.0
+    assert next(f for f in row["figures"] if f["metric"] == "cpu_rel")["regression"]  # the gated one
 
 
 def test_other_machines_and_harness_versions_are_named(
