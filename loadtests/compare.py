@@ -438,8 +438,14 @@ def to_json(comparison: Comparison) -> dict[str, object]:
 
 
 def render(
-    comparison: Comparison, baseline: RunResults, current: RunResults, args: argparse.Namespace
+    comparison: Comparison,
+    baseline: RunResults,
+    current: RunResults,
+    args: argparse.Namespace,
+    *,
+    columns: Sequence[str] | None = None,
 ) -> str:
+    """The markdown for people; ``columns`` limits the tables to those figures (the gate's view)."""
     tol = args.tolerance
     rows = comparison.rows
     boot = [r for r in rows if r.bootstrapped]
@@ -507,8 +513,10 @@ def render(
         lines.append("")
     flagged = [r for r in rows if any(c.worse or c.better or c.missing for c in r.changes)]
     if flagged:
-        lines += ["### Changes beyond the tolerance", "", *_table(flagged), ""]
-    lines += ["<details><summary>All compared points</summary>", "", *_table(rows), "", "</details>", ""]
+        lines += ["### Changes beyond the tolerance", "", *_table(flagged, columns), ""]
+    if flagged != rows:
+        lines += ["<details><summary>All compared points</summary>", "", *_table(rows, columns), ""]
+        lines += ["</details>", ""]
     if comparison.skipped:
         lines += ["### Invalid repeats (not counted)", ""]
         lines += [f"- {s}" for s in comparison.skipped] + [""]
@@ -540,8 +548,12 @@ COLUMNS = {
 }
 
 
-def _table(rows: Sequence[Row]) -> list[str]:
-    shown = [m for m in METRICS if any(c.metric == m for r in rows for c in r.changes)]
+def _table(rows: Sequence[Row], columns: Sequence[str] | None = None) -> list[str]:
+    shown = [
+        m
+        for m in METRICS
+        if (columns is None or m in columns) and any(c.metric == m for r in rows for c in r.changes)
+    ]
     out = [
         "| point | repeats (base/cur) | " + " | ".join(COLUMNS[m] for m in shown) + " | verdict |",
         "|---|---|" + "---|" * len(shown) + "---|",
@@ -551,7 +563,7 @@ def _table(rows: Sequence[Row]) -> list[str]:
         out.append(
             f"| {_describe(row.key)} | {row.n_base}/{row.n_cur} | "
             + " | ".join(cells.get(m, "") for m in shown)
-            + f" | {_verdict(row)} |"
+            + f" | {_verdict(row, quiet=columns is not None)} |"
         )
     return out
 
@@ -566,7 +578,7 @@ def _cell(c: Change) -> str:
     return f"{_fmt(c.base)} → {_fmt(c.cur)} (×{c.ratio:.2f}{interval}{p})"
 
 
-def _verdict(row: Row) -> str:
+def _verdict(row: Row, *, quiet: bool = False) -> str:
     parts = []
     for c in row.changes:
         if c.missing:
@@ -578,7 +590,8 @@ def _verdict(row: Row) -> str:
         elif c.not_significant:
             parts.append(f"{c.metric} {pct}: not significant")
         elif c.worse:
-            parts.append(f"{c.metric} {pct}: not gated")
+            if not quiet:  # a table that shows only some figures names only the gated ones
+                parts.append(f"{c.metric} {pct}: not gated")
         elif c.better:
             parts.append(f"{c.metric} {pct}: better")
     if not parts:

@@ -361,7 +361,8 @@ def finish(
         baseline=f"base {sides[0].short}", current=f"head {sides[1].short}", tolerance=args.tolerance,
         gate=GATE_METRICS,
     )  # fmt: skip
-    table = render(comparison, runs["base"], runs["head"], shown)  # type: ignore[arg-type]
+    columns = (*GATE_METRICS, "cpu", "overhead_p50")  # the gated figures, and the raw ones people know
+    table = render(comparison, runs["base"], runs["head"], shown, columns=columns)  # type: ignore[arg-type]
     (run_dir / "comparison.md").write_text(table)
     data = to_json(comparison)
     data["gate"] = {
