@@ -466,7 +466,7 @@ def render(
         size = gate_stats.achievable_size(n, n) if n <= 8 else gate_stats.ALPHA
         lines.append(
             f"- Noise: {gate_stats.METHOD}; used for the {len(ranked)} of {len(rows)} point(s) with "
-            f"{RANK_TEST_REPEATS}+ valid repeats on both sides. False alarms: at most {size:.2%} per gated "
+            f"{RANK_TEST_REPEATS}+ counted repeats on both sides. False alarms: at most {size:.2%} per gated "
             f"figure ({n} rounds a side), at most {min(1.0, size * gated_tests):.1%} over the "
             f"{gated_tests} rank-tested gated figures (Bonferroni bound)."
         )
