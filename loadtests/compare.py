@@ -518,7 +518,7 @@ def render(
         lines += ["<details><summary>All compared points</summary>", "", *_table(rows, columns), ""]
         lines += ["</details>", ""]
     if comparison.skipped:
-        lines += ["### Invalid repeats (not counted)", ""]
+        lines += ["### Invalid repeats (each line says whether they were counted)", ""]
         lines += [f"- {s}" for s in comparison.skipped] + [""]
     shown_only = ((("baseline", comparison.only_base),) if comparison.shared_only else ()) + (
         ("current run", comparison.only_cur),
@@ -581,6 +581,8 @@ def _cell(c: Change) -> str:
 def _verdict(row: Row, *, quiet: bool = False) -> str:
     parts = []
     for c in row.changes:
+        if quiet and not c.gated:
+            continue
         if c.missing:
             parts.append(f"**REGRESSION** {c.metric} missing")
             continue
