@@ -57,10 +57,10 @@ class Settings:
     upstream_max_connections: int | None  # the SDK's connection pool size; None: the SDK's own (1000)
     model: str
     max_tokens: int
+    work_ms: float = DEFAULT_WORK_MS  # BENCH_WORK_MS: CPU milliseconds per request (servers.work)
     job_db: Path
     job_ttl_s: float
     variant: str
-    work_ms: float = DEFAULT_WORK_MS  # BENCH_WORK_MS: CPU milliseconds per request (servers.work)
 
     @property
     def worst_case_upstream_s(self) -> float:
@@ -140,10 +140,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_max_connections=_optional_int(env, "BENCH_UPSTREAM_MAX_CONNECTIONS", minimum=1),
         model=model,
         max_tokens=_int(env, "BENCH_MAX_TOKENS", DEFAULT_MAX_TOKENS, minimum=1),
+        work_ms=_work_ms(env),
         job_db=Path(job_db_raw) if job_db_raw else default_job_db(),
         job_ttl_s=_float(env, "BENCH_JOB_TTL_S", DEFAULT_JOB_TTL_S, minimum=0.0),
         variant=env.get("BENCH_VARIANT", "dev").strip() or "dev",
-        work_ms=_work_ms(env),
     )
 
 
