@@ -56,7 +56,7 @@ def test_every_point_is_valid_although_the_prediction_is_wrong(pooled_run: RunRe
 
 def test_the_pool_is_the_ceiling_the_mock_measures(pooled_run: RunResults) -> None:
     point = _point(pooled_run, "fastapi-async", 80)
-    assert point.predicted_ceiling == 1000
+    assert point.predicted_ceiling > POOL  # the registry predicts more than the pool allows
     assert point.upstream_peak_in_flight == POOL
     big_l = point.upstream_latency_s or L
     # About 8/L: each pooled call is L plus the server's few ms, a visible share of a 0.1 s L.
