@@ -21,7 +21,9 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servers import upstream
+from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError, ValidationFailed, http_error
+from servers.gate import FASTAPI_DOC_PATHS
 from servers.jsonio import JSON_MEDIA_TYPE, render
 from servers.models import AnalyseRequest, AnalyseResponse, ErrorBody, JobCreated, JobView
 from servers.prompts import analysis_params, chat_params
@@ -64,7 +66,9 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
 
 
 def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
-    app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0")
+    # No slash redirects: a path is served exactly as routed, as in Flask (the gate answers the rest).
+    app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0", redirect_slashes=False)
+    app.add_middleware(AsgiGate, extra_paths=FASTAPI_DOC_PATHS)
     core = Core(settings)
     app.state.core = core
     client = upstream.sync_client(settings)

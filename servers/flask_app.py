@@ -35,6 +35,7 @@ from servers.service import (
 )
 from servers.settings import Settings
 from servers.validation import parse_body, validate_request
+from servers.wsgi_gate import WsgiGate
 
 STREAM_MEDIA_TYPE = "text/plain; charset=utf-8"
 
@@ -46,6 +47,8 @@ def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = No
 def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     app = Flask("servers")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Routing corner cases, body size and JSON shape are the gate's, shared with FastAPI (servers.gate).
+    app.wsgi_app = WsgiGate(app.wsgi_app)  # type: ignore[method-assign]
     sock = Sock(app)
     core = Core(settings)
     client = upstream.sync_client(settings)
