@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         async def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = await upstream.stream_async(aclient, analysis_params(req, settings))
+            chunks = await upstream.stream_async(aclient, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_async(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
@@ -147,7 +147,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         async def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = upstream.stream_sync(client, analysis_params(req, settings))
+            chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_blocking(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
@@ -168,7 +168,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = upstream.stream_sync(client, analysis_params(req, settings))
+            chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_sync(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
@@ -184,10 +184,10 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
     async def open_chat(message: str) -> AsyncIterator[str]:
         params = chat_params(check_chat_message(message), settings)
         if mode == "async":
-            return await upstream.stream_async(aclient, params)
+            return await upstream.stream_async(aclient, params, settings)
         if mode == "blocking":
-            return _as_async(upstream.stream_sync(client, params))
-        return iterate_in_threadpool(await run_in_threadpool(upstream.stream_sync, client, params))
+            return _as_async(upstream.stream_sync(client, params, settings))
+        return iterate_in_threadpool(await run_in_threadpool(upstream.stream_sync, client, params, settings))
 
     @app.websocket("/ws/chat")
     async def ws_chat(websocket: WebSocket) -> None:

@@ -134,7 +134,7 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     @app.post("/analyse/stream")
     def analyse_stream() -> Response:
         _, req = analyse_request()
-        chunks = upstream.stream_sync(client, analysis_params(req, settings))
+        chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
 
         def body() -> Iterator[bytes]:
             for chunk in chunks:
@@ -165,7 +165,9 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
             if isinstance(message, bytes):
                 message = message.decode("utf-8", errors="replace")
             try:
-                chunks = upstream.stream_sync(client, chat_params(check_chat_message(message), settings))
+                chunks = upstream.stream_sync(
+                    client, chat_params(check_chat_message(message), settings), settings
+                )
                 for chunk in chunks:
                     if isinstance(chunk, upstream.StreamFailure):
                         raise chunk.error

@@ -6,6 +6,7 @@ benchmark fails at start-up with one clear line instead of at the first request.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -20,6 +21,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_RATE_LIMIT = "600/minute"
 DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2
+DEFAULT_UPSTREAM_DEADLINE_S = 60.0  # the whole call, retries and a streamed answer included
 DEFAULT_JOB_TTL_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
 
@@ -52,6 +54,7 @@ class Settings:
     upstream_api_key: str
     upstream_timeout_s: float
     upstream_max_retries: int
+    upstream_deadline_s: float
     model: str
     max_tokens: int
     job_db: Path
@@ -60,8 +63,8 @@ class Settings:
 
     @property
     def worst_case_upstream_s(self) -> float:
-        """Longest one request can wait on the SDK: every attempt timing out, plus retry backoff (<= 8 s)."""
-        return self.upstream_timeout_s * (self.upstream_max_retries + 1) + 8.0 * self.upstream_max_retries
+        """Longest one request can wait on the upstream: the deadline bounds every attempt and backoff."""
+        return self.upstream_deadline_s
 
 
 def parse_rate_limit(value: str, *, key: str = "BENCH_RATE_LIMIT") -> RateLimit | None:
@@ -81,6 +84,8 @@ def _float(env: Mapping[str, str], key: str, default: float, *, minimum: float) 
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key}={raw!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{key}={raw!r}: expected a finite number")
     if not value >= minimum:
         raise SettingsError(f"{key}={raw!r}: must be >= {minimum}")
     return value
@@ -126,6 +131,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_api_key=env.get("BENCH_UPSTREAM_API_KEY", DEFAULT_UPSTREAM_API_KEY),
         upstream_timeout_s=_float(env, "BENCH_UPSTREAM_TIMEOUT_S", DEFAULT_UPSTREAM_TIMEOUT_S, minimum=0.01),
         upstream_max_retries=_int(env, "BENCH_UPSTREAM_MAX_RETRIES", DEFAULT_UPSTREAM_MAX_RETRIES, minimum=0),
+        upstream_deadline_s=_float(
+            env, "BENCH_UPSTREAM_DEADLINE_S", DEFAULT_UPSTREAM_DEADLINE_S, minimum=0.01
+        ),
         model=model,
         max_tokens=_int(env, "BENCH_MAX_TOKENS", DEFAULT_MAX_TOKENS, minimum=1),
         job_db=Path(job_db_raw) if job_db_raw else default_job_db(),
