@@ -25,14 +25,16 @@ from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError, ValidationFailed, http_error
 from servers.gate import FASTAPI_DOC_PATHS
 from servers.jsonio import JSON_MEDIA_TYPE, render
+from servers.limits import WS_IDLE_CLOSE_CODE
 from servers.models import AnalyseRequest, AnalyseResponse, ErrorBody, JobCreated, JobView
 from servers.prompts import analysis_params, chat_params
 from servers.service import (
     DONE_FRAME,
     Caller,
     Core,
-    check_chat_message,
+    chat_message,
     error_frame,
+    internal_error,
     job_body,
     job_created_body,
     run_job_async,
@@ -181,8 +183,8 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
         def get_job(job_id: str, who: Authed) -> Response:
             return _json(job_body(core, who, job_id))
 
-    async def open_chat(message: str) -> AsyncIterator[str]:
-        params = chat_params(check_chat_message(message), settings)
+    async def open_chat(text: str) -> AsyncIterator[str]:
+        params = chat_params(text, settings)
         if mode == "async":
             return await upstream.stream_async(aclient, params, settings)
         if mode == "blocking":
@@ -192,7 +194,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
     @app.websocket("/ws/chat")
     async def ws_chat(websocket: WebSocket) -> None:
         try:
-            core.authorize(websocket.headers.get("authorization"), websocket.query_params.get("token"))
+            who = core.authorize(websocket.headers.get("authorization"), websocket.query_params.get("token"))
         except ApiError as exc:
             # Refuse before the handshake with a plain HTTP answer, as the Flask adapter does.
             await websocket.send_denial_response(_json(exc.body(), exc.status, dict(exc.headers)))
@@ -200,14 +202,26 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
         await websocket.accept()
         try:
             while True:
-                message = await websocket.receive_text()
                 try:
-                    async for chunk in await open_chat(message):
+                    event = await asyncio.wait_for(websocket.receive(), settings.ws_idle_timeout_s)
+                except TimeoutError:
+                    await websocket.close(code=WS_IDLE_CLOSE_CODE, reason="idle timeout")
+                    return
+                if event["type"] == "websocket.disconnect":
+                    return
+                message = event["text"] if event.get("text") is not None else event.get("bytes", b"")
+                try:
+                    async for chunk in await open_chat(chat_message(core, who, message)):
                         if isinstance(chunk, upstream.StreamFailure):
                             raise chunk.error
                         await websocket.send_text(chunk)
                 except ApiError as exc:
                     await websocket.send_text(error_frame(exc))
+                    continue
+                except WebSocketDisconnect:
+                    raise
+                except Exception:  # an error frame, as in the Flask adapter
+                    await websocket.send_text(error_frame(internal_error()))
                     continue
                 await websocket.send_text(DONE_FRAME)
         except WebSocketDisconnect:

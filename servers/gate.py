@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from servers.errors import ApiError, http_error
+from servers.limits import MAX_BODY_BYTES
 
-MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a 50,000-character text is at most 200 KB of UTF-8
 MAX_JSON_DEPTH = 32  # the request model is flat; deeper input only feeds recursion in parsers and renderers
 MAX_TARGET_BYTES = 2048  # path + query; gunicorn refuses request lines over 4094 bytes itself
 

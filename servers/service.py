@@ -45,24 +45,35 @@ class Core:
         self.limiter = RateLimiter(self.db, settings.rate_limit) if settings.rate_limit is not None else None
         self._tokens = tuple(t.encode() for t in settings.api_tokens)
 
-    def authenticate(self, token: str | None) -> Caller:
-        """401 unless the token is known; 429 (with Retry-After) when it is over the rate limit."""
+    def identify(self, token: str | None) -> Caller:
+        """401 unless the token is known."""
         if token is None:
             raise unauthorized()
         given = token.encode()
         # Compare against every token in constant time, so timing does not reveal a prefix.
         if not any(hmac.compare_digest(given, known) for known in self._tokens):
             raise unauthorized()
-        owner = hashlib.sha256(given).hexdigest()[:32]
+        return Caller(owner=hashlib.sha256(given).hexdigest()[:32])
+
+    def check_rate(self, caller: Caller) -> None:
+        """429 (with Retry-After) when the caller is over the rate limit; counts one request."""
         if self.limiter is not None:
-            decision = self.limiter.check(owner)
+            decision = self.limiter.check(caller.owner)
             if not decision.allowed:
                 raise rate_limited(decision.retry_after_s, self.limiter.limit.text)
-        return Caller(owner=owner)
+
+    def authenticate(self, token: str | None) -> Caller:
+        caller = self.identify(token)
+        self.check_rate(caller)
+        return caller
 
     def authorize(self, authorization: str | None, query_token: str | None = None) -> Caller:
+        return self.authenticate(self.token_of(authorization, query_token))
+
+    @staticmethod
+    def token_of(authorization: str | None, query_token: str | None = None) -> str | None:
         token = bearer_token(authorization)
-        return self.authenticate(token if token is not None else query_token)
+        return token if token is not None else query_token
 
     def job_failed(self, job_id: str, error: ApiError) -> None:
         self.jobs.fail(job_id, error.as_dict())
@@ -77,6 +88,26 @@ def error_frame(error: ApiError) -> str:
     return render(
         {"type": "error", "status": error.status, "error": error.error, "detail": error.detail}
     ).decode()
+
+
+def binary_refused() -> ApiError:
+    return ApiError(
+        status=422,
+        error="invalid_message",
+        detail="Binary frames are not supported: send the message as text",
+    )
+
+
+def chat_message(core: Core, caller: Caller, message: str | bytes) -> str:
+    """Each chat message is a request of its own: text only, within the rate limit, not blank."""
+    if not isinstance(message, str):
+        raise binary_refused()
+    core.check_rate(caller)
+    return check_chat_message(message)
+
+
+def internal_error() -> ApiError:
+    return ApiError(status=500, error="internal_error", detail="The answer failed inside the server")
 
 
 def check_chat_message(message: str) -> str:

@@ -22,6 +22,7 @@ DEFAULT_RATE_LIMIT = "600/minute"
 DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2
 DEFAULT_UPSTREAM_DEADLINE_S = 60.0  # the whole call, retries and a streamed answer included
+DEFAULT_WS_IDLE_TIMEOUT_S = 300.0  # a chat WebSocket with no message for this long is closed
 DEFAULT_JOB_TTL_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
 
@@ -60,6 +61,7 @@ class Settings:
     job_db: Path
     job_ttl_s: float
     variant: str
+    ws_idle_timeout_s: float = DEFAULT_WS_IDLE_TIMEOUT_S
 
     @property
     def worst_case_upstream_s(self) -> float:
@@ -139,4 +141,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_db=Path(job_db_raw) if job_db_raw else default_job_db(),
         job_ttl_s=_float(env, "BENCH_JOB_TTL_S", DEFAULT_JOB_TTL_S, minimum=0.0),
         variant=env.get("BENCH_VARIANT", "dev").strip() or "dev",
+        ws_idle_timeout_s=_float(env, "BENCH_WS_IDLE_TIMEOUT_S", DEFAULT_WS_IDLE_TIMEOUT_S, minimum=0.1),
     )
