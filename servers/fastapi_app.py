@@ -133,7 +133,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/async", **job_doc)
         async def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 
@@ -154,7 +154,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/async", **job_doc)
         async def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 
@@ -175,7 +175,7 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/async", **job_doc)
         def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 

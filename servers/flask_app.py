@@ -129,7 +129,7 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
 
     def submit_job() -> Response:
         who, req = analyse_request()
-        job_id = core.jobs.create(who.owner)
+        job_id = core.admit_job(who)
         # A thread outlives the request; under the gevent worker threading is patched: a greenlet.
         threading.Thread(target=run_job_sync, args=(core, client, job_id, req), daemon=True).start()
         return _json(job_created_body(job_id), 202)

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import anthropic
 
 from servers.errors import ApiError, job_not_found, rate_limited, unauthorized
-from servers.jobs import JobStore
+from servers.jobs import JobSlots, JobStore
 from servers.jsonio import render
 from servers.models import AnalyseRequest
 from servers.ratelimit import RateLimiter
 from servers.settings import Settings
 from servers.sqlite_db import SharedDb
 from servers.upstream import analyse_async, analyse_sync
+
+JOB_GRACE_S = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +43,10 @@ class Core:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = SharedDb(settings.job_db)
-        self.jobs = JobStore(self.db, ttl_s=settings.job_ttl_s)
+        # A job's own upstream call ends by its deadline; the grace covers parsing and a busy machine.
+        job_deadline_s = settings.upstream_deadline_s + JOB_GRACE_S
+        self.jobs = JobStore(self.db, ttl_s=settings.job_ttl_s, deadline_s=job_deadline_s)
+        self.slots = JobSlots(settings.max_background_jobs)
         self.limiter = RateLimiter(self.db, settings.rate_limit) if settings.rate_limit is not None else None
         self._tokens = tuple(t.encode() for t in settings.api_tokens)
 
@@ -77,6 +82,22 @@ class Core:
 
     def job_failed(self, job_id: str, error: ApiError) -> None:
         self.jobs.fail(job_id, error.as_dict())
+
+    def admit_job(self, caller: Caller) -> str:
+        """A new job's id, holding one of this process's background slots (503 when all are taken);
+        the job runner gives the slot back."""
+        if not self.slots.try_acquire():
+            raise ApiError(
+                status=503,
+                error="jobs_busy",
+                detail=f"This server already runs {self.slots.limit} background jobs; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        try:
+            return self.jobs.create(caller.owner)
+        except BaseException:
+            self.slots.release()
+            raise
 
 
 # --- WebSocket chat frames: answer chunks are text frames, then exactly one final JSON frame. ---
@@ -123,8 +144,9 @@ def check_chat_message(message: str) -> str:
 
 
 def run_job_sync(core: Core, client: anthropic.Anthropic, job_id: str, req: AnalyseRequest) -> None:
-    core.jobs.mark_running(job_id)
     try:
+        if not core.jobs.mark_running(job_id):
+            return
         result = analyse_sync(client, req, core.settings)
     except ApiError as exc:
         core.job_failed(job_id, exc)
@@ -132,13 +154,16 @@ def run_job_sync(core: Core, client: anthropic.Anthropic, job_id: str, req: Anal
         core.job_failed(job_id, ApiError(status=500, error="internal_error", detail="The job failed"))
     else:
         core.jobs.finish(job_id, render(result))
+    finally:
+        core.slots.release()
 
 
 async def run_job_async(
     core: Core, client: anthropic.AsyncAnthropic, job_id: str, req: AnalyseRequest
 ) -> None:
-    core.jobs.mark_running(job_id)
     try:
+        if not core.jobs.mark_running(job_id):
+            return
         result = await analyse_async(client, req, core.settings)
     except ApiError as exc:
         core.job_failed(job_id, exc)
@@ -146,6 +171,8 @@ async def run_job_async(
         core.job_failed(job_id, ApiError(status=500, error="internal_error", detail="The job failed"))
     else:
         core.jobs.finish(job_id, render(result))
+    finally:
+        core.slots.release()
 
 
 def job_body(core: Core, caller: Caller, job_id: str) -> bytes:

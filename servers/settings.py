@@ -23,6 +23,7 @@ DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2
 DEFAULT_UPSTREAM_DEADLINE_S = 60.0  # the whole call, retries and a streamed answer included
 DEFAULT_WS_IDLE_TIMEOUT_S = 300.0  # a chat WebSocket with no message for this long is closed
+DEFAULT_MAX_BACKGROUND_JOBS = 1000  # per process: as many as the SDK pool has connections
 DEFAULT_JOB_TTL_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
 
@@ -62,6 +63,7 @@ class Settings:
     job_ttl_s: float
     variant: str
     ws_idle_timeout_s: float = DEFAULT_WS_IDLE_TIMEOUT_S
+    max_background_jobs: int = DEFAULT_MAX_BACKGROUND_JOBS
 
     @property
     def worst_case_upstream_s(self) -> float:
@@ -142,4 +144,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_ttl_s=_float(env, "BENCH_JOB_TTL_S", DEFAULT_JOB_TTL_S, minimum=0.0),
         variant=env.get("BENCH_VARIANT", "dev").strip() or "dev",
         ws_idle_timeout_s=_float(env, "BENCH_WS_IDLE_TIMEOUT_S", DEFAULT_WS_IDLE_TIMEOUT_S, minimum=0.1),
+        max_background_jobs=_int(env, "BENCH_MAX_BACKGROUND_JOBS", DEFAULT_MAX_BACKGROUND_JOBS, minimum=1),
     )
