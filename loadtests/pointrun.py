@@ -37,6 +37,8 @@ ONE_CALL_PER_REQUEST = frozenset({"analyse", "stream", "chat"})
 MIN_COMPLETIONS = 30  # the window grows (in whole upstream periods) until about this many are expected
 START_TIMEOUT_S = 60.0
 
+TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # read by loadgen.py, a locustfile that cannot be imported here
+
 
 class PointError(RuntimeError):
     """The load generator failed; the message names its log file."""
@@ -156,8 +158,6 @@ def _locust_argv(
         "WARNING",
         "--bench-raw",
         str(raw_prefix),
-        "--bench-token",
-        target.token,
         "--bench-model",
         spec.load_model,
         "--bench-spread",
@@ -224,6 +224,7 @@ def run_point(
     env: dict[str, str],
 ) -> Point:
     point_id = spec.point_id
+    env = {**env, TOKEN_ENV: target.token}  # the environment, not argv: ps shows every process's argv
     work = run_dir / "tmp" / point_id
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.iterdir():

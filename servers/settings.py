@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_TOKEN = "bench-local-token"  # documented local default so `make bench` works out of the box
@@ -50,10 +50,11 @@ class RateLimit:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    api_tokens: tuple[str, ...]
+    # Secrets never show in a repr (a log line, a traceback, a test failure).
+    api_tokens: tuple[str, ...] = field(repr=False)
     rate_limit: RateLimit | None  # None: rate limiting off
     upstream_url: str
-    upstream_api_key: str
+    upstream_api_key: str = field(repr=False)
     upstream_timeout_s: float
     upstream_max_retries: int
     upstream_deadline_s: float
