@@ -109,6 +109,10 @@ def test_settings_defaults_and_errors(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SettingsError, match=key):
             load_settings({key: value})
+    for key in ("BENCH_UPSTREAM_DEADLINE_S", "BENCH_UPSTREAM_TIMEOUT_S", "BENCH_WS_IDLE_TIMEOUT_S"):
+        for bad in ("inf", "nan", "-1"):
+            with pytest.raises(SettingsError, match=key):
+                load_settings({"BENCH_JOB_DB": str(tmp_path / "j.db"), key: bad})
 
 
 def test_parse_rate_limit() -> None:
