@@ -50,7 +50,10 @@ class AsgiGate:
             )
             body = b""
             if admitted.reads_body:
-                body = await _read_body(receive)
+                read = await _read_body(receive)
+                if read is None:
+                    return  # the client left mid-body: no one to answer, and half a body is no request
+                body = read
                 if is_json_content_type(fields.get("content-type")):
                     body = screen_json_body(body)
         except ApiError as exc:
@@ -68,12 +71,13 @@ class AsgiGate:
         await self.app(inner, _replay(body, receive) if admitted.reads_body else receive, send)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnects before sending all of it."""
     buffer = BodyBuffer()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return buffer.value()  # the client left; the app sees an empty or partial body and a disconnect
+            return None
         buffer.add(message.get("body", b""))
         if not message.get("more_body", False):
             return buffer.value()

@@ -26,6 +26,9 @@ class ApiError(Exception):
     detail: str
     headers: Mapping[str, str] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return f"{self.status} {self.error}: {self.detail}"
+
     def body(self) -> bytes:
         return render({"detail": self.detail, "error": self.error})
 

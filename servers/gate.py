@@ -126,19 +126,20 @@ def read_limited(chunks: Iterable[bytes]) -> bytes:
     return buffer.value()
 
 
-def json_depth(body: bytes) -> int:
-    """How deeply arrays and objects nest, ignoring brackets inside strings."""
+def too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than the limit (brackets inside strings do not count)."""
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
-        return 0  # cannot nest deeper than it has brackets: the usual body costs two counts
-    depth = deepest = 0
+        return False  # cannot nest deeper than it has brackets: the usual body costs two counts
+    depth = 0
     for match in _STRINGS_OR_BRACKETS.finditer(body):
         token = match.group()
         if token in (b"[", b"{"):
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return True
         elif token in (b"]", b"}"):
             depth -= 1
-    return deepest
+    return False
 
 
 def screen_json_body(body: bytes) -> bytes:
@@ -147,7 +148,7 @@ def screen_json_body(body: bytes) -> bytes:
     The escapes keep the field that held the bad bytes nameable: the model's validator then answers
     422 for that field, as it does for an escaped lone surrogate, instead of a 400 for the whole body.
     """
-    if json_depth(body) > MAX_JSON_DEPTH:
+    if too_deep(body):
         raise http_error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         body.decode("utf-8")
