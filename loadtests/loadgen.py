@@ -36,9 +36,11 @@ import gevent
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 
-RAW_HEADER = "start,latency_ms,ttft_ms,status,ok,n,lag_ms,error\n"
+FLUSH_INTERVAL_S = 0.25  # the sweep reads these files while the point runs, to see when the load settled
+RAW_HEADER = "start,latency_ms,ttft_ms,status,ok,n,lag_ms,error,rid,mono\n"
 DEFAULT_TOKEN = "bench-local-token"
 TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # how the sweep hands over the token: argv is visible in ps
+PERF_TO_MONOTONIC = time.monotonic() - time.perf_counter()  # ~0 on Linux, where both are CLOCK_MONOTONIC
 GOLDEN = (math.sqrt(5) - 1) / 2  # low-discrepancy stagger: offsets never bunch, whatever the user count
 
 WORDS = [
@@ -180,22 +182,29 @@ class Recorder:
         self.in_flight[self._next_id] = start_wall
         return self._next_id
 
-    def add(self, token: int, start_wall: float, outcome: Outcome, lag_ms: float | None) -> None:
+    @staticmethod
+    def request_id(token: int) -> str:
+        """Sent as ``x-request-id``: unique across the load processes of a point (pid, then a counter)."""
+        return f"{os.getpid():x}-{token:x}"
+
+    def add(
+        self, token: int, start_wall: float, outcome: Outcome, lag_ms: float | None, start_mono: float
+    ) -> None:
         self.in_flight.pop(token, None)
         first = "" if outcome.first_s is None else f"{outcome.first_s * 1000.0:.3f}"
         lag = "" if lag_ms is None else f"{lag_ms:.3f}"
         error = outcome.error.replace(",", ";").replace("\n", " ")[:120]
         self.lines.append(
             f"{start_wall:.6f},{outcome.total_s * 1000.0:.3f},{first},{outcome.status},"
-            f"{1 if outcome.ok else 0},{outcome.n},{lag},{error}\n"
+            f"{1 if outcome.ok else 0},{outcome.n},{lag},{error},{self.request_id(token)},{start_mono:.6f}\n"
         )
 
     def add_dropped(self, start_wall: float) -> None:
-        self.lines.append(f"{start_wall:.6f},,,dropped,0,0,,in-flight cap reached\n")
+        self.lines.append(f"{start_wall:.6f},,,dropped,0,0,,in-flight cap reached,,\n")
 
     def _flush_forever(self) -> None:
         while True:
-            gevent.sleep(1.0)
+            gevent.sleep(FLUSH_INTERVAL_S)
             self.flush()
 
     def flush(self, *, final: bool = False) -> None:
@@ -204,7 +213,7 @@ class Recorder:
             return
         lines, self.lines = self.lines, []
         if final:
-            lines.extend(f"{start:.6f},,,unfinished,0,0,,\n" for start in self.in_flight.values())
+            lines.extend(f"{start:.6f},,,unfinished,0,0,,,,\n" for start in self.in_flight.values())
             self.in_flight.clear()
         path = Path(f"{self.prefix}.{os.getpid()}.csv")
         new = not path.exists()
@@ -327,14 +336,17 @@ class BenchUser(User):
         if http is not None:
             http.close()
 
-    def call(self, http: HTTPClient) -> Outcome:
+    def call(self, http: HTTPClient, request_id: str) -> Outcome:
         raise NotImplementedError
+
+    def headers_for(self, request_id: str) -> dict[str, str]:
+        return {**self.auth_headers, "x-request-id": request_id}
 
     def _timed(self, http: HTTPClient, intended_pc: float, start_wall: float, *, open_loop: bool) -> None:
         token = RECORDER.begin(start_wall)
         sent_pc = time.perf_counter()
         try:
-            outcome = self.call(http)
+            outcome = self.call(http, RECORDER.request_id(token))
         except (Exception, gevent.Timeout) as exc:  # any failure is a failed request, never a lost one
             outcome = error_outcome(exc, sent_pc)
         # The call timed itself from when it was sent; open loop counts from the intended time instead.
@@ -349,7 +361,17 @@ class BenchUser(User):
             response_time=outcome.total_s * 1000.0,
             response_length=outcome.n,
             exception=None if outcome.ok else RuntimeError(outcome.status),
-            context={"bench": (token, start_wall, outcome, lag_s * 1000.0 if open_loop else None)},
+            context={
+                "bench": (
+                    token,
+                    start_wall,
+                    outcome,
+                    lag_s * 1000.0 if open_loop else None,
+                    # perf_counter and monotonic are one clock on Linux (CLOCK_MONOTONIC), shared by every
+                    # process: the mock's per-call records are on it too.
+                    (sent_pc if not open_loop else intended_pc) + PERF_TO_MONOTONIC,
+                )
+            },
             start_time=start_wall,
             url=self.scenario,
         )

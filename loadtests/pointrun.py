@@ -2,9 +2,13 @@
 
 Timeline of a point (wall clock, shared by every process on the machine):
   Locust starts -> first user starts (t0, from the processes' start markers) -> users' first requests
-  spread over one upstream period -> warm-up ends (window start: the mock is reset and CPU is sampled)
-  -> window end (CPU and the mock's stats sampled) -> Locust is stopped; requests still running are
-  written as unfinished.
+  spread over one upstream period -> warm-up ends when the data say the load has settled
+  (``loadtests.steady``: completions per second, their latency and the mock's in-flight gauge, watched
+  while the load runs), or at its bound -> window start (the mock is reset and CPU is sampled) -> window
+  end, sized from the completion rate measured at the end of the warm-up (CPU, the mock's stats and its
+  per-call records sampled) -> Locust is stopped; requests still running are written as unfinished.
+No predicted ceiling sizes or judges anything here: the registry's prediction only travels with the point
+so charts can draw it beside the measurement.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import cpu as cpu_sampling
+from loadtests import steady
+from loadtests.breakdown import JOINABLE, join
 from loadtests.interrupts import deferred_interrupts
 from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
 from loadtests.rawdata import Window, cut_window, read_records, write_records
@@ -35,7 +41,11 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 # must then be min(users, ceiling). Jobs run in the background (their concurrency is the job runner's).
 ONE_CALL_PER_REQUEST = frozenset({"analyse", "stream", "chat"})
 MIN_COMPLETIONS = 30  # the window grows (in whole upstream periods) until about this many are expected
+MAX_WINDOW_S = 120.0  # ... but no longer than this (or the requested duration, if longer)
 START_TIMEOUT_S = 60.0
+GAUGE_INTERVAL_S = 0.2  # the mock's in-flight gauge is polled this often during warm-up and window
+CALLS_LOOKBACK_S = 30.0
+FLUSH_LAG_S = 0.6  # the load processes write their records every 0.25 s: newer bins may be incomplete
 
 TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # read by loadgen.py, a locustfile that cannot be imported here
 
@@ -88,31 +98,66 @@ class Target:
 
 @dataclass(frozen=True, kw_only=True)
 class Timing:
-    warmup_s: float
-    duration_s: float
+    """How a point is timed. ``warmup_s`` None: detected from the data, within ``max_warmup_s``."""
+
+    warmup_s: float | None
+    duration_s: float  # the window, at least (it grows to MIN_COMPLETIONS at the measured rate)
+    max_warmup_s: float
+    latency_s: float  # the mock's nominal L: the unit of the start spread and of whole-period windows
+
+    @property
+    def bin_s(self) -> float:
+        """Half an upstream period: short enough to see a change within a few periods, long enough
+        that a bin at low load still holds a completion or so."""
+        return max(0.25, self.latency_s / 2)
+
+    @property
+    def min_warmup_s(self) -> float:
+        """The start spread (one period), then a full trend window of bins."""
+        return self.latency_s + steady.MIN_BINS * self.bin_s + FLUSH_LAG_S
+
+
+def default_max_warmup_s(latency_s: float) -> float:
+    # Long enough for a queue of 128 upstream periods to cycle once (fastapi-blocking at 128 users).
+    return max(60.0, 150.0 * latency_s)
 
 
 def plan_timing(
-    spec: PointSpec, *, latency_s: float, ceiling: int, duration_s: float, warmup_s: float | None
+    *, latency_s: float, duration_s: float, warmup_s: float | None, max_warmup_s: float | None = None
 ) -> Timing:
-    """Warm-up long enough for the queue to fill; a window of whole upstream periods.
+    return Timing(
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+        max_warmup_s=max_warmup_s if max_warmup_s is not None else default_max_warmup_s(latency_s),
+        latency_s=max(latency_s, 0.0),
+    )
 
-    Closed loop at saturation, each request waits users/ceiling upstream periods, so the first requests
-    after start-up are faster than steady state until the queue has cycled once: warm-up = one period for
-    the start spread + max(1, users/ceiling) periods + a margin. A window of a whole number of periods
-    makes every user (or every busy slot) contribute a whole number of completions, so the throughput has
-    no boundary quantisation error.
-    """
-    period = max(latency_s, 0.0)
-    if warmup_s is None:
-        cycles = max(1.0, (spec.users or 1) / max(ceiling, 1)) if spec.load_model == "closed" else 2.0
-        warmup_s = period + cycles * period + max(0.5, 0.25 * period)
+
+def window_seconds(timing: Timing, rate_rps: float | None) -> float:
+    """At least the requested duration and MIN_COMPLETIONS at the measured completion rate (capped), in
+    whole upstream periods: every user (or busy slot) then contributes a whole number of completions, so
+    the throughput has no boundary quantisation error."""
+    duration = timing.duration_s
+    if rate_rps is not None and rate_rps > 0:
+        duration = max(duration, min(MIN_COMPLETIONS / rate_rps, max(MAX_WINDOW_S, timing.duration_s)))
+    period = timing.latency_s
     if period > 0:
-        in_flight = min(spec.users or 1, ceiling) if spec.load_model == "closed" else None
-        if in_flight is not None:
-            duration_s = max(duration_s, MIN_COMPLETIONS * period / in_flight)
-        duration_s = math.ceil(duration_s / period - 1e-9) * period
-    return Timing(warmup_s=round(warmup_s, 3), duration_s=round(duration_s, 3))
+        duration = math.ceil(duration / period - 1e-9) * period
+    return round(duration, 3)
+
+
+def guess_seconds(spec: PointSpec, timing: Timing, *, ceiling: int) -> float:
+    """A first guess of warm-up plus window, for the ETA only (a prediction may seed a guess, never decide):
+    at saturation each request waits users/ceiling periods before the queue has cycled once."""
+    period = timing.latency_s
+    if timing.warmup_s is not None:
+        warmup = timing.warmup_s
+    else:
+        cycles = max(1.0, (spec.users or 1) / max(ceiling, 1)) if spec.load_model == "closed" else 1.0
+        warmup = min(timing.max_warmup_s, timing.min_warmup_s + cycles * period)
+    in_flight = min(spec.users or 1, ceiling) if spec.load_model == "closed" else None
+    rate = in_flight / period if in_flight and period > 0 else spec.rate
+    return warmup + window_seconds(timing, rate)
 
 
 def _locust_argv(
@@ -184,21 +229,16 @@ def _locust_argv(
     return argv
 
 
-def _http_json(url: str, *, method: str = "GET") -> dict[str, Any]:
+def _http_json(url: str, *, method: str = "GET", timeout: float = 10.0) -> dict[str, Any]:
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return dict(json.loads(response.read()))
 
 
-def _sleep_until(deadline: float, processes: Sequence[ManagedProcess]) -> None:
-    while True:
-        left = deadline - time.time()
-        if left <= 0:
-            return
-        for proc in processes:
-            if not proc.running():
-                raise PointError(f"load generator {proc.name} exited early; see {proc.log_path}")
-        time.sleep(min(left, 0.2))
+def _check_running(processes: Sequence[ManagedProcess]) -> None:
+    for proc in processes:
+        if not proc.running():
+            raise PointError(f"load generator {proc.name} exited early; see {proc.log_path}")
 
 
 def _stop_all(processes: Sequence[ManagedProcess]) -> None:
@@ -212,6 +252,115 @@ def _stop_all(processes: Sequence[ManagedProcess]) -> None:
             proc.stop(timeout=15.0)
 
 
+class Watcher:
+    """Follows a running point: the mock's gauge (polled) and the completions the load processes have
+    written so far (their raw files, read incrementally), binned into a :class:`steady.Series`."""
+
+    def __init__(self, work: Path, mock_url: str, series: steady.Series) -> None:
+        self.work = work
+        self.mock_url = mock_url
+        self.series = series
+        self._offsets: dict[Path, int] = {}
+        self._partial: dict[Path, bytes] = {}
+        self.gauge_errors = 0
+
+    def poll_gauge(self) -> None:
+        try:
+            gauge = _http_json(f"{self.mock_url}/mock/gauge", timeout=2.0)
+        except (OSError, ValueError):
+            self.gauge_errors += 1
+            return
+        self.series.add_gauge(time.time(), float(gauge["in_flight"]))
+
+    def read_new(self) -> None:
+        for path in self.work.glob("raw.*.csv"):
+            offset = self._offsets.get(path, 0)
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            self._offsets[path] = offset + len(data)
+            data = self._partial.pop(path, b"") + data
+            lines = data.split(b"\n")
+            if lines[-1]:
+                self._partial[path] = lines[-1]
+            for line in lines[:-1]:
+                fields = line.split(b",", 3)
+                if len(fields) < 3 or not fields[1] or fields[0] == b"start":
+                    continue
+                start, latency_ms = float(fields[0]), float(fields[1])
+                self.series.add_completion(start + latency_ms / 1000.0, latency_ms)
+
+    def wait(self, until: float, processes: Sequence[ManagedProcess]) -> None:
+        """Poll the gauge until the wall clock reaches ``until``, checking the load processes."""
+        while True:
+            now = time.time()
+            if now >= until:
+                return
+            _check_running(processes)
+            self.poll_gauge()
+            time.sleep(max(0.0, min(GAUGE_INTERVAL_S, until - time.time())))
+
+
+@dataclass(kw_only=True)
+class WarmupOutcome:
+    warmup_s: float
+    settled: bool
+    trends: dict[str, steady.Trend | None]
+    rate_rps: float | None  # completions/s over the last trend window
+    abandoned: str | None = None  # why the point was cut short (the SLO already broken while rising)
+
+
+def _trend_window(series: steady.Series, now: float) -> tuple[int, int]:
+    hi = series.bin_of(now - FLUSH_LAG_S)  # bins before this one are complete
+    return max(0, hi - steady.MIN_BINS), hi
+
+
+def detect_warmup(
+    watcher: Watcher,
+    timing: Timing,
+    processes: Sequence[ManagedProcess],
+    *,
+    slo_latency_ms: float | None,
+) -> WarmupOutcome:
+    """Wait until completions, latency and the gauge have settled (or the bound); see loadtests.steady."""
+    series = watcher.series
+    t0 = series.t0
+    next_bin = t0 + timing.bin_s
+    while True:
+        watcher.wait(min(next_bin, t0 + timing.max_warmup_s), processes)
+        now = time.time()
+        next_bin = max(next_bin + timing.bin_s, now)
+        if now - t0 < timing.min_warmup_s and now - t0 < timing.max_warmup_s:
+            continue
+        watcher.read_new()
+        lo, hi = _trend_window(series, now)
+        settled, trends = series.settled_trends(hi, first=series.bin_of(t0 + timing.latency_s))
+        rates = [r for r in series.rates(lo, hi) if r is not None]
+        rate = sum(rates) / len(rates) if rates else None
+        if settled:
+            return WarmupOutcome(warmup_s=now - t0, settled=True, trends=trends, rate_rps=rate)
+        latency = trends["latency_ms"]
+        if (
+            slo_latency_ms is not None
+            and latency is not None
+            and latency.mean > slo_latency_ms
+            and latency.drift >= 0
+        ):
+            # Latency only climbs while a queue fills: already above the SLO and rising, it cannot pass.
+            return WarmupOutcome(
+                warmup_s=now - t0,
+                settled=False,
+                trends=trends,
+                rate_rps=rate,
+                abandoned=(
+                    f"the SLO was already broken before steady state: mean latency {latency.mean:.0f} ms "
+                    f"over the last {latency.bins} bins, above {slo_latency_ms:.0f} ms and still rising"
+                ),
+            )
+        if now - t0 >= timing.max_warmup_s:
+            return WarmupOutcome(warmup_s=now - t0, settled=False, trends=trends, rate_rps=rate)
+
+
 def run_point(
     spec: PointSpec,
     target: Target,
@@ -222,6 +371,7 @@ def run_point(
     seed: int,
     max_in_flight: int,
     env: dict[str, str],
+    slo_latency_ms: float | None = None,
 ) -> Point:
     point_id = spec.point_id
     env = {**env, TOKEN_ENV: target.token}  # the environment, not argv: ps shows every process's argv
@@ -230,7 +380,9 @@ def run_point(
     for stale in work.iterdir():
         stale.unlink()
     raw_prefix = work / "raw"
-    run_time = timing.warmup_s + timing.duration_s + 60.0  # a safety net; the sweep stops Locust itself
+    longest_window = max(MAX_WINDOW_S, timing.duration_s) + timing.latency_s
+    warmup_bound = timing.warmup_s if timing.warmup_s is not None else timing.max_warmup_s
+    run_time = warmup_bound + longest_window + 60.0  # a safety net; the sweep stops Locust itself
     distributed = loadgen_processes > 1
     master_port = free_port() if distributed else 0
     common = dict(
@@ -277,6 +429,7 @@ def run_point(
                 env=env,
             )
         )
+    calls: list[list[Any]] = []
     try:
         for proc in processes:
             proc.start()
@@ -297,7 +450,22 @@ def run_point(
             raise PointError(f"load generator did not start within {START_TIMEOUT_S:.0f} s; see {logs}")
         t0 = max(float(path.read_text()) for path in markers)
 
-        _sleep_until(t0 + timing.warmup_s, processes)
+        series = steady.Series(t0=t0, bin_s=timing.bin_s, open_loop=spec.load_model == "open")
+        watcher = Watcher(work, target.mock_url, series)
+        if timing.warmup_s is not None:  # fixed by the user: the test still runs, on the window
+            watcher.wait(t0 + timing.warmup_s, processes)
+            watcher.read_new()
+            lo, hi = _trend_window(series, time.time())
+            rates = series.rates(lo, hi)
+            warm = WarmupOutcome(
+                warmup_s=timing.warmup_s,
+                settled=steady.all_settled(series.trends(lo, hi)),
+                trends=series.trends(lo, hi),
+                rate_rps=sum(r or 0.0 for r in rates) / len(rates) if rates else None,
+            )
+        else:
+            warm = detect_warmup(watcher, timing, processes, slo_latency_ms=slo_latency_ms)
+        duration = timing.latency_s if warm.abandoned else window_seconds(timing, warm.rate_rps)
         groups = {
             "loadgen": [proc.pid for proc in processes],
             "server": [target.server_pid],
@@ -305,15 +473,23 @@ def run_point(
         }
         _http_json(f"{target.mock_url}/mock/reset", method="POST")
         window_start = time.time()
+        window_start_mono = time.monotonic()
         cpu_before = cpu_sampling.snapshot(groups, trees=("server", "mock"))
         machine_before = cpu_sampling.machine_busy_seconds()
-        _sleep_until(window_start + timing.duration_s, processes)
+        watcher.wait(window_start + duration, processes)
         window_end = time.time()
         cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
         machine_s = cpu_sampling.machine_busy_seconds() - machine_before
         mock_stats = _http_json(f"{target.mock_url}/mock/stats")
+        if spec.scenario in JOINABLE:
+            # Calls that ended up to CALLS_LOOKBACK_S before the window: a request that completes just
+            # inside it made its call earlier.
+            since = window_start_mono - CALLS_LOOKBACK_S
+            answer = _http_json(f"{target.mock_url}/mock/calls?since={since:.6f}", timeout=30.0)
+            calls = list(answer.get("calls", []))
     finally:
         _stop_all(processes)
+    watcher.read_new()  # the rest of the window's completions, for the window's own trend test
 
     raw_files = sorted(work.glob("raw.*.csv"))
     records = read_records(raw_files)
@@ -338,6 +514,14 @@ def run_point(
     loadgen_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "loadgen")
     # The sweep itself sleeps through the window; whatever else was busy is a neighbour's load.
     other_percent = max(0.0, machine_s - server_s - mock_s - loadgen_s) / seconds * 100.0
+    steady_state = steady_record(
+        timing,
+        warm,
+        series,
+        window_start=window_start,
+        window_end=window_end,
+        gauge_errors=watcher.gauge_errors,
+    )
     return build_point(
         spec,
         target,
@@ -353,7 +537,45 @@ def run_point(
         other_cpu_percent=other_percent,
         machine_busy_percent=machine_s / seconds * 100.0,
         server_max_process_percent=max(per_process["server"].values(), default=None),
+        steady_state=steady_state,
+        calls=calls if spec.scenario in JOINABLE else None,
     )
+
+
+def steady_record(
+    timing: Timing,
+    warm: WarmupOutcome,
+    series: steady.Series,
+    *,
+    window_start: float,
+    window_end: float,
+    gauge_errors: int,
+) -> dict[str, Any]:
+    """What ended the warm-up, with the test's figures, and the same test over the window itself."""
+    lo = series.bin_of(window_start) + 1  # whole bins inside the window
+    hi = series.bin_of(window_end)
+    window_trends = series.trends(lo, hi) if hi - lo >= 4 else {}
+    # The window's own check: its latency must not trend (a queue still filling or draining). Open loop
+    # has its own rule for that (the backlog, in loadtests.validity); completions and the gauge are noisier
+    # and only recorded.
+    latency_trend = window_trends.get("latency_ms")
+    window_ok = None if latency_trend is None or series.open_loop else latency_trend.settled
+    rates = [r or 0.0 for r in series.rates(0, hi)]
+    truncation = steady.mser5(rates)
+    return {
+        "test": "rolling-window trend (OLS drift within 10% of the mean + 2 SE), per bin",
+        "detected": timing.warmup_s is None,
+        "warmup_s": round(warm.warmup_s, 3),
+        "bound_s": timing.max_warmup_s if timing.warmup_s is None else None,
+        "settled": warm.settled,
+        "abandoned": warm.abandoned,
+        "bin_s": timing.bin_s,
+        "warmup_figures": steady.figures(warm.trends),
+        "window_settled": window_ok,
+        "window_figures": steady.figures(window_trends) if window_trends else None,
+        "mser5_truncation_s": None if truncation is None else round(truncation * timing.bin_s, 3),
+        "gauge_poll_errors": gauge_errors,
+    }
 
 
 def build_point(
@@ -372,21 +594,30 @@ def build_point(
     other_cpu_percent: float | None = None,
     machine_busy_percent: float | None = None,
     server_max_process_percent: float | None = None,
+    steady_state: dict[str, Any] | None = None,
+    calls: Sequence[Sequence[Any]] | None = None,
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
-    throughput = window.completed / seconds if seconds > 0 else 0.0
+    # Successful completions per second, from the interpolated counting curve (no quantisation by the
+    # window's edges; see rawdata.smooth_count); the plain count is kept in extra.
+    throughput = window.completed_smooth / seconds if seconds > 0 else 0.0
     latency = percentiles(window.latencies_ms)
     finished = percentiles(window.finished_latencies_ms)
     ttft = percentiles(window.ttfts_ms)
-    finished_rate = (window.completed + window.failed - window.dropped) / seconds if seconds > 0 else 0.0
+    finished_rate = throughput + (window.failed - window.dropped) / seconds if seconds > 0 else 0.0
+    arrival_rate = window.arrivals / seconds if seconds > 0 else 0.0
     law = littles_law(
         load_model=spec.load_model,
         users=spec.users,
-        rate=spec.rate,
+        rate=arrival_rate,  # open loop: the arrivals that happened, not the nominal rate
         throughput_rps=finished_rate,
         mean_latency_ms=finished.mean if finished else None,
     )
+    measured_l = _measured_latency_s(mock_stats)
+    breakdown, overhead = (None, None)
+    if calls is not None:
+        breakdown, overhead = join(window.joined, calls)
     peak = int(mock_stats["peak_in_flight"]) if mock_stats else None
     expected_peak = None
     if spec.scenario in ONE_CALL_PER_REQUEST and spec.load_model == "closed" and target.latency_s > 0:
@@ -407,6 +638,14 @@ def build_point(
         machine_busy_percent=machine_busy_percent,
         cpu_count=os.cpu_count() or 1,
         server_max_process_percent=server_max_process_percent,
+        arrivals=window.arrivals,
+        backlog_growth=window.backlog_end - window.backlog_start,
+        mean_latency_s=finished.mean / 1000.0 if finished else None,
+        window_s=seconds,
+        hung=window.hung,
+        mock_late_p99_ms=_mock_late_p99_ms(mock_stats),
+        upstream_latency_s=measured_l if measured_l is not None else target.latency_s,
+        steady_state=steady_state,
     )
     reasons = invalid_reasons(evidence)
     extra: dict[str, Any] = {
@@ -428,12 +667,18 @@ def build_point(
         "server_cpu_bound": server_max_process_percent is not None
         and server_max_process_percent > SERVER_BUSY,
         "throughput_span_rps": span_throughput(window.completion_times),
+        "throughput_count_rps": round(window.completed / seconds, 4) if seconds > 0 else 0.0,
         "expected_throughput_rps": (
-            round(min(spec.users or 0, target.ceiling) / target.latency_s, 3)
-            if spec.load_model == "closed" and target.latency_s > 0
+            round(min(spec.users or 0, target.ceiling) / (measured_l or target.latency_s), 3)
+            if spec.load_model == "closed" and (measured_l or target.latency_s) > 0
             else None
         ),
+        "arrival_rate_rps": round(arrival_rate, 4),
+        "backlog": {"start": window.backlog_start, "end": window.backlog_end},
+        "oldest_open_s": round(window.oldest_open_s, 3),
     }
+    if mock_stats and "delay_error_ms" in mock_stats:
+        extra["mock_delay_error_ms"] = mock_stats["delay_error_ms"]
     if mock_stats:
         extra["mock_by_status"] = mock_stats.get("by_status", {})
     if window.counts:
@@ -457,7 +702,7 @@ def build_point(
         users=spec.users,
         rate=spec.rate,
         repeat=spec.repeat,
-        warmup_s=timing.warmup_s,
+        warmup_s=float(steady_state["warmup_s"]) if steady_state else float(timing.warmup_s or 0.0),
         duration_s=round(seconds, 3),
         completed=completed,
         failed=window.failed,
@@ -480,7 +725,26 @@ def build_point(
         invalid_reasons=reasons,
         extra=extra,
         raw_file=raw_file,
+        steady_state=steady_state,
+        upstream_latency_s=None if measured_l is None else round(measured_l, 6),
+        hung=window.hung,
+        breakdown_ms=breakdown,
+        overhead_ms=overhead,
     )
+
+
+def _measured_latency_s(mock_stats: dict[str, Any] | None) -> float | None:
+    """L in this window: the mean delay the mock injected (for rate-based profiles it follows the answer
+    length actually produced, not a typical one)."""
+    injected = (mock_stats or {}).get("injected_delay_ms") or {}
+    if not injected.get("count"):
+        return None
+    return float(injected["mean"]) / 1000.0
+
+
+def _mock_late_p99_ms(mock_stats: dict[str, Any] | None) -> float | None:
+    late = (mock_stats or {}).get("delay_error_ms") or {}
+    return float(late["p99"]) if late.get("count") else None
 
 
 def span_throughput(completion_times: Sequence[float]) -> float | None:
@@ -504,7 +768,7 @@ def failed_point(spec: PointSpec, target: Target, timing: Timing, reason: str) -
         users=spec.users,
         rate=spec.rate,
         repeat=spec.repeat,
-        warmup_s=timing.warmup_s,
+        warmup_s=float(timing.warmup_s or 0.0),
         duration_s=timing.duration_s,
         completed=0,
         failed=0,

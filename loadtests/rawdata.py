@@ -10,6 +10,7 @@ refused by the in-flight cap is a failure with status ``dropped`` at its intende
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIELDS = ("start", "latency_ms", "ttft_ms", "status", "ok", "n", "lag_ms", "error")
+FIELDS = ("start", "latency_ms", "ttft_ms", "status", "ok", "n", "lag_ms", "error", "rid", "mono")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class Record:
     n: int = 0
     lag_ms: float | None = None
     error: str = ""
+    rid: str = ""  # the x-request-id sent (the mock records its upstream call under it)
+    mono: float | None = None  # the same start on the system-wide monotonic clock (the mock's clock)
 
     @property
     def end(self) -> float | None:
@@ -52,6 +55,13 @@ class Window:
     counts: list[int] = field(default_factory=list)  # chunks / frames / polls of the completions
     lags_ms: list[float] = field(default_factory=list)  # open loop: actual minus intended send time
     completion_times: list[float] = field(default_factory=list)  # wall clock, successful completions
+    arrivals: int = 0  # requests whose (intended) start fell in the window, dropped ones included
+    backlog_start: int = 0  # requests in the system (started, not finished) when the window opened
+    backlog_end: int = 0  # ... and when it closed
+    hung: int = 0  # open at the window's end for longer than the window and than 1.5 x its slowest answer
+    oldest_open_s: float = 0.0  # age at the window's end of the oldest request still open
+    joined: list[Record] = field(default_factory=list)  # completions (ok or not) with an id and a clock
+    completed_smooth: float = 0.0  # successful completions, counted without whole-completion quantisation
 
     @property
     def seconds(self) -> float:
@@ -73,6 +83,8 @@ def parse_rows(rows: Iterable[dict[str, str]]) -> list[Record]:
             n=int(row["n"] or 0),
             lag_ms=_float(row["lag_ms"]),
             error=row.get("error") or "",
+            rid=row.get("rid") or "",
+            mono=_float(row.get("mono") or ""),
         )
         for row in rows
     ]
@@ -104,6 +116,8 @@ def write_records(records: Sequence[Record], path: Path) -> None:
                 r.n,
                 "" if r.lag_ms is None else f"{r.lag_ms:.3f}",
                 r.error,
+                r.rid,
+                "" if r.mono is None else f"{r.mono:.6f}",
             ]
         )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,11 +125,41 @@ def write_records(records: Sequence[Record], path: Path) -> None:
         handle.write(buffer.getvalue())
 
 
+def smooth_count(ends: Sequence[float], start: float, end: float) -> float:
+    """Successful completions in the window, free of whole-completion quantisation: the rate over whole
+    inter-completion intervals (from the last completion at or before ``start`` to the last at or before
+    ``end``: ``ends`` sorted, the whole run's), times the window's length. Workers that finish together
+    (saturated sync workers phase-lock: flask-sync's four finish within a millisecond, once a period) make
+    a plain count jump by four at a time, so it depends on where the window's edges fall; this does not
+    (but for an edge that falls inside such a cluster, a fraction of a millisecond wide: rare, and then
+    off by the part of one cluster)."""
+    k0 = bisect.bisect_right(ends, start)
+    k1 = bisect.bisect_right(ends, end)
+    first = ends[k0 - 1] if k0 > 0 else start
+    last = ends[k1 - 1] if k1 > 0 else start
+    if k1 <= k0 or last <= first:
+        return float(k1 - k0)
+    return (k1 - k0) / (last - first) * (end - start)
+
+
+def _open_at(r: Record, t: float) -> bool:
+    finish = r.end
+    return r.start <= t and (finish is None or finish > t)
+
+
 def cut_window(records: Iterable[Record], start: float, end: float) -> Window:
+    """Count the window's completions, failures and unfinished requests; also its arrivals, the backlog
+    at both edges (open-loop steady state) and the requests that hung."""
+    records = list(records)
     window = Window(start=start, end=end)
     failures: Counter[str] = Counter()
     for r in records:
         finish = r.end
+        if start <= r.start < end:
+            window.arrivals += 1
+        if r.status != "dropped":
+            window.backlog_start += _open_at(r, start)
+            window.backlog_end += _open_at(r, end)
         if r.status == "dropped":
             if start <= r.start < end:
                 window.dropped += 1
@@ -136,7 +180,21 @@ def cut_window(records: Iterable[Record], start: float, end: float) -> Window:
             else:
                 window.failed += 1
                 failures[r.status] += 1
+            if r.rid and r.mono is not None:
+                window.joined.append(r)
         elif start <= r.start < end and (finish is None or finish >= end):
             window.unfinished += 1
+    # A queued request is as old as the answers ahead of it; one older than every answer the window saw
+    # (and than the window itself) is stuck, not queued.
+    slowest_s = max(window.finished_latencies_ms, default=0.0) / 1000.0
+    limit = max(end - start, 1.5 * slowest_s)
+    for r in records:
+        if r.status != "dropped" and _open_at(r, end):
+            age = end - r.start
+            window.oldest_open_s = max(window.oldest_open_s, age)
+            if age > limit:
+                window.hung += 1
+    ends = sorted(e for r in records if r.ok and (e := r.end) is not None)
+    window.completed_smooth = smooth_count(ends, start, end) if ends else 0.0
     window.failures_by_status = dict(sorted(failures.items()))
     return window

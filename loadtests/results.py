@@ -91,6 +91,12 @@ class Point:
     invalid_reasons: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # scenario-specific figures (polls per job, ...)
     raw_file: str | None = None  # relative to the run directory
+    # Second wave (optional, so first-wave files still read):
+    steady_state: dict[str, Any] | None = None  # the test that ended the warm-up, its figures, the bound
+    upstream_latency_s: float | None = None  # L measured in this window: the mock's mean injected delay
+    hung: int = 0  # requests open longer than the window and than 1.5 x its slowest answer
+    breakdown_ms: dict[str, Any] | None = None  # p50/p95/p99 before, during and after the upstream call
+    overhead_ms: Percentiles | None = None  # latency minus the upstream's time, per request
 
     @property
     def load(self) -> float:
@@ -123,6 +129,9 @@ class RunResults:
     metadata: dict[str, Any]
     variants: list[VariantInfo] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
+    # From ``python -m loadtests capacity``: {"variant", "scenario", "users", "throughput_rps", "bound",
+    # "points", ...} per variant and scenario.
+    capacity: list[dict[str, Any]] = field(default_factory=list)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +140,7 @@ class RunResults:
             "metadata": self.metadata,
             "variants": [asdict(v) for v in self.variants],
             "points": [asdict(p) for p in self.points],
+            "capacity": list(self.capacity),
         }
 
     @classmethod
@@ -151,7 +161,10 @@ class RunResults:
             _point_from_dict(item, f"{source}: points[{i}]")
             for i, item in enumerate(_require(data, "points", list, source))
         ]
-        return cls(metadata=metadata, variants=variants, points=points)
+        capacity = data.get("capacity", [])
+        if not isinstance(capacity, list) or not all(isinstance(c, dict) for c in capacity):
+            raise ResultsFormatError(f"{source}: key 'capacity' must be a list of objects")
+        return cls(metadata=metadata, variants=variants, points=points, capacity=capacity)
 
     def save(self, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +242,7 @@ def _point_from_dict(item: Any, source: str) -> Point:
         ("ttft_ms", Percentiles),
         ("littles_law", LittlesLaw),
         ("cpu", CpuUsage),
+        ("overhead_ms", Percentiles),
     ):
         if item.get(key) is not None:
             item[key] = _build(cls, item[key], f"{source}.{key}")

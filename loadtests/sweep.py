@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import sys
 import time
 import urllib.request
@@ -44,6 +45,7 @@ from loadtests.pointrun import (
     Target,
     Timing,
     failed_point,
+    guess_seconds,
     plan_timing,
     run_point,
 )
@@ -65,6 +67,7 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "time_scale": "--time-scale",
     "duration_s": "--duration",
     "warmup_s": "--warmup",
+    "max_warmup_s": "--max-warmup",
     "repeat": "--repeat",
     "loadgen_processes": "--loadgen-processes",
     "seed": "--seed",
@@ -134,10 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--profile", choices=sorted(PRESETS), default=None, help="preset (default: default)")
-    add("--variants", type=_names, help="comma-separated variant names, or 'all'")
-    add("--scenarios", type=_names, help=f"comma-separated, from {','.join(ALL_SCENARIOS)}, or 'all'")
     add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64")
     add("--rate", dest="rates", type=_csv(float, "--rate"), help="open-loop levels in requests/s, e.g. 1,2,4")
+    add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
+    add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
+    add_shared_arguments(parser)
+    add("--resume", type=Path, metavar="DIR", help="finish an interrupted run in DIR (same settings)")
+    return parser
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to measure and how: the options ``sweep`` and ``capacity`` share."""
+    add = parser.add_argument
+    add("--variants", type=_names, help="comma-separated variant names, or 'all'")
+    add("--scenarios", type=_names, help=f"comma-separated, from {','.join(ALL_SCENARIOS)}, or 'all'")
     add("--mock-profile", help="mock latency profile (article, haiku, sonnet, opus, instant)")
     add(
         "--time-scale",
@@ -148,18 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration",
         dest="duration_s",
         type=_positive(float, "--duration"),
-        help="measured seconds per point",
+        help="measured seconds per point, at least (the window grows to 30 completions)",
     )
     add(
-        "--warmup", dest="warmup_s", type=_positive(float, "--warmup"), help="warm-up seconds (default: auto)"
+        "--warmup",
+        dest="warmup_s",
+        type=_positive(float, "--warmup"),
+        help="fixed warm-up seconds (default: detected from the data, see --max-warmup)",
     )
-    add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
+    add(
+        "--max-warmup",
+        dest="max_warmup_s",
+        type=_positive(float, "--max-warmup"),
+        help="bound on a detected warm-up; a point that has not settled by then is invalid "
+        "(default: max(60 s, 150 x L))",
+    )
     add("--loadgen-processes", type=_positive(int, "--loadgen-processes"), help="Locust worker processes")
-    add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
     add("--seed", type=int, help="seed for the mock, payloads and arrivals")
     add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
-    add("--resume", type=Path, metavar="DIR", help="finish an interrupted run in DIR (same settings)")
-    return parser
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -305,22 +324,24 @@ def group_points(specs: Sequence[PointSpec], settings: SweepSettings) -> list[Gr
     return list(groups.values())
 
 
-def timing_for(spec: PointSpec, settings: SweepSettings, ceiling: int) -> Timing:
+def timing_for(spec: PointSpec, settings: SweepSettings) -> Timing:
     latency = upstream_latency_s(mock_profile_for(spec.scenario, settings), settings.time_scale)
     return plan_timing(
-        spec, latency_s=latency, ceiling=ceiling, duration_s=settings.duration_s, warmup_s=settings.warmup_s
+        latency_s=latency,
+        duration_s=settings.duration_s,
+        warmup_s=settings.warmup_s,
+        max_warmup_s=settings.max_warmup_s,
     )
 
 
+def point_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
+    """For the ETA only: the predicted ceiling seeds a guess of how long the warm-up will take."""
+    ceiling = _known_variants()[spec.variant].predicted_ceiling
+    return guess_seconds(spec, timing_for(spec, settings), ceiling=ceiling) + POINT_OVERHEAD_S
+
+
 def estimate_seconds(groups: Sequence[Group], settings: SweepSettings) -> float:
-    variants = _known_variants()
-    total = 0.0
-    for group in groups:
-        total += VARIANT_OVERHEAD_S
-        for spec in group.specs:
-            timing = timing_for(spec, settings, variants[spec.variant].predicted_ceiling)
-            total += timing.warmup_s + timing.duration_s + POINT_OVERHEAD_S
-    return total
+    return sum(VARIANT_OVERHEAD_S + sum(point_guess_s(s, settings) for s in g.specs) for g in groups)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -613,6 +634,7 @@ class Sweep:
     resumed: bool = False
 
     def save(self) -> None:
+        record_measured_latency(self.results)
         self.results.save(self.run_dir)
 
     def run(self) -> int:
@@ -677,7 +699,6 @@ class Sweep:
             TimeRemainingColumn,
         )
 
-        variants = _known_variants()
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -693,7 +714,6 @@ class Sweep:
         with progress:
             task = progress.add_task("starting", total=max(estimate, 1.0), done=0, points=total_points)
             for group in groups:
-                variant = variants[group.variant]
                 progress.update(task, description=f"starting {group.variant} (mock {group.mock_profile})")
                 try:
                     with VariantSession(group, self.settings, self.run_dir) as session:
@@ -710,36 +730,14 @@ class Sweep:
                         )
                         self.save()
                         progress.advance(task, VARIANT_OVERHEAD_S)
-                        latency = upstream_latency_s(group.mock_profile, self.settings.time_scale)
                         for spec in group.specs:
-                            timing = timing_for(spec, self.settings, variant.predicted_ceiling)
-                            progress.update(task, description=f"{spec.label()} (settling)")
-                            restarted = not session.settle(timeout_s=max(3.0, 2 * latency))
-                            drained = True
-                            if restarted:
-                                session.restart_server()
-                                drained = session.settle(timeout_s=max(3.0, 2 * latency))
                             progress.update(task, description=f"{spec.label()}")
-                            target = session.target(ceiling=variant.predicted_ceiling, latency_s=latency)
-                            if drained:
-                                point = self._measure(spec, target, timing, session)
-                            else:
-                                point = failed_point(
-                                    spec,
-                                    target,
-                                    timing,
-                                    "the mock still had calls in flight (or stopped answering) after the "
-                                    "variant was restarted; see the mock's log in logs/",
-                                )
-                            if restarted:
-                                point.extra["server_restarted_before"] = (
-                                    "the previous point's backlog did not drain; the variant was restarted"
-                                )
+                            point = measure_point(session, spec, self.settings, self.run_dir)
                             self.results.points.append(point)
                             self.save()
                             points_done += 1
                             progress.update(task, done=points_done)
-                            progress.advance(task, timing.warmup_s + timing.duration_s + POINT_OVERHEAD_S)
+                            progress.advance(task, point_guess_s(spec, self.settings))
                             status = (
                                 "ok"
                                 if point.valid
@@ -769,32 +767,88 @@ class Sweep:
                         ),
                     )
                     self.save()
-                    skipped = sum(
-                        timing_for(s, self.settings, variant.predicted_ceiling).warmup_s
-                        + timing_for(s, self.settings, variant.predicted_ceiling).duration_s
-                        + POINT_OVERHEAD_S
-                        for s in group.specs
-                    )
+                    skipped = sum(point_guess_s(s, self.settings) for s in group.specs)
                     progress.advance(task, VARIANT_OVERHEAD_S + skipped)
 
-    def _measure(self, spec: PointSpec, target: Target, timing: Timing, session: VariantSession) -> Point:
-        for proc in (session.server, session.mock):
-            if proc is None or not proc.running():
-                name = "the variant" if proc is None else proc.name
-                return failed_point(spec, target, timing, f"{name} died before this point; see its log")
-        try:
-            return run_point(
-                spec,
-                target,
-                timing,
-                run_dir=self.run_dir,
-                loadgen_processes=self.settings.loadgen_processes,
-                seed=self.settings.seed,
-                max_in_flight=self.settings.max_in_flight,
-                env=dict(os.environ),
-            )
-        except (PointError, ProcessStartError, OSError) as exc:
-            return failed_point(spec, target, timing, _strip_paths(str(exc), self.run_dir))
+
+def measure_point(
+    session: VariantSession,
+    spec: PointSpec,
+    settings: SweepSettings,
+    run_dir: Path,
+    *,
+    slo_latency_ms: float | None = None,
+) -> Point:
+    """One point on a started variant: wait until the previous point's load has drained (restart the
+    variant when it does not), then measure. A point whose measurement broke is kept, invalid."""
+    timing = timing_for(spec, settings)
+    latency = timing.latency_s
+    restarted = not session.settle(timeout_s=max(3.0, 2 * latency))
+    drained = True
+    if restarted:
+        session.restart_server()
+        drained = session.settle(timeout_s=max(3.0, 2 * latency))
+    ceiling = _known_variants()[spec.variant].predicted_ceiling
+    target = session.target(ceiling=ceiling, latency_s=latency)
+    if not drained:
+        point = failed_point(
+            spec,
+            target,
+            timing,
+            "the mock still had calls in flight (or stopped answering) after the variant was restarted; "
+            "see the mock's log in logs/",
+        )
+    else:
+        point = _measure(spec, target, timing, session, settings, run_dir, slo_latency_ms)
+    if restarted:
+        point.extra["server_restarted_before"] = (
+            "the previous point's backlog did not drain; the variant was restarted"
+        )
+    return point
+
+
+def _measure(
+    spec: PointSpec,
+    target: Target,
+    timing: Timing,
+    session: VariantSession,
+    settings: SweepSettings,
+    run_dir: Path,
+    slo_latency_ms: float | None,
+) -> Point:
+    for proc in (session.server, session.mock):
+        if proc is None or not proc.running():
+            name = "the variant" if proc is None else proc.name
+            return failed_point(spec, target, timing, f"{name} died before this point; see its log")
+    try:
+        return run_point(
+            spec,
+            target,
+            timing,
+            run_dir=run_dir,
+            loadgen_processes=settings.loadgen_processes,
+            seed=settings.seed,
+            max_in_flight=settings.max_in_flight,
+            env=dict(os.environ),
+            slo_latency_ms=slo_latency_ms,
+        )
+    except (PointError, ProcessStartError, OSError) as exc:
+        return failed_point(spec, target, timing, _strip_paths(str(exc), run_dir))
+
+
+def record_measured_latency(results: RunResults) -> None:
+    """The run's L from what the mock injected (the median over the points of the run's own profile),
+    the nominal one kept beside it: for rate-based profiles the answer actually produced sets L."""
+    md = results.metadata
+    md.setdefault("upstream_latency_nominal_s", md.get("upstream_latency_s"))
+    measured = [
+        p.upstream_latency_s
+        for p in results.points
+        if p.upstream_latency_s is not None and p.scenario != "overhead"
+    ]
+    if measured:
+        md["upstream_latency_s"] = round(statistics.median(measured), 6)
+        md["upstream_latency_source"] = "measured: median of the mock's mean injected delay per point"
 
 
 def _strip_paths(text: str, run_dir: Path) -> str:

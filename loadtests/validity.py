@@ -3,7 +3,16 @@
 Invalid (the point is kept, with every reason):
 - a load-generator process above ``LOADGEN_CPU_LIMIT`` percent of one core over the window: the load
   generator, not the server, may have set the pace;
-- open loop: fewer than 1 - ``LITTLE_TOLERANCE`` of the offered requests completed (no steady state);
+- the warm-up did not settle within its bound (``loadtests.steady``), or the window itself drifted;
+- open loop: the backlog (requests in the system) grew over the window by more than ``LITTLE_TOLERANCE``
+  of the arrivals that happened *and* by more than Poisson noise in the number in the system explains
+  (3 standard deviations of the difference of two counts of mean arrival rate x mean latency): the queue
+  grew, the server's capacity is below the offered rate;
+- requests that hung: open at the window's end for longer than the window and than 1.5 x the slowest
+  answer it saw (a queued request is as old as the answers ahead of it, a hung one older than all);
+- the mock was late (observed minus injected delay, p99 on its own clock) by more than
+  ``MOCK_LATE_FRACTION`` of L (at least ``MOCK_LATE_FLOOR_MS``): the upstream's timing, the ground truth,
+  cannot be trusted;
 - closed loop: Little's law off by more than ``LITTLE_TOLERANCE`` (throughput x mean latency should equal
   the number of users; if not, users were idle, missing or mis-timed);
 - closed loop: the mock saw more upstream calls in flight than there are users (beyond a tolerance): calls
@@ -34,6 +43,10 @@ MACHINE_SATURATED = 0.95  # fraction of all cores busy: CPU ran out (a finding)
 MACHINE_BUSY_LIMIT = 0.75  # fraction of all cores busy: beyond it, processes wait for a CPU
 LITTLE_TOLERANCE = 0.10
 OPEN_LAG_LIMIT_MS = 50.0
+MOCK_LATE_FRACTION = 0.02
+# The mock's timers and a loaded 2-core machine's scheduling: below this, an L too short to hold 2 % of it
+# (time-scaled test runs) is not the mock's fault.
+MOCK_LATE_FLOOR_MS = 10.0
 
 
 def peak_tolerance(expected: int) -> int:
@@ -57,6 +70,14 @@ class Evidence:
     machine_busy_percent: float | None = None  # all processes, percent of one core (200 = 2 cores busy)
     cpu_count: int = 1
     server_max_process_percent: float | None = None  # the busiest process of the server's tree
+    arrivals: int | None = None  # requests that arrived in the window (open loop: what was offered)
+    backlog_growth: int | None = None  # requests in the system at the window's end minus at its start
+    mean_latency_s: float | None = None  # of the requests that finished in the window
+    window_s: float | None = None
+    hung: int = 0
+    mock_late_p99_ms: float | None = None  # the mock's observed minus injected delay, p99
+    upstream_latency_s: float = 0.0  # L
+    steady_state: dict[str, object] | None = None  # loadtests.pointrun.steady_record
 
 
 def littles_law(
@@ -107,12 +128,27 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
     if evidence.completed == 0:
         reasons.append("no request completed in the measured window")
     law = evidence.littles_law
-    if evidence.load_model == "open" and law is not None and law.ratio < 1.0 - LITTLE_TOLERANCE:
+    growth_limit = open_backlog_limit(evidence)
+    if growth_limit is not None and (evidence.backlog_growth or 0) > growth_limit:
         # Above capacity the queue grows for as long as the point runs: its percentiles measure the
         # window's length, not the server.
         reasons.append(
-            f"offered rate not sustained: {law.ratio * 100:.0f}% of the offered requests/s completed, so the "
-            "queue grew all window long (no steady state; the server's capacity is below this rate)"
+            f"offered rate not sustained: the backlog grew by {evidence.backlog_growth} requests over the "
+            f"window against {evidence.arrivals} arrivals (limit {growth_limit:.0f}), so the queue grew all "
+            "window long (no steady state; the server's capacity is below this rate)"
+        )
+    reasons.extend(_steady_reasons(evidence.steady_state))
+    if evidence.hung:
+        reasons.append(
+            f"{evidence.hung} request(s) hung: open for longer than the window and than 1.5 x the slowest "
+            "answer it saw"
+        )
+    late, big_l = evidence.mock_late_p99_ms, evidence.upstream_latency_s
+    late_limit = max(MOCK_LATE_FRACTION * big_l * 1000.0, MOCK_LATE_FLOOR_MS)
+    if late is not None and big_l > 0 and late > late_limit:
+        reasons.append(
+            f"the mock was late by {late:.1f} ms at p99 (limit {MOCK_LATE_FRACTION:.0%} of L, at least "
+            f"{MOCK_LATE_FLOOR_MS:g} ms: {late_limit:.0f} ms): the upstream's own timing was off"
         )
     if evidence.load_model == "closed" and law is not None and abs(law.ratio - 1.0) > LITTLE_TOLERANCE:
         reasons.append(
@@ -134,6 +170,51 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
             "the load generator could not keep the schedule"
         )
     return reasons
+
+
+def open_backlog_limit(evidence: Evidence) -> float | None:
+    """Open loop: how much the number of requests in the system may grow over the window before the queue
+    counts as growing: LITTLE_TOLERANCE of the arrivals, and beyond the noise of an idle server (the
+    number in the system of an M/G/inf queue is Poisson with mean lambda x W; two counts differ by up to
+    3 standard deviations, sqrt(2 lambda W), plus one)."""
+    if evidence.load_model != "open" or evidence.arrivals is None or evidence.mean_latency_s is None:
+        return None
+    # lambda x W, from the arrivals that happened
+    seconds = evidence.window_s or 0.0
+    in_system = evidence.arrivals / seconds * evidence.mean_latency_s if seconds > 0 else 0.0
+    return max(LITTLE_TOLERANCE * evidence.arrivals, 3.0 * (2.0 * in_system) ** 0.5 + 1.0)
+
+
+def _steady_reasons(record: dict[str, object] | None) -> list[str]:
+    if not record:
+        return []
+    out: list[str] = []
+    if record.get("abandoned"):
+        out.append(f"cut short: {record['abandoned']}")
+    elif record.get("detected") and not record.get("settled"):
+        out.append(
+            f"no steady state within the warm-up bound of {record.get('bound_s')} s: "
+            + _unsettled(record.get("warmup_figures"))
+        )
+    if record.get("window_settled") is False:
+        figures = record.get("window_figures")
+        latency = figures.get("latency_ms") if isinstance(figures, dict) else None
+        out.append("the window itself was not steady: " + _unsettled({"latency_ms": latency}))
+    return out
+
+
+def _unsettled(figures: object) -> str:
+    parts = []
+    if isinstance(figures, dict):
+        for name, fig in figures.items():
+            if isinstance(fig, dict) and not fig.get("settled"):
+                rel = fig.get("relative_drift")
+                parts.append(
+                    f"{name} drifted {rel * 100:+.0f}%" if isinstance(rel, float) else f"{name} moved"
+                )
+            elif fig is None and name != "in_flight":
+                parts.append(f"no {name} data")
+    return ", ".join(parts) or "a series moved"
 
 
 def findings(evidence: Evidence) -> list[str]:

@@ -5,15 +5,18 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 
 * "holds at most C in flight" (flask-sync C=4, flask-async-views 4, fastapi-def 40, fastapi-blocking 1):
   needs a valid load level of at least CAP_SATURATION_FACTOR x C users (else inconclusive); judged on
-  every valid level above C. Reproduced when the mock's peak in flight never exceeds C (plus the
-  sweep's peak tolerance: 1 call or 5%) and throughput never exceeds CAP_THROUGHPUT_SLACK x C / L; not
-  reproduced when both are exceeded; inconclusive when they disagree. Also inconclusive when the sweep
-  marked points of the variant invalid because the mock saw more calls than the predicted ceiling: that
-  rule cannot tell a harness fault from a server that beats its ceiling, so the verdict will not pick.
+  every valid level above C, from the mock's exact gauge, on both sides: reproduced when the highest peak
+  in flight is exactly C and the best throughput is within CAP_THROUGHPUT_SLACK of C / L either way; not
+  reproduced, with the measured number, when the peak is above C *or below it* (a flask-sync with one
+  worker does not "hold 4"); inconclusive without a gauge, with failures above CAP_MAX_FAILED_SHARE, or
+  when the peak matches but the throughput does not. Invalid levels are not used (and are counted).
 * "holds 100+ comfortably" (fastapi-async, flask-gevent, fastapi-workers): at a valid level of at
   least COMFORT_MIN_USERS users: no failed request, peak in flight >= COMFORT_MIN_USERS, p95 latency
   <= COMFORT_P95_FACTOR x L and throughput >= COMFORT_THROUGHPUT_FRACTION x users / L. Reproduced when
-  the lowest such level passes, not reproduced when none does, inconclusive when no level reached 100.
+  the lowest such level passes, not reproduced when none does, and not reproduced when any valid level
+  shows a measured ceiling below 100 (the mock's peak stopped following the users with no request
+  failing: fastapi-async with an 8-connection pool holds 8, whatever was predicted); inconclusive only
+  when no level reached 100 and none showed a ceiling.
 * flask-gthread "holds 4 x N": at levels at or above its ceiling C, reproduced when the peak reaches
   FOLLOW_FRACTION x C with throughput >= FOLLOW_FRACTION x C / L, not reproduced when it stays at the
   worker count, depends in between.
@@ -153,9 +156,8 @@ def compute_verdict(run: RunResults) -> Verdict:
             key=lambda lv: lv.load,
         )
 
-    def above_ceiling(variant: str) -> list[Level]:
-        # Invalid levels where the mock saw more calls than the ceiling: read from the gauge, not the text.
-        return [lv for lv in closed(variant, False) if (lv.peak_in_flight or 0) > lv.predicted_ceiling]
+    def invalid(variant: str) -> list[Level]:
+        return closed(variant, False)
 
     claims: list[Claim] = []
     not_tested: list[str] = []
@@ -163,7 +165,7 @@ def compute_verdict(run: RunResults) -> Verdict:
         _cap_claim(
             ARTICLE_FLASK,
             closed(ARTICLE_FLASK.variant),
-            above_ceiling(ARTICLE_FLASK.variant),
+            invalid(ARTICLE_FLASK.variant),
             big_l,
             scenario,
             "article",
@@ -178,7 +180,7 @@ def compute_verdict(run: RunResults) -> Verdict:
             not_tested.append(name)
             continue
         if isinstance(spec, _Cap):
-            claims.append(_cap_claim(spec, closed(name), above_ceiling(name), big_l, scenario, "nuance"))
+            claims.append(_cap_claim(spec, closed(name), invalid(name), big_l, scenario, "nuance"))
         elif isinstance(spec, _Comfort):
             claims.append(_comfort_claim(spec, closed(name), big_l, scenario, "nuance"))
         else:
@@ -221,7 +223,7 @@ def _missing(variant: str, levels: Sequence[Level], big_l: float | None, scenari
 def _cap_claim(
     spec: _Cap,
     levels: list[Level],
-    suspicious: list[Level],
+    ignored: list[Level],
     big_l: float | None,
     scenario: str | None,
     source: Literal["article", "nuance"],
@@ -245,9 +247,12 @@ def _cap_claim(
     highest = above[-1]
     peaks = [lv for lv in above if lv.peak_in_flight is not None]
     peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
-    thr_ok = top.throughput_rps <= CAP_THROUGHPUT_SLACK * limit_rps
-    # The mock's gauge is exact: no tolerance above the cap.
-    peak_ok = None if peak_top is None else (peak_top.peak_in_flight or 0) <= spec.cap
+    # Both bounds: "holds at most C" is about a server that holds C and no more. One that holds fewer (a
+    # flask-sync with 1 worker) contradicts it as much as one that holds more.
+    thr_ratio = top.throughput_rps / limit_rps
+    thr_ok = 1.0 / CAP_THROUGHPUT_SLACK <= thr_ratio <= CAP_THROUGHPUT_SLACK
+    # The mock's gauge is exact: no tolerance on either side.
+    measured = None if peak_top is None else int(peak_top.peak_in_flight or 0)
     failed = sum(lv.failed for lv in above)
     total = sum(lv.failed + lv.completed for lv in above)
     failed_share = failed / total if total else 0.0
@@ -256,16 +261,16 @@ def _cap_claim(
     )
     if peak_top is None:
         peak_text = "the mock reported no in-flight peak"
-    elif peak_ok:
-        peak_text = (
-            f"peak in flight never above {spec.cap} (max {peak_top.peak_in_flight} at {peak_top.users} users)"
-        )
+    elif measured == spec.cap:
+        peak_text = f"peak in flight exactly {spec.cap} (max {measured} at {peak_top.users} users)"
     else:
-        peak_text = f"peak in flight {peak_top.peak_in_flight} at {peak_top.users} users, above {spec.cap}"
-    ratio = top.throughput_rps / limit_rps
+        peak_text = (
+            f"measured ceiling {measured} in flight (max at {peak_top.users} users), "
+            f"{'above' if (measured or 0) > spec.cap else 'below'} the claimed {spec.cap}"
+        )
     thr_text = (
         f"throughput at most {top.throughput_rps:.3g} rps ({top.users} users) vs "
-        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(ratio)})"
+        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(thr_ratio)})"
     )
     queue_text = ""
     if highest.p50_ms is not None:
@@ -274,7 +279,7 @@ def _cap_claim(
             f"{highest.p50_ms / 1000 / big_l:.3g} x L (L = {big_l:g} s): the rest queue"
         )
     evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
-    if peak_ok is None:
+    if measured is None:
         status: Status = "inconclusive"
         evidence += "; without the mock's ground truth, throughput alone cannot tell a cap from a slow server"
     elif failed_share > CAP_MAX_FAILED_SHARE:
@@ -282,23 +287,32 @@ def _cap_claim(
         evidence += (
             f"; {failed_share:.1%} of requests failed, so a low peak may be failures rather than a cap"
         )
-    elif peak_ok and thr_ok:
-        status = "reproduced"
-    elif not peak_ok and not thr_ok:
+    elif measured != spec.cap:
         status = "not_reproduced"
+    elif thr_ok:
+        status = "reproduced"
     else:
         status = "inconclusive"
-        evidence += "; the mock's peak and the throughput disagree, so neither decides"
-    if suspicious:
-        worst = max(suspicious, key=lambda lv: lv.peak_in_flight or 0)
-        evidence += (
-            f"; but the sweep marked {len(suspicious)} level(s) invalid because the mock saw more calls than "
-            f"the predicted ceiling (up to {_num(worst.in_flight)} at {worst.users} users): a server beating "
-            "its ceiling would look exactly like that, so this needs a look"
-        )
-        if status == "reproduced":
-            status = "inconclusive"
+        evidence += "; the mock's peak matches but the throughput does not, so neither decides"
+    if ignored:
+        evidence += f"; {len(ignored)} invalid level(s) not used"
     return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
+
+
+def measured_ceiling(levels: Sequence[Level]) -> Level | None:
+    """The valid level that shows a concurrency ceiling: the mock's peak stopped following the users
+    (users above the peak by more than the sweep's tolerance) while no request failed. The lowest such
+    level with the highest peak."""
+    from loadtests.validity import peak_tolerance
+
+    capped = [
+        lv
+        for lv in levels
+        if lv.peak_in_flight is not None
+        and lv.users > lv.peak_in_flight + peak_tolerance(lv.users)
+        and lv.failed == 0
+    ]
+    return max(capped, key=lambda lv: (lv.peak_in_flight or 0, -lv.load)) if capped else None
 
 
 def _comfort_failures(lv: Level, big_l: float) -> list[str]:
@@ -337,6 +351,22 @@ def _comfort_claim(
     if why is not None or big_l is None:
         return _no_data(spec.id, spec.statement, source, why or "")
     high = [lv for lv in levels if lv.users >= COMFORT_MIN_USERS]
+    ceiling = measured_ceiling(levels)
+    if ceiling is not None and (ceiling.peak_in_flight or 0) < COMFORT_MIN_USERS:
+        # Measured, not predicted: a server that stops at N < 100 in flight cannot hold 100+.
+        return Claim(
+            id=spec.id,
+            statement=spec.statement,
+            status="not_reproduced",
+            evidence=(
+                f"{spec.variant} ({scenario}, L = {big_l:g} s): measured ceiling {ceiling.peak_in_flight} "
+                f"in flight at {ceiling.users} users (the mock's gauge stopped following the users), "
+                f"{ceiling.throughput_rps:.3g} rps = {ceiling.throughput_rps * big_l:.3g}/L, p95 "
+                f"{_seconds(ceiling.p95_ms)}: it cannot hold {COMFORT_MIN_USERS}+ "
+                f"(predicted ceiling {ceiling.predicted_ceiling})"
+            ),
+            source=source,
+        )
     if not high:
         return _no_data(
             spec.id,

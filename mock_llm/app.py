@@ -13,7 +13,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from mock_llm import protocol
@@ -48,6 +48,18 @@ ANSWER_CACHE_SIZE = 10_000
 logger = logging.getLogger("mock_llm")
 
 
+def _since(query: bytes) -> float:
+    """``?since=T`` (monotonic seconds) of ``GET /mock/calls``; 0 (everything kept) when absent or bad."""
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"since":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
 class _ClientGone(Exception):
     """The client closed the connection before its answer was complete."""
 
@@ -76,6 +88,7 @@ class _Call:
         "fault",
         "fault_key",
         "fault_times",
+        "request_id",
         "responded",
         "retry_count",
         "started",
@@ -93,6 +106,7 @@ class _Call:
         self.fault_times: bytes | None = None
         self.fault_key = b""
         self.content_length: bytes | None = None
+        self.request_id = ""
         for name, value in headers:
             if name == b"x-api-key":
                 self.api_key = value
@@ -105,6 +119,8 @@ class _Call:
                 self.retry_count = value
             elif name == b"content-length":
                 self.content_length = value
+            elif name == b"x-request-id":
+                self.request_id = value[:128].decode("latin-1")
             elif name.startswith(b"x-mock-fault"):
                 if name == b"x-mock-fault":
                     self.fault = value
@@ -165,6 +181,12 @@ class MockApp:
             await self._respond(send, 200, protocol.json_bytes(body), rid)
         elif path == "/mock/stats" and method == "GET":
             await self._respond(send, 200, protocol.json_bytes(self.stats_snapshot()), rid)
+        elif path == "/mock/gauge" and method == "GET":  # cheap enough to poll several times a second
+            gauge = {"in_flight": self.stats.in_flight, "requests": self.stats.requests, "now": monotonic()}
+            await self._respond(send, 200, protocol.json_bytes(gauge), rid)
+        elif path == "/mock/calls" and method == "GET":
+            since = _since(scope.get("query_string", b""))
+            await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot(since=since)), rid)
         elif path == "/mock/reset" and method == "POST":
             self.stats.reset()
             self.faults.reset()
@@ -191,6 +213,7 @@ class MockApp:
         stats = self.stats
         loop = self._loop or asyncio.get_running_loop()
         call = _Call(scope["headers"], started=loop.time())
+        arrival = monotonic()
         stats.begin()
         status = "200"
         task = asyncio.current_task()
@@ -221,6 +244,7 @@ class MockApp:
         finally:
             self._calls.discard(task)  # type: ignore[arg-type]
             stats.end(status)
+            stats.record_call(call.request_id, arrival, monotonic(), status)
             self.collector.on_call_end(stats.in_flight, loop)
 
     async def _api_call(

@@ -8,11 +8,14 @@ counted.
 from __future__ import annotations
 
 import random
+from collections import deque
 from time import perf_counter
 from typing import Any
 
 # Delay samples kept for percentiles; past this, reservoir sampling keeps a uniform sample.
 MAX_SAMPLES = 200_000
+# Per-call records kept (about 100 bytes each): the most recent ones, whatever the resets.
+MAX_CALL_RECORDS = 500_000
 CLIENT_CLOSED = "499"  # by_status key for calls the client abandoned before the answer was complete
 
 
@@ -67,6 +70,10 @@ class MockStats:
         self.injected = Reservoir(seed=seed)
         # Observed minus injected delay, measured inside the mock (arrival to last byte written).
         self.lateness = Reservoir(seed=seed + 1)
+        # (x-request-id, arrival, end of answer, status) per call, on the system-wide monotonic clock, so a
+        # load generator can join them with its own records and split each request's latency.
+        # Kept across resets: a request that completes just inside a window may have made its call before.
+        self.calls: deque[tuple[str, float, float, str]] = deque(maxlen=MAX_CALL_RECORDS)
 
     def begin(self) -> None:
         self.requests += 1
@@ -77,6 +84,18 @@ class MockStats:
     def end(self, status: str) -> None:
         self.in_flight -= 1
         self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def record_call(self, request_id: str, arrival: float, end: float, status: str) -> None:
+        self.calls.append((request_id, arrival, end, status))
+
+    def calls_snapshot(self, *, since: float = 0.0) -> dict[str, Any]:
+        """The calls that ended at or after ``since`` (monotonic seconds), oldest first."""
+        return {
+            "clock": "monotonic",
+            "fields": ["request_id", "arrival", "end", "status"],
+            "calls": [[rid, round(a, 6), round(e, 6), st] for rid, a, e, st in self.calls if e >= since],
+            "kept": len(self.calls),
+        }
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1

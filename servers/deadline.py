@@ -19,6 +19,7 @@ from typing import Any
 
 import anthropic
 import httpcore2
+import httpx2
 
 _DEADLINE: ContextVar[float | None] = ContextVar("upstream_deadline", default=None)
 
@@ -160,16 +161,17 @@ class AsyncDeadlineBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def sync_http_client() -> anthropic.DefaultHttpxClient:
-    """The SDK's own default HTTP client (limits, keep-alive), its pool's sockets bound by the deadline."""
-    client = anthropic.DefaultHttpxClient()
+def sync_http_client(limits: httpx2.Limits | None = None) -> anthropic.DefaultHttpxClient:
+    """The SDK's own default HTTP client (its limits unless given, keep-alive), its pool's sockets bound by
+    the deadline."""
+    client = anthropic.DefaultHttpxClient(**({} if limits is None else {"limits": limits}))
     pool = client._transport._pool  # type: ignore[attr-defined]  # httpx2 has no public handle on it
     pool._network_backend = DeadlineBackend(pool._network_backend)
     return client
 
 
-def async_http_client() -> anthropic.DefaultAsyncHttpxClient:
-    client = anthropic.DefaultAsyncHttpxClient()
+def async_http_client(limits: httpx2.Limits | None = None) -> anthropic.DefaultAsyncHttpxClient:
+    client = anthropic.DefaultAsyncHttpxClient(**({} if limits is None else {"limits": limits}))
     pool = client._transport._pool  # type: ignore[attr-defined]
     pool._network_backend = AsyncDeadlineBackend(pool._network_backend)
     return client

@@ -41,6 +41,7 @@ from servers.service import (
     run_job_sync,
 )
 from servers.settings import Settings
+from servers.tracing import TracingASGI
 from servers.validation import jsonable_errors
 
 Mode = Literal["async", "def", "blocking"]
@@ -70,7 +71,8 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
 def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
     # No slash redirects: a path is served exactly as routed, as in Flask (the gate answers the rest).
     app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0", redirect_slashes=False)
-    app.add_middleware(AsgiGate, extra_paths=FASTAPI_DOC_PATHS)
+    app.add_middleware(TracingASGI)  # type: ignore[arg-type]
+    app.add_middleware(AsgiGate, extra_paths=FASTAPI_DOC_PATHS)  # added last: the outermost
     core = Core(settings)
     app.state.core = core
     client = upstream.sync_client(settings)

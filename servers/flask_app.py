@@ -36,6 +36,7 @@ from servers.service import (
     run_job_sync,
 )
 from servers.settings import Settings
+from servers.tracing import TracingWSGI
 from servers.validation import parse_body, validate_request
 from servers.wsgi_gate import WsgiGate
 
@@ -49,8 +50,9 @@ def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = No
 def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     app = Flask("servers")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    # Routing corner cases, body size and JSON shape are the gate's, shared with FastAPI (servers.gate).
-    app.wsgi_app = WsgiGate(app.wsgi_app)  # type: ignore[method-assign]
+    # Routing corner cases, body size and JSON shape are the gate's, shared with FastAPI (servers.gate);
+    # the gate is the outermost layer there too.
+    app.wsgi_app = WsgiGate(TracingWSGI(app.wsgi_app))  # type: ignore[method-assign]
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_WS_MESSAGE_BYTES}  # as uvicorn's
     sock = Sock(app)
     core = Core(settings)

@@ -57,6 +57,7 @@ class Settings:
     upstream_api_key: str = field(repr=False)
     upstream_timeout_s: float
     upstream_max_retries: int
+    upstream_max_connections: int | None  # the SDK's connection pool size; None: the SDK's own (1000)
     upstream_deadline_s: float
     model: str
     max_tokens: int
@@ -109,6 +110,13 @@ def _int(env: Mapping[str, str], key: str, default: int, *, minimum: int) -> int
     return value
 
 
+def _optional_int(env: Mapping[str, str], key: str, *, minimum: int) -> int | None:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return None
+    return _int(env, key, 0, minimum=minimum)
+
+
 def default_job_db() -> Path:
     """A fresh path per server run: parallel runs never share jobs, all workers of one run do.
 
@@ -136,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_api_key=env.get("BENCH_UPSTREAM_API_KEY", DEFAULT_UPSTREAM_API_KEY),
         upstream_timeout_s=_float(env, "BENCH_UPSTREAM_TIMEOUT_S", DEFAULT_UPSTREAM_TIMEOUT_S, minimum=0.01),
         upstream_max_retries=_int(env, "BENCH_UPSTREAM_MAX_RETRIES", DEFAULT_UPSTREAM_MAX_RETRIES, minimum=0),
+        upstream_max_connections=_optional_int(env, "BENCH_UPSTREAM_MAX_CONNECTIONS", minimum=1),
         upstream_deadline_s=_float(
             env, "BENCH_UPSTREAM_DEADLINE_S", DEFAULT_UPSTREAM_DEADLINE_S, minimum=0.01
         ),

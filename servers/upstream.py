@@ -27,6 +27,7 @@ from servers.parsing import build_response
 from servers.prompts import analysis_params
 from servers.retry import attempt_headers, wait_before_retry
 from servers.settings import Settings
+from servers.tracing import with_request_id
 
 T = TypeVar("T")
 
@@ -35,8 +36,9 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Identical for every variant; the SDK's own connection pool (1000 connections) is kept. The SDK
-    does not retry: :func:`_retrying` does, within the call's deadline."""
+    """Identical for every variant; the SDK's own connection pool (1000 connections) unless
+    ``BENCH_UPSTREAM_MAX_CONNECTIONS`` sets another size (a pool is a real concurrency cap). The SDK does
+    not retry: :func:`_retrying` does, within the call's deadline."""
     return {
         "base_url": settings.upstream_url,
         "api_key": settings.upstream_api_key,
@@ -47,19 +49,29 @@ def client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _limits(settings: Settings) -> httpx2.Limits | None:
+    size = settings.upstream_max_connections
+    if size is None:
+        return None
+    keepalive = anthropic.DEFAULT_CONNECTION_LIMITS.max_keepalive_connections or size
+    return httpx2.Limits(max_connections=size, max_keepalive_connections=min(size, keepalive))
+
+
 def sync_client(settings: Settings) -> anthropic.Anthropic:
-    return anthropic.Anthropic(**client_options(settings), http_client=sync_http_client())
+    return anthropic.Anthropic(**client_options(settings), http_client=sync_http_client(_limits(settings)))
 
 
 def async_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(**client_options(settings), http_client=async_http_client())
+    return anthropic.AsyncAnthropic(
+        **client_options(settings), http_client=async_http_client(_limits(settings))
+    )
 
 
 def _attempt_options(deadline: Deadline, attempt: int, settings: Settings) -> dict[str, Any]:
     """Per-attempt SDK options: no wait (pool, connect, read) is allowed past the deadline."""
     left = max(deadline.remaining(), 0.001)
     timeout = httpx2.Timeout(min(settings.upstream_timeout_s, left), connect=min(CONNECT_TIMEOUT_S, left))
-    return {"timeout": timeout, "extra_headers": attempt_headers(attempt)}
+    return with_request_id({"timeout": timeout, "extra_headers": attempt_headers(attempt)})
 
 
 def _retrying(settings: Settings, deadline: Deadline, call: Callable[[dict[str, Any]], T]) -> T:

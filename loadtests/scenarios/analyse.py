@@ -16,9 +16,9 @@ from loadtests.loadgen import BenchUser, Outcome
 class AnalyseUser(BenchUser):
     scenario = "analyse"
 
-    def call(self, http: HTTPClient) -> Outcome:
+    def call(self, http: HTTPClient, request_id: str) -> Outcome:
         started = time.perf_counter()
-        response = http.request("POST", "/analyse", body=self.body, headers=self.auth_headers)
+        response = http.request("POST", "/analyse", body=self.body, headers=self.headers_for(request_id))
         body = response.read()
         elapsed = time.perf_counter() - started
         status = response.status_code

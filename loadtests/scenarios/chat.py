@@ -25,7 +25,7 @@ class ChatUser(BenchUser):
     def _connect(self) -> WebSocket:
         return WebSocket(self.hostname, self.port, f"/ws/chat?token={self.token}", timeout=self.timeout)
 
-    def call(self, http: HTTPClient) -> Outcome:
+    def call(self, http: HTTPClient, request_id: str) -> Outcome:
         started = time.perf_counter()
         if self.open_loop:
             ws = self._connect()

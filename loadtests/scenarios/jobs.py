@@ -18,9 +18,11 @@ from loadtests.loadgen import BenchUser, Outcome
 class JobsUser(BenchUser):
     scenario = "jobs"
 
-    def call(self, http: HTTPClient) -> Outcome:
+    def call(self, http: HTTPClient, request_id: str) -> Outcome:
         started = time.perf_counter()
-        response = http.request("POST", "/analyse/async", body=self.body, headers=self.auth_headers)
+        response = http.request(
+            "POST", "/analyse/async", body=self.body, headers=self.headers_for(request_id)
+        )
         body = response.read()
         accepted = time.perf_counter() - started
         if response.status_code != 202:

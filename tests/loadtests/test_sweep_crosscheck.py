@@ -93,7 +93,7 @@ def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path
     target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
                     server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
                     token=TOKEN)  # fmt: skip
-    timing = plan_timing(spec, latency_s=L, ceiling=1000, duration_s=4.0, warmup_s=None)
+    timing = plan_timing(latency_s=L, duration_s=4.0, warmup_s=None)
     stop_at = [time.time() + 120.0]
     samples: list[tuple[float, float]] = []
     client = threading.Thread(target=asyncio.run, args=(_independent(port, stop_at, samples),))

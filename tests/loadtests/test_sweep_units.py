@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from loadtests.pointrun import PointSpec, Target, Timing, build_point, plan_timing, span_throughput
+from loadtests.pointrun import (
+    PointSpec,
+    Target,
+    build_point,
+    plan_timing,
+    span_throughput,
+    window_seconds,
+)
 from loadtests.presets import PRESETS
 from loadtests.rawdata import Record, cut_window, read_records, write_records
 from loadtests.results import LittlesLaw
@@ -53,11 +60,14 @@ def test_window_counts_by_completion_and_keeps_unfinished(tmp_path) -> None:  # 
     assert read_records([path]) == sorted(records, key=lambda r: r.start)
 
 
-def test_warmup_covers_the_queue_and_window_is_whole_periods() -> None:
-    timing = plan_timing(SPEC, latency_s=1.0, ceiling=4, duration_s=4.2, warmup_s=None)
-    assert timing.warmup_s >= 1.0 + 8 / 4 * 1.0  # spread + queue of users/ceiling periods
-    assert timing.duration_s == 8.0  # 30 completions at 4 in flight, in whole periods
-    assert plan_timing(SPEC, latency_s=1.0, ceiling=4, duration_s=3, warmup_s=7).warmup_s == 7
+def test_window_is_sized_from_the_measured_rate_in_whole_periods() -> None:
+    timing = plan_timing(latency_s=1.0, duration_s=4.2, warmup_s=None)
+    assert timing.warmup_s is None  # detected, not planned
+    assert window_seconds(timing, 4.0) == 8.0  # 30 completions at a measured 4/s, in whole periods
+    assert window_seconds(timing, 128.0) == 5.0  # the requested duration, rounded up to whole periods
+    assert window_seconds(timing, None) == 5.0
+    assert window_seconds(timing, 0.01) == 120.0  # capped
+    assert plan_timing(latency_s=1.0, duration_s=3, warmup_s=7).warmup_s == 7
 
 
 def test_starved_load_generator_makes_the_point_invalid() -> None:
@@ -108,14 +118,16 @@ def test_other_invalidity_rules_and_findings() -> None:
 
 
 def test_an_open_loop_point_above_capacity_has_no_steady_state() -> None:
-    law = littles_law(load_model="open", users=None, rate=8, throughput_rps=4.0, mean_latency_ms=3000.0)
+    # 8 arrivals/s for 10 s into a server that finishes 4/s: the backlog grows by about 40.
     overloaded = Evidence(
-        load_model="open", users=None, rate=8, completed=40, loadgen_cpu_percent={}, littles_law=law,
-        upstream_peak=None, expected_peak=None,
+        load_model="open", users=None, rate=8, completed=40, loadgen_cpu_percent={}, littles_law=None,
+        upstream_peak=None, expected_peak=None, arrivals=80, backlog_growth=40, mean_latency_s=3.0,
+        window_s=10.0,
     )  # fmt: skip
-    assert any("offered rate not sustained: 50%" in r for r in invalid_reasons(overloaded))
-    kept_up = littles_law(load_model="open", users=None, rate=8, throughput_rps=7.8, mean_latency_ms=1000.0)
-    assert invalid_reasons(Evidence(**{**overloaded.__dict__, "littles_law": kept_up})) == []
+    assert any("backlog grew by 40" in r for r in invalid_reasons(overloaded))
+    # An idle server's backlog moves by Poisson noise only (lambda x W = 8 in the system): not a queue.
+    kept_up = Evidence(**{**overloaded.__dict__, "backlog_growth": 7, "mean_latency_s": 1.0})
+    assert invalid_reasons(kept_up) == []
 
 
 def _window_records(users: int, latency_ms: float, seconds: float) -> list[Record]:
@@ -142,18 +154,15 @@ def test_build_point_checks_the_numbers_and_marks_starvation() -> None:
         loadgen_processes=1,
         mock_stats={"peak_in_flight": 4, "requests": 40, "by_status": {"200": 40}},
     )
-    point = build_point(
-        spec, TARGET, Timing(warmup_s=3, duration_s=10), loadgen_cpu={"locust": 12.0}, **kwargs
-    )  # type: ignore[arg-type]
+    timing = plan_timing(latency_s=1.0, duration_s=10, warmup_s=3)
+    point = build_point(spec, TARGET, timing, loadgen_cpu={"locust": 12.0}, **kwargs)  # type: ignore[arg-type]
     assert point.valid, point.invalid_reasons
     assert point.throughput_rps == pytest.approx(4.0)
     assert point.latency_ms is not None and point.latency_ms.p99 == 1000.0
     assert point.littles_law is not None and point.littles_law.ratio == pytest.approx(1.0)
     assert point.server_cpu_ms_per_request == pytest.approx(10.0)
     assert point.extra["expected_throughput_rps"] == 4.0
-    starved = build_point(
-        spec, TARGET, Timing(warmup_s=3, duration_s=10), loadgen_cpu={"locust": 97.0}, **kwargs
-    )  # type: ignore[arg-type]
+    starved = build_point(spec, TARGET, timing, loadgen_cpu={"locust": 97.0}, **kwargs)  # type: ignore[arg-type]
     assert not starved.valid and "97%" in starved.invalid_reasons[0]
     assert span_throughput(window.completion_times) == pytest.approx(4.0)
 

@@ -1,0 +1,419 @@
+"""``python -m loadtests capacity``: the most concurrent users each variant serves within an SLO, by search.
+
+For each variant and scenario, closed-loop points are measured (each one like a sweep point: warm-up
+detected from the data, exact percentiles, every validity rule) at user counts chosen by bracketing and
+bisection, at most ``--max-points`` of them, up to ``--max-users``. A level passes when its point is valid
+and meets the SLO: p95 latency <= ``--slo-p95`` x L (L as the mock injected it), failed share <=
+``--slo-failed``, no hung request. The capacity is the highest passing level; what stopped it is said too,
+read from the first failing level above it:
+
+- ``concurrency``: the mock's in-flight gauge stopped following the users (a worker, thread or pool cap);
+- ``server_cpu``: a server process was CPU-bound there;
+- ``loadgen``: a load-generator process was (the point is invalid: the harness could not tell);
+- ``machine``: the machine's CPUs were saturated, or other processes competed for them;
+- ``errors``: requests failed beyond the SLO with the gauge still following the users;
+- ``max_users``: nothing failed up to ``--max-users``;
+- ``max_points``: the points ran out before any level above the capacity failed (raise ``--max-points``).
+
+The registry's predicted ceiling may seed the first level tried (a first guess, clamped to 128 so a wrong
+prediction of 1000 costs nothing); it never decides. A target without a prediction starts at 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loadtests.errors import UserError
+from loadtests.metadata import collect_all, utc_now
+from loadtests.pointrun import PointSpec
+from loadtests.presets import PRESETS
+from loadtests.processes import ProcessStartError
+from loadtests.results import RESULTS_FILE, Point, RunResults
+from loadtests.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
+from loadtests.verify import ContractError, verify_variant
+
+DEFAULT_SCENARIOS = ("analyse",)
+SEED_CAP = 128  # the first level tried is the predicted ceiling, but no more than this
+DEFAULT_START = 8  # ... or this, when nothing is predicted
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slo:
+    p95_factor: float = 1.25  # p95 latency <= this x L
+    failed_share: float = 0.001
+    hung: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"p95 <= {self.p95_factor:g} x L, failed <= {self.failed_share:.1%}, hung requests <= {self.hung}"
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see python -m loadtests capacity --help)")
+
+
+def _positive_float(flag: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
+        return value
+
+    return parse
+
+
+def _fraction(flag: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a fraction in [0, 1), not {text}")
+        return value
+
+    return parse
+
+
+def _count(flag: str, minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least {minimum}, not {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loadtests.sweep import add_shared_arguments
+
+    parser = _Parser(
+        prog="python -m loadtests capacity",
+        description="For each variant and scenario, find the most concurrent users that meet an SLO "
+        "(bracketing and bisection on real processes) and say what bound it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_shared_arguments(parser)
+    add = parser.add_argument
+    add("--max-users", type=_count("--max-users", 1), default=1024, help="highest level tried")
+    add(
+        "--max-points", type=_count("--max-points", 2), default=8, help="levels measured per variant, at most"
+    )
+    add("--start-users", type=_count("--start-users", 1), help="first level (default: the seed rule above)")
+    add("--slo-p95", type=_positive_float("--slo-p95"), default=1.25, help="p95 latency limit, in units of L")
+    add("--slo-failed", type=_fraction("--slo-failed"), default=0.001, help="failed share limit")
+    add("--slo-hung", type=_count("--slo-hung", 0), default=0, help="hung requests allowed")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The search (pure: tested with a fake measurement)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    passed: bool
+    why: str  # why it failed ("" when it passed)
+
+
+def judge(point: Point, slo: Slo, latency_s: float) -> Verdict:
+    if point.latency_ms is None or point.completed == 0:
+        return Verdict(passed=False, why="no request completed")
+    total = point.completed + point.failed
+    failed_share = point.failed / total if total else 0.0
+    limit_ms = slo.p95_factor * latency_s * 1000.0
+    if not point.valid:
+        return Verdict(passed=False, why="invalid: " + "; ".join(point.invalid_reasons))
+    if point.hung > slo.hung:
+        return Verdict(passed=False, why=f"{point.hung} hung")
+    if failed_share > slo.failed_share:
+        return Verdict(passed=False, why=f"failed {failed_share:.2%}")
+    if point.latency_ms.p95 > limit_ms:
+        return Verdict(passed=False, why=f"p95 {point.latency_ms.p95:.0f} ms > {limit_ms:.0f} ms")
+    return Verdict(passed=True, why="")
+
+
+def next_level(passed: dict[int, bool], *, start: int, max_users: int) -> int | None:
+    """The next user count to measure, or None when the capacity is found: the highest pass below the
+    lowest fail, to within one user or 5 % (bracketing by x4, then bisection, geometric while wide)."""
+    if not passed:
+        return max(1, min(start, max_users))
+    ok = [u for u, p in passed.items() if p]
+    bad = [u for u, p in passed.items() if not p]
+    lo = max(ok, default=0)
+    hi = min((u for u in bad if u > lo), default=None)
+    if hi is None:
+        if lo >= max_users:
+            return None
+        return min(max_users, lo * 4)
+    if lo == 0:  # nothing passed yet: step down by 4 until something does (capacity 0 if 1 user fails)
+        return None if hi == 1 else max(1, hi // 4)
+    if hi - lo <= max(1, math.floor(0.05 * lo)):
+        return None
+    mid = round(math.sqrt(lo * hi)) if hi > 4 * lo else (lo + hi) // 2
+    mid = min(max(mid, lo + 1), hi - 1)
+    return None if mid in passed else mid
+
+
+def bound_of(point: Point | None) -> str:
+    """What stopped the capacity, read from the lowest failing level above it (None: nothing failed)."""
+    if point is None:
+        return "max_users"
+    loadgen = point.extra.get("loadgen_cpu_percent") or {}
+    if any(v > LOADGEN_CPU_LIMIT for v in loadgen.values()):
+        return "loadgen"
+    if point.extra.get("server_cpu_bound"):
+        return "server_cpu"
+    busy = point.extra.get("machine_busy_percent")
+    cpus = os.cpu_count() or 1
+    if busy is not None and busy > MACHINE_SATURATED * 100.0 * cpus:
+        return "machine"
+    if any("other processes used" in r for r in point.invalid_reasons):
+        return "machine"
+    peak, users = point.upstream_peak_in_flight, point.users or 0
+    if peak is not None and peak < users - peak_tolerance(users):
+        return "concurrency"
+    if point.failed:
+        return "errors"
+    return "concurrency"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running it
+
+
+def main(argv: list[str]) -> int:
+    from loadtests.sweep import (
+        REPO,
+        Group,
+        VariantSession,
+        _explicit,
+        _known_variants,
+        _relative,
+        _set_variant,
+        _strip_paths,
+        _variant_info,
+        bench_token,
+        default_run_dir,
+        link_latest,
+        measure_point,
+        mock_profile_for,
+        record_measured_latency,
+        upstream_latency_s,
+        validate,
+    )
+
+    args = build_parser().parse_args(argv)
+    explicit = {k: v for k, v in _explicit(args).items() if k not in ("users", "rates", "repeat")}
+    base = PRESETS["default"]
+    settings = replace(base, scenarios=DEFAULT_SCENARIOS, users=(1,), rates=()).with_overrides(explicit)
+    settings = validate(settings)
+    if "overhead" in settings.scenarios:
+        raise UserError(
+            "--scenarios: overhead has no upstream wait (L = 0), so an SLO in units of L is empty"
+        )
+    slo = Slo(p95_factor=args.slo_p95, failed_share=args.slo_failed, hung=args.slo_hung)
+    run_dir: Path = args.out if args.out is not None else default_run_dir()
+    if (run_dir / RESULTS_FILE).exists():
+        raise UserError(f"--out: {run_dir} already holds a run; choose another --out")
+    for sub in ("raw", "logs"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    if args.out is None:
+        link_latest(run_dir)
+    big_l = upstream_latency_s(settings.mock_profile, settings.time_scale)
+    results = RunResults(
+        metadata=collect_all(
+            argv=["capacity", *argv],
+            repo=REPO,
+            preset="capacity",
+            mock_profile=settings.mock_profile,
+            time_scale=settings.time_scale,
+            seed=settings.seed,
+            upstream_latency_s=round(big_l, 6),
+            scenarios=settings.scenarios,
+            load_models=["closed"],
+            started_at=utc_now(),
+            extra={
+                "sweep_settings": settings.to_dict(),
+                "capacity_settings": {
+                    "slo": slo.describe(),
+                    "slo_p95_factor": slo.p95_factor,
+                    "slo_failed_share": slo.failed_share,
+                    "slo_hung": slo.hung,
+                    "max_users": args.max_users,
+                    "max_points": args.max_points,
+                },
+            },
+        )
+    )
+
+    def save() -> None:
+        record_measured_latency(results)
+        results.save(run_dir)
+
+    save()
+    variants = _known_variants()
+    started = time.monotonic()
+    print(
+        f"capacity: {len(settings.variants)} variant(s) x {len(settings.scenarios)} scenario(s), SLO "
+        f"{slo.describe()} (L = {big_l:g} s), at most {args.max_points} levels each up to "
+        f"{args.max_users} users; writing {run_dir / RESULTS_FILE}",
+        flush=True,
+    )
+    failed_variants = 0
+    try:
+        for name in settings.variants:
+            profile = mock_profile_for(settings.scenarios[0], settings)
+            group = Group(variant=name, mock_profile=profile)
+            try:
+                with VariantSession(group, settings, run_dir) as session:
+                    verify_variant(
+                        session.url, variant=name, token=bench_token(), scenarios=list(settings.scenarios)
+                    )
+                    log_file = _relative(session.server_log, run_dir)
+                    _set_variant(results, _variant_info(name, verified=True, reason=None, log_file=log_file))
+                    save()
+                    for scenario in settings.scenarios:
+                        seed = args.start_users or min(
+                            variants[name].predicted_ceiling or DEFAULT_START, SEED_CAP
+                        )
+                        entry = search(
+                            name,
+                            scenario,
+                            measure=lambda spec: measure_point(
+                                session,
+                                spec,
+                                settings,
+                                run_dir,
+                                slo_latency_ms=slo.p95_factor * big_l * 1000.0,
+                            ),
+                            slo=slo,
+                            nominal_latency_s=big_l,
+                            start=seed,
+                            max_users=args.max_users,
+                            max_points=args.max_points,
+                            on_point=lambda point: (results.points.append(point), save()),
+                        )
+                        results.capacity.append(entry)
+                        save()
+                        print(
+                            f"  {name} {scenario}: capacity {entry['users']} users "
+                            f"({entry['throughput_rps']} rps), bound {entry['bound']}, "
+                            f"{entry['points']} points, {entry['wall_time_s']:.0f} s",
+                            flush=True,
+                        )
+            except (ProcessStartError, ContractError) as exc:
+                failed_variants += 1
+                log = run_dir / "logs" / f"{name}.server.log"
+                reason = _strip_paths(str(exc), run_dir)
+                print(f"error: variant {name}: {reason} (its log: {log})", flush=True)
+                _set_variant(
+                    results,
+                    _variant_info(name, verified=False, reason=reason, log_file=_relative(log, run_dir)),
+                )
+                save()
+    except KeyboardInterrupt:
+        save()
+        print(f"interrupted: every process stopped; what was measured is in {run_dir / RESULTS_FILE}")
+        return 130
+    wall = time.monotonic() - started
+    results.metadata["finished_at"] = utc_now()
+    results.metadata["wall_time_s"] = round(wall, 1)
+    save()
+    print_table(results.capacity)
+    print(f"results: {run_dir / RESULTS_FILE}  (wall time {wall:.0f} s)")
+    return 1 if failed_variants else 0
+
+
+def search(
+    variant: str,
+    scenario: str,
+    *,
+    measure: Any,
+    slo: Slo,
+    nominal_latency_s: float,
+    start: int,
+    max_users: int,
+    max_points: int,
+    on_point: Any = None,
+) -> dict[str, Any]:
+    """Measure levels chosen by :func:`next_level` until the capacity is found or the points run out."""
+    began = time.monotonic()
+    passed: dict[int, bool] = {}
+    points: dict[int, Point] = {}
+    why: dict[int, str] = {}
+    while len(passed) < max_points:
+        users = next_level(passed, start=start, max_users=max_users)
+        if users is None:
+            break
+        spec = PointSpec(
+            variant=variant, scenario=scenario, load_model="closed", users=users, rate=None, repeat=0
+        )
+        point: Point = measure(spec)
+        point.extra["capacity_search"] = True
+        if on_point is not None:
+            on_point(point)
+        verdict = judge(point, slo, point.upstream_latency_s or nominal_latency_s)
+        passed[users] = verdict.passed
+        points[users] = point
+        why[users] = verdict.why
+    ok = [u for u, p in passed.items() if p]
+    capacity = max(ok, default=0)
+    above = sorted(u for u, p in passed.items() if not p and u > capacity)
+    first_fail = points[above[0]] if above else None
+    bound = bound_of(first_fail) if first_fail is not None or capacity >= max_users else "max_points"
+    best = points.get(capacity)
+    return {
+        "variant": variant,
+        "scenario": scenario,
+        "users": capacity,
+        "throughput_rps": round(best.throughput_rps, 3) if best is not None else 0.0,
+        "bound": bound,
+        "points": len(passed),
+        "levels": [
+            {
+                "users": u,
+                "passed": passed[u],
+                "why": why[u],
+                "peak_in_flight": points[u].upstream_peak_in_flight,
+            }
+            for u in sorted(passed)
+        ],
+        "first_failing_users": above[0] if above else None,
+        "in_flight_at_capacity": best.upstream_peak_in_flight if best is not None else None,
+        "p95_ms_at_capacity": best.latency_ms.p95 if best is not None and best.latency_ms else None,
+        "slo": slo.describe(),
+        "wall_time_s": round(time.monotonic() - began, 1),
+    }
+
+
+def print_table(entries: Sequence[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="capacity under the SLO")
+    for column in ("variant", "scenario", "users", "rps", "bound", "points", "levels (users: pass/fail)"):
+        table.add_column(column)
+    for e in entries:
+        levels = ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in e["levels"])
+        table.add_row(
+            e["variant"], e["scenario"], str(e["users"]), f"{e['throughput_rps']:g}", e["bound"],
+            str(e["points"]), levels,
+        )  # fmt: skip
+    Console(width=140).print(table)

@@ -1,0 +1,77 @@
+"""``python -m loadtests capacity``: the search on real processes, its rules, and its bad flags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.capacity import next_level
+from loadtests.results import load_results
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _walk(capacity: int, *, start: int, max_users: int = 1024, max_points: int = 8) -> list[int]:
+    """The levels the search visits against a server that passes up to ``capacity`` users."""
+    passed: dict[int, bool] = {}
+    while len(passed) < max_points:
+        users = next_level(passed, start=start, max_users=max_users)
+        if users is None:
+            break
+        passed[users] = users <= capacity
+    return list(passed)
+
+
+def test_the_search_brackets_then_bisects_within_its_budget() -> None:
+    assert _walk(4, start=4) == [4, 16, 10, 7, 5]  # exact: 5 fails, 4 passes
+    assert _walk(1, start=1) == [1, 4, 2]
+    assert _walk(0, start=8) == [8, 2, 1]  # nothing passes: capacity 0
+    assert _walk(40, start=1000, max_users=1024)[:3] == [1000, 250, 62]  # a wrong seed costs two points
+    walked = _walk(300, start=128)
+    assert walked[:2] == [128, 512] and len(walked) <= 8
+    assert _walk(5000, start=128, max_users=1024) == [128, 512, 1024]  # bounded by --max-users
+
+
+@pytest.mark.slow
+def test_capacity_of_flask_sync_is_its_four_workers(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cap"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "capacity", "--variants", "flask-sync", "--time-scale", "0.05",
+         "--duration", "1", "--max-points", "4", "--seed", "2", "--out", str(run_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    run = load_results(run_dir)
+    (entry,) = run.capacity
+    assert entry["variant"] == "flask-sync" and entry["scenario"] == "analyse"
+    assert entry["users"] == 4, entry
+    assert entry["bound"] == "concurrency", entry  # the gauge stopped at 4 while the users went on
+    assert entry["points"] == len(run.points) <= 4
+    assert entry["in_flight_at_capacity"] == 4
+    assert 0.8 * 4 / 0.1 <= entry["throughput_rps"] <= 1.02 * 4 / 0.1
+    assert "wall time" in done.stdout and "capacity 4 users" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--max-users", "0"], "--max-users"),
+        (["--slo-p95", "nan"], "--slo-p95"),
+        (["--slo-failed", "2"], "--slo-failed"),
+        (["--variants", "flask-turbo"], "flask-turbo"),
+        (["--scenarios", "overhead"], "overhead"),
+        (["--users", "4"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "capacity", *args, "--out", str(tmp_path / "run")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], done.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
