@@ -47,6 +47,8 @@ GAUGE_INTERVAL_S = 0.2  # the mock's in-flight gauge is polled this often during
 CALLS_LOOKBACK_S = 30.0
 FLUSH_LAG_S = 0.6  # the load processes write their records every 0.25 s: newer bins may be incomplete
 
+TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # read by loadgen.py, a locustfile that cannot be imported here
+
 
 class PointError(RuntimeError):
     """The load generator failed; the message names its log file."""
@@ -201,8 +203,6 @@ def _locust_argv(
         "WARNING",
         "--bench-raw",
         str(raw_prefix),
-        "--bench-token",
-        target.token,
         "--bench-model",
         spec.load_model,
         "--bench-spread",
@@ -374,6 +374,7 @@ def run_point(
     slo_latency_ms: float | None = None,
 ) -> Point:
     point_id = spec.point_id
+    env = {**env, TOKEN_ENV: target.token}  # the environment, not argv: ps shows every process's argv
     work = run_dir / "tmp" / point_id
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.iterdir():

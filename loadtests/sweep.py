@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
+import math
 import os
 import shutil
 import signal
@@ -91,6 +93,8 @@ def _csv(kind: type, flag: str) -> Any:
             values = tuple(kind(item) for item in items)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} takes comma-separated numbers, not {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{flag} takes finite numbers, not {text!r}")
         if any(v <= 0 for v in values):
             raise argparse.ArgumentTypeError(f"{flag} values must be positive, not {text!r}")
         return values
@@ -108,6 +112,8 @@ def _positive(kind: type, flag: str) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{flag} takes a finite number, not {text!r}")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{flag} must be positive, not {text}")
         return value
@@ -193,6 +199,34 @@ def _known_profiles() -> tuple[str, ...]:
     from mock_llm.profiles import PROFILES
 
     return tuple(PROFILES)
+
+
+_NUMBERS = {
+    "users": (int, True),
+    "rates": (float, True),
+    "time_scale": (float, False),
+    "duration_s": (float, False),
+    "warmup_s": (float, False),
+    "repeat": (int, False),
+    "loadgen_processes": (int, False),
+    "max_in_flight": (int, False),
+}
+
+
+def check_numbers(settings: SweepSettings) -> SweepSettings:
+    """What the flags' parsers guarantee, for settings that come from a file (``--resume``)."""
+    for key, (kind, many) in _NUMBERS.items():
+        value = getattr(settings, key)
+        if value is None and key == "warmup_s":
+            continue
+        for item in value if many else (value,):
+            ok = isinstance(item, int | float) and not isinstance(item, bool)
+            ok = ok and math.isfinite(item) and item > 0 and (kind is float or float(item).is_integer())
+            if not ok:
+                raise UserError(f"{SETTING_FLAGS[key]}: {item!r} is not a positive finite {kind.__name__}")
+    if not isinstance(settings.seed, int):
+        raise UserError(f"--seed: {settings.seed!r} is not an integer")
+    return settings
 
 
 def validate(settings: SweepSettings) -> SweepSettings:
@@ -326,6 +360,20 @@ def link_latest(run_dir: Path) -> None:
         latest.symlink_to(run_dir.name, target_is_directory=True)
 
 
+def lock_run_dir(run_dir: Path) -> int:
+    """An exclusive lock on the run directory itself (no lock file left behind), held until exit: a
+    second sweep on the same directory would interleave its points and overwrite results.json."""
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"{run_dir} is in use by another sweep; wait for it to end or choose another --out"
+        ) from None
+    return fd
+
+
 def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults, SweepSettings]:
     if not (run_dir / RESULTS_FILE).exists():
         raise UserError(f"--resume: {run_dir} has no {RESULTS_FILE} to resume")
@@ -333,7 +381,12 @@ def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults
     stored = results.metadata.get("sweep_settings")
     if not isinstance(stored, dict):
         raise UserError(f"--resume: {run_dir / RESULTS_FILE} was not written by a sweep (no sweep_settings)")
-    settings = SweepSettings.from_dict(stored)
+    try:
+        settings = validate(check_numbers(SweepSettings.from_dict(stored)))
+    except (UserError, TypeError, ValueError) as exc:
+        raise UserError(
+            f"--resume: {run_dir / RESULTS_FILE} holds sweep settings that are not valid: {exc}"
+        ) from None
     explicit_settings = settings.with_overrides(explicit)
     differs = [
         f"{SETTING_FLAGS[key]} (run has {_show(getattr(settings, key))}, "
@@ -533,6 +586,7 @@ def main(argv: list[str]) -> int:
             raise UserError("--resume takes the run's own settings and directory; drop --profile and --out")
         run_dir = args.resume
         results, settings = resume_settings(run_dir, explicit)
+        lock = lock_run_dir(run_dir)
         preset = results.metadata.get("preset")
         results.metadata.setdefault("resumed_at", []).append(utc_now())
     else:
@@ -540,9 +594,10 @@ def main(argv: list[str]) -> int:
         settings = PRESETS[preset].with_overrides(explicit)
         settings = validate(settings)
         run_dir = args.out if args.out is not None else default_run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_run_dir(run_dir)
         if (run_dir / RESULTS_FILE).exists():
             raise UserError(f"--out: {run_dir} already holds a run; use --resume {run_dir} or another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
         if args.out is None:
             link_latest(run_dir)
         load_models = [m for m, levels in (("closed", settings.users), ("open", settings.rates)) if levels]
@@ -563,7 +618,12 @@ def main(argv: list[str]) -> int:
     for sub in ("raw", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     results.save(run_dir)
-    return Sweep(settings=settings, run_dir=run_dir, results=results, resumed=args.resume is not None).run()
+    try:
+        return Sweep(
+            settings=settings, run_dir=run_dir, results=results, resumed=args.resume is not None
+        ).run()
+    finally:
+        os.close(lock)
 
 
 @dataclass(kw_only=True)
@@ -596,8 +656,10 @@ class Sweep:
             f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
             f"writing {self.run_dir / RESULTS_FILE}"
         )
-        # Ctrl-C and SIGTERM both end the sweep the same way (a shell may start us with SIGINT ignored).
+        # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the sweep the same way, stopping every child
+        # (a shell may start us with SIGINT ignored).
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous_hup = signal.signal(signal.SIGHUP, _raise_interrupt)
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         started = time.monotonic()
         try:
@@ -613,6 +675,7 @@ class Sweep:
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGHUP, previous_hup)
             signal.signal(signal.SIGINT, previous_int)
             # Working files (per-point Locust output, the variants' job databases); every process is stopped.
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)

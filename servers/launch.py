@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from servers.limits import MAX_WS_MESSAGE_BYTES
 from servers.settings import Settings
 from servers.variants import Variant
 
@@ -77,6 +78,8 @@ def server_argv(
         "--no-access-log",
         "--ws",
         "websockets-sansio",  # supports the denial response a refused WebSocket handshake needs
+        "--ws-max-size",
+        str(MAX_WS_MESSAGE_BYTES),  # the Flask adapter sets the same limit: both close with 1009
         "--timeout-graceful-shutdown",
         str(GRACEFUL_TIMEOUT_S),
         "--backlog",
