@@ -1,4 +1,4 @@
-"""``python -m loadtests sweep|capacity|report|compare``: one entry point, one sub-command per job."""
+"""``python -m loadtests sweep|capacity|faults|report|compare``: one entry point, one sub-command per job."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from loadtests.results import ResultsFormatError
 COMMANDS = {
     "sweep": ("loadtests.sweep", "run load tests against server variants and write results/<run>/"),
     "capacity": ("loadtests.capacity", "find the most users each variant serves within an SLO, by search"),
+    "faults": ("loadtests.faults", "goodput and upstream calls per request as the upstream fails more"),
     "report": ("loadtests.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
 }

@@ -313,6 +313,9 @@ class Group:
     variant: str
     mock_profile: str
     specs: list[PointSpec] = field(default_factory=list)
+    mock_args: tuple[str, ...] = ()  # more mock options (the faults command's --error-rate, --errors)
+    server_env: dict[str, str] = field(default_factory=dict)  # more server settings (BENCH_*)
+    label: str = ""  # tells this group's logs from another's of the same variant
 
 
 def group_points(specs: Sequence[PointSpec], settings: SweepSettings) -> list[Group]:
@@ -439,6 +442,7 @@ class VariantSession:
         self.run_dir = run_dir
         logs = run_dir / "logs"
         suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
+        suffix += f"-{group.label}" if group.label else ""
         self.server_log = logs / f"{group.variant}{suffix}.server.log"
         mock_port = free_port()
         self.mock_url = f"http://{LOOPBACK}:{mock_port}"
@@ -456,6 +460,7 @@ class VariantSession:
                 f"{settings.time_scale:g}",
                 "--seed",
                 str(settings.seed),
+                *group.mock_args,
             ),
             log_path=logs / f"{group.variant}{suffix}.mock.log",
             ready_url=f"{self.mock_url}/health",
@@ -493,7 +498,7 @@ class VariantSession:
             ),
             log_path=self.server_log,
             ready_url=f"{self.url}/health",
-            env=_server_env(self.run_dir, self.group.variant),
+            env={**_server_env(self.run_dir, self.group.variant), **self.group.server_env},
         )
         self.server.start(ready_timeout=60.0)
 
