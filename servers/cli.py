@@ -14,8 +14,7 @@ import sys
 from dataclasses import asdict
 from types import FrameType
 
-from loadtests.processes import port_is_free
-from servers.launch import LOG_LEVELS, display_command, server_argv, server_env
+from servers.launch import LOG_LEVELS, display_command, port_is_free, server_argv, server_env
 from servers.lifetime import die_with_this_process
 from servers.settings import DEFAULT_TOKEN, SettingsError, default_job_db, load_settings
 from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant

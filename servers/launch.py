@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,3 +119,13 @@ def display_command(
     """The server command line `run` starts for a variant with the given settings, for reports."""
     argv = server_argv(variant, host=host, port=port, settings=settings, log_level="warning")
     return " ".join(["python", *argv[1:]])
+
+
+def port_is_free(port: int, host: str) -> bool:
+    """Whether ``run`` can bind there (SO_REUSEADDR, as the servers bind): checked before a child starts,
+    so a busy port is one clear line instead of a server's traceback."""
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
