@@ -1,7 +1,8 @@
 """The mock as a lean raw ASGI application (no framework): routing, auth, faults, latency, stats.
 
 A call costs one dict lookup for its cached answer, one timer for its delay and two ``send`` calls, so a
-single process holds thousands of concurrent calls with millisecond timing (see ``python -m loadtests.mockbench``).
+single process holds thousands of concurrent calls with millisecond timing (see
+``python -m loadtests.mockbench``).
 """
 
 from __future__ import annotations
