@@ -86,6 +86,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv(kind: type, flag: str) -> Any:
     def parse(text: str) -> tuple[Any, ...]:
+        if text.strip().lower() == "none":  # drop the preset's levels of this load model
+            return ()
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
@@ -137,8 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--profile", choices=sorted(PRESETS), default=None, help="preset (default: default)")
-    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64")
-    add("--rate", dest="rates", type=_csv(float, "--rate"), help="open-loop levels in requests/s, e.g. 1,2,4")
+    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64, or none")
+    add(
+        "--rate",
+        dest="rates",
+        type=_csv(float, "--rate"),
+        help="open-loop levels in requests/s, e.g. 1,2,4, or none",
+    )
     add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
     add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
     add_shared_arguments(parser)
