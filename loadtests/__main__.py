@@ -19,11 +19,27 @@ COMMANDS = {
     "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
 }
 
-USAGE = "usage: python -m loadtests {" + ",".join(COMMANDS) + "} [options]   (--help on each)"
+USAGE = (
+    "usage: python -m loadtests (or llm-wait-bench) {" + ",".join(COMMANDS) + "} [options]   "
+    "(--help on each; --version)"
+)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("llm-wait-bench")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"llm-wait-bench {version()}")
+        return 0
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         for name, (_, summary) in COMMANDS.items():

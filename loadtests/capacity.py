@@ -37,7 +37,7 @@ from loadtests.presets import PRESETS
 from loadtests.processes import ProcessStartError
 from loadtests.results import RESULTS_FILE, Point, RunResults
 from loadtests.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
-from loadtests.verify import ContractError, verify_variant
+from loadtests.verify import ContractError
 
 DEFAULT_SCENARIOS = ("analyse",)
 SEED_CAP = 128  # the first level tried is the predicted ceiling, but no more than this
@@ -209,21 +209,23 @@ def main(argv: list[str]) -> int:
         _set_variant,
         _strip_paths,
         _variant_info,
-        bench_token,
         default_run_dir,
         link_latest,
         measure_point,
         mock_profile_for,
         record_measured_latency,
+        supports,
+        target_metadata,
         upstream_latency_s,
         validate,
+        with_targets,
     )
 
     args = build_parser().parse_args(argv)
     explicit = {k: v for k, v in _explicit(args).items() if k not in ("users", "rates", "repeat")}
     base = PRESETS["default"]
     settings = replace(base, scenarios=DEFAULT_SCENARIOS, users=(1,), rates=()).with_overrides(explicit)
-    settings = validate(settings)
+    settings = validate(with_targets(settings, explicit))
     if "overhead" in settings.scenarios:
         raise UserError(
             "--scenarios: overhead has no upstream wait (L = 0), so an SLO in units of L is empty"
@@ -251,6 +253,7 @@ def main(argv: list[str]) -> int:
             started_at=utc_now(),
             extra={
                 "sweep_settings": settings.to_dict(),
+                "targets": target_metadata(settings),
                 "capacity_settings": {
                     "slo": slo.describe(),
                     "slo_p95_factor": slo.p95_factor,
@@ -283,16 +286,15 @@ def main(argv: list[str]) -> int:
             group = Group(variant=name, mock_profile=profile)
             try:
                 with VariantSession(group, settings, run_dir) as session:
-                    verify_variant(
-                        session.url, variant=name, token=bench_token(), scenarios=list(settings.scenarios)
-                    )
+                    scenarios = [s for s in settings.scenarios if supports(name, s)]
+                    session.verify(scenarios)
                     log_file = _relative(session.server_log, run_dir)
                     _set_variant(results, _variant_info(name, verified=True, reason=None, log_file=log_file))
                     save()
-                    for scenario in settings.scenarios:
+                    for scenario in scenarios:
                         seed = args.start_users or min(
                             variants[name].predicted_ceiling or DEFAULT_START, SEED_CAP
-                        )
+                        )  # no prediction (your own app without a ceiling): start at 8
                         entry = search(
                             name,
                             scenario,

@@ -607,9 +607,11 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
 def _context(run: RunResults, style: Style) -> _Context:
     levels = levels_of(run)
     order = list(dict.fromkeys([v.name for v in run.variants] + [lv.variant for lv in levels]))
-    ceilings = {v.name: v.predicted_ceiling for v in run.variants}
+    # 0: nothing predicted (your own app's target without a ceiling): no dashed ceiling, no marker.
+    ceilings = {v.name: v.predicted_ceiling for v in run.variants if v.predicted_ceiling}
     for lv in levels:
-        ceilings.setdefault(lv.variant, lv.predicted_ceiling)
+        if lv.predicted_ceiling:
+            ceilings.setdefault(lv.variant, lv.predicted_ceiling)
     return _Context(
         run=run,
         levels=levels,

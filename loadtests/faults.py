@@ -25,7 +25,7 @@ from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
 from loadtests.processes import ProcessStartError
 from loadtests.results import RESULTS_FILE, Point, RunResults
-from loadtests.verify import ContractError, verify_variant
+from loadtests.verify import ContractError
 
 DEFAULT_VARIANTS = ("flask-sync", "fastapi-async")
 DEFAULT_ERRORS = ("429", "529")
@@ -84,7 +84,6 @@ def main(argv: list[str]) -> int:
         _set_variant,
         _strip_paths,
         _variant_info,
-        bench_token,
         default_run_dir,
         measure_point,
         record_measured_latency,
@@ -162,9 +161,7 @@ def main(argv: list[str]) -> int:
                 with VariantSession(group, settings, run_dir) as session:
                     # The contract check needs answers: it runs with faults forced off by rate 0 only.
                     if rate == 0:
-                        verify_variant(
-                            session.url, variant=variant, token=bench_token(), scenarios=["analyse"]
-                        )
+                        session.verify(["analyse"])
                     log_file = _relative(session.server_log, run_dir)
                     _set_variant(
                         results, _variant_info(variant, verified=True, reason=None, log_file=log_file)

@@ -52,7 +52,15 @@ from loadtests.pointrun import (
 from loadtests.presets import ALL_SCENARIOS, PRESETS, SweepSettings
 from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port, python_module_argv
 from loadtests.results import RESULTS_FILE, Point, RunResults, VariantInfo, load_results
-from loadtests.verify import ContractError, verify_variant
+from loadtests.targets import (
+    UPSTREAM_API_KEY,
+    TargetError,
+    TargetSpec,
+    known_targets,
+    load_target,
+    register,
+)
+from loadtests.verify import ContractError, verify_target, verify_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOKEN = "bench-local-token"
@@ -68,6 +76,7 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "duration_s": "--duration",
     "warmup_s": "--warmup",
     "max_warmup_s": "--max-warmup",
+    "targets": "--target",
     "repeat": "--repeat",
     "loadgen_processes": "--loadgen-processes",
     "seed": "--seed",
@@ -184,22 +193,80 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: max(60 s, 150 x L))",
     )
     add("--loadgen-processes", type=_positive(int, "--loadgen-processes"), help="Locust worker processes")
+    add(
+        "--target",
+        dest="targets",
+        action="append",
+        metavar="FILE",
+        help="your own app, from a target file (TOML; repeatable; mixes with --variants)",
+    )
     add("--seed", type=int, help="seed for the mock, payloads and arrivals")
     add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key, None) is not None}
+    values = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key, None) is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def _known_variants() -> dict[str, Any]:
+def target_metadata(settings: SweepSettings) -> dict[str, dict[str, str | None]]:
+    """Each target file the run measures: the file as given and a hash of its content."""
+    known = _known_variants()
+    return {
+        name: {"file": known[name].source, "sha256": known[name].sha256}
+        for name in settings.variants
+        if not known[name].builtin
+    }
+
+
+def check_target_hashes(results: RunResults) -> None:
+    """--resume: a target file that changed since the run started would measure another app."""
+    stored = results.metadata.get("targets") or {}
+    known = _known_variants()
+    for name, info in stored.items():
+        now = known.get(name)
+        if now is None or now.sha256 != info.get("sha256"):
+            raise UserError(
+                f"--resume: target {name} ({info.get('file')}) changed since the run started; "
+                "start a new run instead"
+            )
+
+
+def _known_variants() -> dict[str, TargetSpec]:
+    """Every target this process knows: the built-in variants and the files given with --target."""
     try:
-        from servers.variants import VARIANTS
+        return known_targets()
     except ImportError as exc:  # pragma: no cover - the package ships with the harness
         raise UserError(f"cannot import the server variants ({exc}); is the project installed?") from None
-    if isinstance(VARIANTS, dict):
-        return dict(VARIANTS)
-    return {v.name: v for v in VARIANTS}
+
+
+def load_target_files(paths: Sequence[str]) -> list[str]:
+    """Read and register each --target file; their names, in order."""
+    names = []
+    for path in paths:
+        try:
+            spec = load_target(Path(path))
+            register(spec)
+        except TargetError as exc:
+            raise UserError(f"--target: {exc}") from None
+        names.append(spec.name)
+    return names
+
+
+def with_targets(settings: SweepSettings, explicit: dict[str, Any]) -> SweepSettings:
+    """--target adds its apps to the selection; alone (no --variants), it is the selection."""
+    if not settings.targets:
+        return settings
+    names = load_target_files(settings.targets)
+    given = explicit.get("variants")
+    variants = tuple(dict.fromkeys([*(given or ()), *names])) if given is not None else tuple(names)
+    return settings.with_overrides({"variants": variants})
+
+
+def supports(variant: str, scenario: str) -> bool:
+    """A built-in variant serves every scenario; your own app, the ones its target file names."""
+    spec = _known_variants()[variant]
+    return spec.builtin or scenario in spec.scenarios
 
 
 def _known_profiles() -> tuple[str, ...]:
@@ -257,6 +324,13 @@ def validate(settings: SweepSettings) -> SweepSettings:
         )
     if not settings.users and not settings.rates:
         raise UserError("give --users (closed loop) or --rate (open loop), or both")
+    for name in chosen:
+        spec = variants[name]
+        if not spec.builtin and not any(s in spec.scenarios for s in scenarios):
+            raise UserError(
+                f"--scenarios: target {name} ({spec.source}) has no scenario among {', '.join(scenarios)}; "
+                f"its file has {', '.join(spec.scenarios)}"
+            )
     return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
 
 
@@ -281,6 +355,8 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
     specs: list[PointSpec] = []
     for variant in settings.variants:
         for scenario in settings.scenarios:
+            if not supports(variant, scenario):
+                continue  # a target file without that scenario: recorded as unsupported, not as failed
             for users in settings.users:
                 for repeat in range(settings.repeat):
                     specs.append(
@@ -392,7 +468,9 @@ def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults
     if not isinstance(stored, dict):
         raise UserError(f"--resume: {run_dir / RESULTS_FILE} was not written by a sweep (no sweep_settings)")
     try:
-        settings = validate(check_numbers(SweepSettings.from_dict(stored)))
+        settings = check_numbers(SweepSettings.from_dict(stored))
+        load_target_files(settings.targets)
+        settings = validate(settings)
     except (UserError, TypeError, ValueError) as exc:
         raise UserError(
             f"--resume: {run_dir / RESULTS_FILE} holds sweep settings that are not valid: {exc}"
@@ -487,9 +565,17 @@ class VariantSession:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    def _placeholders(self, port: int) -> dict[str, str]:
+        return {"host": LOOPBACK, "port": str(port), "token": bench_token(), "upstream": self.mock_url}
+
     def _start_server(self) -> None:
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
+        self._values = self._placeholders(port)
+        spec = _known_variants()[self.group.variant]
+        if not spec.builtin:
+            self._start_target(spec)
+            return
         self.server = ManagedProcess(
             f"variant {self.group.variant}",
             python_module_argv(
@@ -508,6 +594,42 @@ class VariantSession:
             env={**_server_env(self.run_dir, self.group.variant), **self.group.server_env},
         )
         self.server.start(ready_timeout=60.0)
+
+    def _start_target(self, spec: TargetSpec) -> None:
+        """Your own app: its command in its directory, its SDK pointed at the mock by the environment."""
+        env = {
+            **_server_env(self.run_dir, self.group.variant),
+            **spec.environment(self._values),
+            **self.group.server_env,
+            "ANTHROPIC_BASE_URL": self.mock_url,
+            "ANTHROPIC_API_KEY": UPSTREAM_API_KEY,
+        }
+        self.server = ManagedProcess(
+            f"target {spec.name}",
+            spec.argv(self._values),
+            log_path=self.server_log,
+            ready_url=f"{self.url}{spec.health}",
+            env=env,
+            cwd=spec.cwd,
+        )
+        self.server.start(ready_timeout=spec.startup_timeout_s)
+
+    def verify(self, scenarios: Sequence[str]) -> None:
+        """The contract before measuring (raise ContractError): the server contract for a built-in
+        variant, the target file's own for your app."""
+        spec = _known_variants()[self.group.variant]
+        if spec.builtin:
+            verify_variant(self.url, variant=spec.name, token=bench_token(), scenarios=list(scenarios))
+            return
+        requests = {s: spec.scenarios[s].render(self._values) for s in dict.fromkeys(scenarios)}
+        verify_target(self.url, name=spec.name, health=spec.health, requests=requests)
+
+    def request_for(self, scenario: str) -> dict[str, Any] | None:
+        """Your own app's request for ``scenario``, placeholders filled; None for a built-in variant."""
+        spec = _known_variants()[self.group.variant]
+        if spec.builtin:
+            return None
+        return spec.scenarios[scenario].render(self._values)
 
     def restart_server(self) -> None:
         with deferred_interrupts():
@@ -537,9 +659,10 @@ class VariantSession:
             time.sleep(0.05)
         return False
 
-    def target(self, *, ceiling: int, latency_s: float) -> Target:
+    def target(self, *, ceiling: int, latency_s: float, scenario: str | None = None) -> Target:
         assert self.server is not None
         return Target(
+            request=None if scenario is None else self.request_for(scenario),
             url=self.url,
             mock_url=self.mock_url,
             server_pid=self.server.pid,
@@ -598,13 +721,14 @@ def main(argv: list[str]) -> int:
             raise UserError("--resume takes the run's own settings and directory; drop --profile and --out")
         run_dir = args.resume
         results, settings = resume_settings(run_dir, explicit)
+        check_target_hashes(results)
         lock = lock_run_dir(run_dir)
         preset = results.metadata.get("preset")
         results.metadata.setdefault("resumed_at", []).append(utc_now())
     else:
         preset = args.profile or "default"
         settings = PRESETS[preset].with_overrides(explicit)
-        settings = validate(settings)
+        settings = validate(with_targets(settings, explicit))
         run_dir = args.out if args.out is not None else default_run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = lock_run_dir(run_dir)
@@ -624,7 +748,7 @@ def main(argv: list[str]) -> int:
             scenarios=settings.scenarios,
             load_models=load_models,
             started_at=utc_now(),
-            extra={"sweep_settings": settings.to_dict()},
+            extra={"sweep_settings": settings.to_dict(), "targets": target_metadata(settings)},
         )
         results = RunResults(metadata=metadata)
     for sub in ("raw", "logs"):
@@ -730,12 +854,7 @@ class Sweep:
                 try:
                     with VariantSession(group, self.settings, self.run_dir) as session:
                         log_file = _relative(session.server_log, self.run_dir)
-                        verify_variant(
-                            session.url,
-                            variant=group.variant,
-                            token=bench_token(),
-                            scenarios=[s.scenario for s in group.specs],
-                        )
+                        session.verify([s.scenario for s in group.specs])
                         _set_variant(
                             self.results,
                             _variant_info(group.variant, verified=True, reason=None, log_file=log_file),
@@ -801,7 +920,7 @@ def measure_point(
         session.restart_server()
         drained = session.settle(timeout_s=max(3.0, 2 * latency))
     ceiling = _known_variants()[spec.variant].predicted_ceiling
-    target = session.target(ceiling=ceiling, latency_s=latency)
+    target = session.target(ceiling=ceiling, latency_s=latency, scenario=spec.scenario)
     if not drained:
         point = failed_point(
             spec,
