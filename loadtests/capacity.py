@@ -28,9 +28,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from loadtests.errors import UserError
+from loadtests.errors import OneLineParser, UserError
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
@@ -54,11 +54,6 @@ class Slo:
         return (
             f"p95 <= {self.p95_factor:g} x L, failed <= {self.failed_share:.1%}, hung requests <= {self.hung}"
         )
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (see python -m loadtests capacity --help)")
 
 
 def _positive_float(flag: str) -> Any:
@@ -103,7 +98,7 @@ def _count(flag: str, minimum: int) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     from loadtests.sweep import add_shared_arguments
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtests capacity",
         description="For each variant and scenario, find the most concurrent users that meet an SLO "
         "(bracketing and bisection on real processes) and say what bound it.",

@@ -17,9 +17,9 @@ import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from loadtests.errors import UserError
+from loadtests.errors import OneLineParser, UserError
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
@@ -29,11 +29,6 @@ from loadtests.verify import ContractError
 
 DEFAULT_VARIANTS = ("flask-sync", "fastapi-async")
 DEFAULT_ERRORS = ("429", "529")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (see python -m loadtests faults --help)")
 
 
 def _list(kind: type, flag: str, *, low: float, high: float) -> Any:
@@ -53,7 +48,7 @@ def _list(kind: type, flag: str, *, low: float, high: float) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     from loadtests.sweep import add_shared_arguments
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtests faults",
         description="Goodput, latency and upstream calls per request as the upstream fails more, with and "
         "without the servers' SDK retries.",

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
-from loadtests.errors import UserError
+from loadtests.errors import OneLineParser, UserError
 from loadtests.interrupts import deferred_interrupts
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import (
@@ -88,11 +88,6 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
 # Command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (see python -m loadtests sweep --help)")
-
-
 def _csv(kind: type, flag: str) -> Any:
     def parse(text: str) -> tuple[Any, ...]:
         if text.strip().lower() == "none":  # drop the preset's levels of this load model
@@ -133,7 +128,7 @@ def _positive(kind: type, flag: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtests sweep",
         description="Run load tests against server variants (real processes on loopback) and write "
         "results/<run>/results.json, raw per-request records and logs.",
