@@ -40,7 +40,7 @@ bench-full: install ## run every variant and scenario, both load models (for pub
 	$(PY) -m loadtests sweep --profile full
 
 mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile
-	$(PY) -m mock_llm.bench
+	$(PY) -m loadtests.mockbench
 
 RUN ?= results/latest
 report: install ## render charts, report and verdict for RUN (default results/latest)

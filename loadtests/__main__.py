@@ -1,4 +1,4 @@
-"""``python -m loadtests sweep|capacity|report|compare``: one entry point, one sub-command per job."""
+"""``python -m loadtests sweep|capacity|faults|report|compare``: one entry point, one sub-command per job."""
 
 from __future__ import annotations
 
@@ -14,16 +14,33 @@ from loadtests.results import ResultsFormatError
 COMMANDS = {
     "sweep": ("loadtests.sweep", "run load tests against server variants and write results/<run>/"),
     "capacity": ("loadtests.capacity", "find the most users each variant serves within an SLO, by search"),
+    "faults": ("loadtests.faults", "goodput and upstream calls per request as the upstream fails more"),
     "report": ("loadtests.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
     "gate": ("loadtests.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
 }
 
-USAGE = "usage: python -m loadtests {" + ",".join(COMMANDS) + "} [options]   (--help on each)"
+USAGE = (
+    "usage: python -m loadtests (or llm-wait-bench) {" + ",".join(COMMANDS) + "} [options]   "
+    "(--help on each; --version)"
+)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("llm-wait-bench")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"llm-wait-bench {version()}")
+        return 0
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         for name, (_, summary) in COMMANDS.items():

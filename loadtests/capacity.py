@@ -28,16 +28,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from loadtests.errors import UserError
+from loadtests.errors import OneLineParser, UserError
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
 from loadtests.processes import ProcessStartError
 from loadtests.results import RESULTS_FILE, Point, RunResults
 from loadtests.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
-from loadtests.verify import ContractError, verify_variant
+from loadtests.verify import ContractError
 
 DEFAULT_SCENARIOS = ("analyse",)
 SEED_CAP = 128  # the first level tried is the predicted ceiling, but no more than this
@@ -54,11 +54,6 @@ class Slo:
         return (
             f"p95 <= {self.p95_factor:g} x L, failed <= {self.failed_share:.1%}, hung requests <= {self.hung}"
         )
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (see python -m loadtests capacity --help)")
 
 
 def _positive_float(flag: str) -> Any:
@@ -103,7 +98,7 @@ def _count(flag: str, minimum: int) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     from loadtests.sweep import add_shared_arguments
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtests capacity",
         description="For each variant and scenario, find the most concurrent users that meet an SLO "
         "(bracketing and bisection on real processes) and say what bound it.",
@@ -209,21 +204,23 @@ def main(argv: list[str]) -> int:
         _set_variant,
         _strip_paths,
         _variant_info,
-        bench_token,
         default_run_dir,
         link_latest,
         measure_point,
         mock_profile_for,
         record_measured_latency,
+        supports,
+        target_metadata,
         upstream_latency_s,
         validate,
+        with_targets,
     )
 
     args = build_parser().parse_args(argv)
     explicit = {k: v for k, v in _explicit(args).items() if k not in ("users", "rates", "repeat")}
     base = PRESETS["default"]
     settings = replace(base, scenarios=DEFAULT_SCENARIOS, users=(1,), rates=()).with_overrides(explicit)
-    settings = validate(settings)
+    settings = validate(with_targets(settings, explicit))
     if "overhead" in settings.scenarios:
         raise UserError(
             "--scenarios: overhead has no upstream wait (L = 0), so an SLO in units of L is empty"
@@ -251,6 +248,7 @@ def main(argv: list[str]) -> int:
             started_at=utc_now(),
             extra={
                 "sweep_settings": settings.to_dict(),
+                "targets": target_metadata(settings),
                 "capacity_settings": {
                     "slo": slo.describe(),
                     "slo_p95_factor": slo.p95_factor,
@@ -283,16 +281,15 @@ def main(argv: list[str]) -> int:
             group = Group(variant=name, mock_profile=profile)
             try:
                 with VariantSession(group, settings, run_dir) as session:
-                    verify_variant(
-                        session.url, variant=name, token=bench_token(), scenarios=list(settings.scenarios)
-                    )
+                    scenarios = [s for s in settings.scenarios if supports(name, s)]
+                    session.verify(scenarios)
                     log_file = _relative(session.server_log, run_dir)
                     _set_variant(results, _variant_info(name, verified=True, reason=None, log_file=log_file))
                     save()
-                    for scenario in settings.scenarios:
+                    for scenario in scenarios:
                         seed = args.start_users or min(
                             variants[name].predicted_ceiling or DEFAULT_START, SEED_CAP
-                        )
+                        )  # no prediction (your own app without a ceiling): start at 8
                         entry = search(
                             name,
                             scenario,

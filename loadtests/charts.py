@@ -41,6 +41,7 @@ ARTICLE_HIGH = "fastapi-async"
 NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
 CHART_KINDS = (
     "throughput", "inflight", "latency", "ttft", "errors", "cpu", "breakdown", "open-latency", "capacity",
+    "goodput",
 )  # fmt: skip
 
 
@@ -85,6 +86,8 @@ def build_charts(run: RunResults, style: Style) -> list[Chart]:
             chart = _capacity(ctx, scenario)
             if chart is not None:
                 charts.append(chart)
+        if run.faults:
+            charts.append(_faults(ctx))
     return charts
 
 
@@ -493,6 +496,50 @@ def _capacity(ctx: _Context, scenario: str) -> Chart | None:
                    require_valid=False)  # fmt: skip
 
 
+def _faults(ctx: _Context) -> Chart:
+    """Goodput and upstream calls per client request against the upstream's fault rate, per variant and
+    retry budget (dashed: no retries)."""
+    entries = ctx.run.faults
+    fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
+    good, calls = fig.subplots(1, 2)
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:
+        groups[(str(e["variant"]), int(e["retries"]))].append(e)
+    ids = []
+    for (variant, retries), rows in sorted(groups.items()):
+        rows.sort(key=lambda e: float(e["fault_rate"]))
+        rates = [float(e["fault_rate"]) * 100 for e in rows]
+        style = dict(
+            color=_colour(ctx, variant),
+            marker=ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0),
+            linestyle="--" if retries == 0 else "-",
+            label=f"{variant}, {retries} retries",
+        )
+        (line,) = good.plot(rates, [float(e["goodput_rps"]) for e in rows], **style)  # type: ignore[arg-type]
+        line.set_gid(f"series-faults-goodput-{variant}-r{retries}")
+        calls.plot(rates, [e["upstream_calls_per_request"] or math.nan for e in rows], **style)  # type: ignore[arg-type]
+        ids.append(line.get_gid())
+    good.set_xlabel("upstream fault rate (%)")
+    good.set_ylabel("goodput: successful answers/s")
+    good.set_ylim(bottom=0)
+    calls.set_xlabel("upstream fault rate (%)")
+    calls.set_ylabel("upstream calls per client request")
+    calls.set_ylim(bottom=0.9)
+    worst = max(entries, key=lambda e: e["upstream_calls_per_request"] or 0)
+    kinds = "/".join(worst.get("errors", []))
+    title = (
+        f"Retries turn a {float(worst['fault_rate']):.0%} upstream fault rate ({kinds}) into "
+        f"{worst['upstream_calls_per_request']:.2f} upstream calls per request ({worst['variant']}, "
+        f"{worst['retries']} retries)"
+    )
+    subtitle = (
+        f"closed loop at {worst['users']} users · goodput = successful answers/s; dashed: no SDK retries "
+        "· the mock counts every call it gets"
+    )
+    return _finish(ctx, fig, [good, calls], "goodput", "faults", title, subtitle, ids, {}, [],
+                   require_valid=False)  # fmt: skip
+
+
 def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
     big_l = _wait(ctx, scenario)
     series = {
@@ -560,9 +607,11 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
 def _context(run: RunResults, style: Style) -> _Context:
     levels = levels_of(run)
     order = list(dict.fromkeys([v.name for v in run.variants] + [lv.variant for lv in levels]))
-    ceilings = {v.name: v.predicted_ceiling for v in run.variants}
+    # 0: nothing predicted (your own app's target without a ceiling): no dashed ceiling, no marker.
+    ceilings = {v.name: v.predicted_ceiling for v in run.variants if v.predicted_ceiling}
     for lv in levels:
-        ceilings.setdefault(lv.variant, lv.predicted_ceiling)
+        if lv.predicted_ceiling:
+            ceilings.setdefault(lv.variant, lv.predicted_ceiling)
     return _Context(
         run=run,
         levels=levels,

@@ -284,6 +284,7 @@ class SideSession(VariantSession):
     def _start_server(self) -> None:
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
+        self._values = self._placeholders(port)
         argv = [self.side.python, "-m", "servers", "run", self.group.variant, "--host", LOOPBACK]
         argv += ["--port", str(port), "--upstream", self.mock_url]
         self.server = ManagedProcess(
@@ -291,7 +292,9 @@ class SideSession(VariantSession):
             argv,
             log_path=self.server_log,
             ready_url=f"{self.url}/health",
-            env=server_env(self.side.tree, _server_env(self.run_dir, self.group.variant)),
+            env=server_env(
+                self.side.tree, {**_server_env(self.run_dir, self.group.variant), **self.group.server_env}
+            ),
             cwd=self.side.tree,
         )
         self.server.start(ready_timeout=60.0)

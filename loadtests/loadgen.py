@@ -39,6 +39,7 @@ from locust import User, constant, events, task
 FLUSH_INTERVAL_S = 0.25  # the sweep reads these files while the point runs, to see when the load settled
 RAW_HEADER = "start,latency_ms,ttft_ms,status,ok,n,lag_ms,error,rid,mono\n"
 DEFAULT_TOKEN = "bench-local-token"
+TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # how the sweep hands over the token: argv is visible in ps
 PERF_TO_MONOTONIC = time.monotonic() - time.perf_counter()  # ~0 on Linux, where both are CLOCK_MONOTONIC
 GOLDEN = (math.sqrt(5) - 1) / 2  # low-discrepancy stagger: offsets never bunch, whatever the user count
 
@@ -93,8 +94,9 @@ def _add_options(parser: Any, **_kwargs: Any) -> None:
     group.add_argument("--bench-raw", default="", help="write raw per-request records to PREFIX.<pid>.csv")
     group.add_argument(
         "--bench-token",
-        default=(os.environ.get("BENCH_API_TOKENS") or DEFAULT_TOKEN).split(",")[0],
-        help="bearer token for the server",
+        default=os.environ.get(TOKEN_ENV)
+        or (os.environ.get("BENCH_API_TOKENS") or DEFAULT_TOKEN).split(",")[0],
+        help=f"bearer token for the server (default: ${TOKEN_ENV}; prefer it: argv is visible in ps)",
     )
     group.add_argument("--bench-model", choices=("closed", "open"), default="closed", help="load model")
     group.add_argument("--bench-spread", type=float, default=0.0, help="spread user starts over S seconds")

@@ -47,6 +47,8 @@ GAUGE_INTERVAL_S = 0.2  # the mock's in-flight gauge is polled this often during
 CALLS_LOOKBACK_S = 30.0
 FLUSH_LAG_S = 0.6  # the load processes write their records every 0.25 s: newer bins may be incomplete
 
+TOKEN_ENV = "BENCH_LOADGEN_TOKEN"  # read by loadgen.py, a locustfile that cannot be imported here
+
 
 class PointError(RuntimeError):
     """The load generator failed; the message names its log file."""
@@ -89,9 +91,10 @@ class Target:
     mock_url: str
     server_pid: int
     mock_pid: int
-    ceiling: int
+    ceiling: int  # predicted; 0 when nothing is (your own app's target without a ceiling)
     latency_s: float  # nominal upstream latency L for this mock (0 for the instant profile)
     token: str
+    request: dict[str, Any] | None = None  # your own app's rendered request (loadtests/scenarios/target.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +173,8 @@ def _locust_argv(
     master_port: int,
     max_in_flight: int,
 ) -> list[str]:
-    argv = [sys.executable, "-m", "locust", "-f", str(SCENARIO_DIR / f"{spec.scenario}.py")]
+    locustfile = "target.py" if target.request is not None else f"{spec.scenario}.py"
+    argv = [sys.executable, "-m", "locust", "-f", str(SCENARIO_DIR / locustfile)]
     if role == "worker":
         return [
             *argv,
@@ -201,8 +205,6 @@ def _locust_argv(
         "WARNING",
         "--bench-raw",
         str(raw_prefix),
-        "--bench-token",
-        target.token,
         "--bench-model",
         spec.load_model,
         "--bench-spread",
@@ -374,6 +376,10 @@ def run_point(
     slo_latency_ms: float | None = None,
 ) -> Point:
     point_id = spec.point_id
+    env = {**env, TOKEN_ENV: target.token}  # the environment, not argv: ps shows every process's argv
+    if target.request is not None:
+        env["BENCH_TARGET_REQUEST"] = json.dumps(target.request)
+        env["BENCH_TARGET_SCENARIO"] = spec.scenario
     work = run_dir / "tmp" / point_id
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.iterdir():
@@ -619,7 +625,13 @@ def build_point(
         breakdown, overhead = join(window.joined, calls)
     peak = int(mock_stats["peak_in_flight"]) if mock_stats else None
     expected_peak = None
-    if spec.scenario in ONE_CALL_PER_REQUEST and spec.load_model == "closed" and target.latency_s > 0:
+    predicted = target.ceiling > 0
+    if (
+        spec.scenario in ONE_CALL_PER_REQUEST
+        and spec.load_model == "closed"
+        and target.latency_s > 0
+        and predicted
+    ):
         expected_peak = min(spec.users or 0, target.ceiling)
     lag_p99 = nearest_rank(sorted(window.lags_ms), 99) if window.lags_ms else None
     evidence = Evidence(
@@ -669,7 +681,7 @@ def build_point(
         "throughput_count_rps": round(window.completed / seconds, 4) if seconds > 0 else 0.0,
         "expected_throughput_rps": (
             round(min(spec.users or 0, target.ceiling) / (measured_l or target.latency_s), 3)
-            if spec.load_model == "closed" and (measured_l or target.latency_s) > 0
+            if spec.load_model == "closed" and (measured_l or target.latency_s) > 0 and predicted
             else None
         ),
         "arrival_rate_rps": round(arrival_rate, 4),

@@ -28,10 +28,11 @@ class SweepSettings:
     loadgen_processes: int = 1
     seed: int = 1
     max_in_flight: int = 2000  # open loop cap per load process
+    targets: tuple[str, ...] = ()  # target files (your own apps), as given on the command line
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("variants", "scenarios", "users", "rates"):
+        for key in ("variants", "scenarios", "users", "rates", "targets"):
             data[key] = list(data[key])
         return data
 
@@ -39,7 +40,7 @@ class SweepSettings:
     def from_dict(cls, data: dict[str, Any]) -> SweepSettings:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        for key in ("variants", "scenarios", "users", "rates"):
+        for key in ("variants", "scenarios", "users", "rates", "targets"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 

@@ -2,7 +2,8 @@
 
 One small piece shared by the sweep driver, the mock's own benchmark and the test suites, so every
 child process is started the same way: in its own process group (so its workers die with it), its
-output in a log file, ready only when its health URL answers 200.
+output in a log file, ready only when its health URL answers 200, and killed by the kernel if the
+driver dies without stopping it (``servers.lifetime``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from servers.lifetime import die_with_this_process
 
 LOOPBACK = "127.0.0.1"
 
@@ -95,6 +98,7 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,  # own process group: stop() takes the workers too
+            preexec_fn=die_with_this_process(),  # a killed driver leaves no orphans
         )
         if self.ready_url is not None:
             self.wait_ready(timeout=ready_timeout)

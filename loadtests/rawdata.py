@@ -14,6 +14,7 @@ import bisect
 import csv
 import gzip
 import io
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -126,20 +127,21 @@ def write_records(records: Sequence[Record], path: Path) -> None:
 
 
 def smooth_count(ends: Sequence[float], start: float, end: float) -> float:
-    """Successful completions in the window, free of whole-completion quantisation: the rate over whole
-    inter-completion intervals (from the last completion at or before ``start`` to the last at or before
-    ``end``: ``ends`` sorted, the whole run's), times the window's length. Workers that finish together
-    (saturated sync workers phase-lock: flask-sync's four finish within a millisecond, once a period) make
-    a plain count jump by four at a time, so it depends on where the window's edges fall; this does not
-    (but for an edge that falls inside such a cluster, a fraction of a millisecond wide: rare, and then
-    off by the part of one cluster)."""
-    k0 = bisect.bisect_right(ends, start)
-    k1 = bisect.bisect_right(ends, end)
-    first = ends[k0 - 1] if k0 > 0 else start
-    last = ends[k1 - 1] if k1 > 0 else start
-    if k1 <= k0 or last <= first:
-        return float(k1 - k0)
-    return (k1 - k0) / (last - first) * (end - start)
+    """Successful completions in the window, free of whole-completion quantisation: the least-squares slope
+    of the completion count against time over the window's completions (``ends`` sorted, the whole run's),
+    times the window's length. Saturated sync workers finish in clusters (flask-sync's four within 80 ms,
+    once a period), so a plain count jumps by up to four with where the window's edges fall (30 of 32 was
+    seen), and a rate between two completions is off by the part of a cluster an edge cuts (+5 % was seen);
+    the slope through every completion is within about 1 % wherever the edges fall."""
+    inside = ends[bisect.bisect_left(ends, start) : bisect.bisect_left(ends, end)]
+    n = len(inside)
+    if n < 3 or inside[-1] <= inside[0]:
+        return float(n)
+    mean_t = math.fsum(inside) / n
+    mean_k = (n - 1) / 2.0
+    sxx = math.fsum((t - mean_t) ** 2 for t in inside)
+    sxy = math.fsum((t - mean_t) * (k - mean_k) for k, t in enumerate(inside))
+    return sxy / sxx * (end - start)
 
 
 def _open_at(r: Record, t: float) -> bool:

@@ -191,6 +191,7 @@ def _document(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], r
     )
     blocks += _verdict_blocks(verdict)
     blocks += _capacity_blocks(run)
+    blocks += _fault_blocks(run)
     blocks += _breakdown_blocks(run)
     blocks += _chart_blocks(charts)
     blocks += _invalid_blocks(run)
@@ -257,6 +258,49 @@ def _capacity_blocks(run: RunResults) -> list[_Block]:
     ]
     headers = ["variant", "scenario", "users", "rps", "in flight", "bound", "points", "levels (+ pass)", "s"]
     return [*blocks, _Table(headers, rows)]
+
+
+def _fault_blocks(run: RunResults) -> list[_Block]:
+    if not run.faults:
+        return []
+    rows = [
+        [
+            str(e["variant"]),
+            str(e["retries"]),
+            f"{float(e['fault_rate']):.0%}",
+            f"{e['goodput_rps']:g}",
+            f"{float(e['failed_share']):.1%}",
+            _ms(e.get("p50_ms")),
+            _ms(e.get("p95_ms")),
+            "" if e.get("upstream_calls_per_request") is None else f"{e['upstream_calls_per_request']:.2f}",
+            "yes" if e.get("valid") else "**no**",
+        ]
+        for e in sorted(run.faults, key=lambda e: (e["variant"], e["retries"], e["fault_rate"]))
+    ]
+    worst = max(run.faults, key=lambda e: e.get("upstream_calls_per_request") or 0)
+    headers = [
+        "variant",
+        "retries",
+        "fault rate",
+        "goodput rps",
+        "failed",
+        "p50",
+        "p95",
+        "calls/request",
+        "valid",
+    ]
+    return [
+        _Heading(2, "Under upstream faults"),
+        _Para(
+            "One closed-loop level per row (`python -m loadtests faults`), the mock failing the given share "
+            f"of calls with {'/'.join(worst.get('errors', []))}. Goodput = successful answers per second; "
+            "calls/request = the mock's calls per finished client request: at "
+            f"{float(worst['fault_rate']):.0%} faults the upstream got "
+            f"{worst.get('upstream_calls_per_request')} calls per request ({worst['variant']}, "
+            f"{worst['retries']} retries)."
+        ),
+        _Table(headers, rows),
+    ]
 
 
 def _breakdown_blocks(run: RunResults) -> list[_Block]:

@@ -132,6 +132,9 @@ class RunResults:
     # From ``python -m loadtests capacity``: {"variant", "scenario", "users", "throughput_rps", "bound",
     # "points", ...} per variant and scenario.
     capacity: list[dict[str, Any]] = field(default_factory=list)
+    # From ``python -m loadtests faults``: {"variant", "fault_rate", "retries", "goodput_rps", ...,
+    # "point": {...}} per variant, retry budget and fault rate.
+    faults: list[dict[str, Any]] = field(default_factory=list)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +144,7 @@ class RunResults:
             "variants": [asdict(v) for v in self.variants],
             "points": [asdict(p) for p in self.points],
             "capacity": list(self.capacity),
+            "faults": list(self.faults),
         }
 
     @classmethod
@@ -161,10 +165,13 @@ class RunResults:
             _point_from_dict(item, f"{source}: points[{i}]")
             for i, item in enumerate(_require(data, "points", list, source))
         ]
-        capacity = data.get("capacity", [])
-        if not isinstance(capacity, list) or not all(isinstance(c, dict) for c in capacity):
-            raise ResultsFormatError(f"{source}: key 'capacity' must be a list of objects")
-        return cls(metadata=metadata, variants=variants, points=points, capacity=capacity)
+        lists = {}
+        for key in ("capacity", "faults"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+                raise ResultsFormatError(f"{source}: key {key!r} must be a list of objects")
+            lists[key] = value
+        return cls(metadata=metadata, variants=variants, points=points, **lists)
 
     def save(self, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
+import math
 import os
 import shutil
 import signal
@@ -31,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
-from loadtests.errors import UserError
+from loadtests.errors import OneLineParser, UserError
 from loadtests.interrupts import deferred_interrupts
 from loadtests.metadata import collect_all, utc_now
 from loadtests.pointrun import (
@@ -50,7 +52,15 @@ from loadtests.pointrun import (
 from loadtests.presets import ALL_SCENARIOS, PRESETS, SweepSettings
 from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port, python_module_argv
 from loadtests.results import RESULTS_FILE, Point, RunResults, VariantInfo, load_results
-from loadtests.verify import ContractError, verify_variant
+from loadtests.targets import (
+    UPSTREAM_API_KEY,
+    TargetError,
+    TargetSpec,
+    known_targets,
+    load_target,
+    register,
+)
+from loadtests.verify import ContractError, verify_target, verify_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOKEN = "bench-local-token"
@@ -66,6 +76,7 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "duration_s": "--duration",
     "warmup_s": "--warmup",
     "max_warmup_s": "--max-warmup",
+    "targets": "--target",
     "repeat": "--repeat",
     "loadgen_processes": "--loadgen-processes",
     "seed": "--seed",
@@ -77,13 +88,10 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
 # Command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (see python -m loadtests sweep --help)")
-
-
 def _csv(kind: type, flag: str) -> Any:
     def parse(text: str) -> tuple[Any, ...]:
+        if text.strip().lower() == "none":  # drop the preset's levels of this load model
+            return ()
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
@@ -91,6 +99,8 @@ def _csv(kind: type, flag: str) -> Any:
             values = tuple(kind(item) for item in items)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} takes comma-separated numbers, not {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{flag} takes finite numbers, not {text!r}")
         if any(v <= 0 for v in values):
             raise argparse.ArgumentTypeError(f"{flag} values must be positive, not {text!r}")
         return values
@@ -108,6 +118,8 @@ def _positive(kind: type, flag: str) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{flag} takes a finite number, not {text!r}")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{flag} must be positive, not {text}")
         return value
@@ -116,7 +128,7 @@ def _positive(kind: type, flag: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m loadtests sweep",
         description="Run load tests against server variants (real processes on loopback) and write "
         "results/<run>/results.json, raw per-request records and logs.",
@@ -131,8 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--profile", choices=sorted(PRESETS), default=None, help="preset (default: default)")
-    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64")
-    add("--rate", dest="rates", type=_csv(float, "--rate"), help="open-loop levels in requests/s, e.g. 1,2,4")
+    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64, or none")
+    add(
+        "--rate",
+        dest="rates",
+        type=_csv(float, "--rate"),
+        help="open-loop levels in requests/s, e.g. 1,2,4, or none",
+    )
     add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
     add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
     add_shared_arguments(parser)
@@ -171,28 +188,114 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: max(60 s, 150 x L))",
     )
     add("--loadgen-processes", type=_positive(int, "--loadgen-processes"), help="Locust worker processes")
+    add(
+        "--target",
+        dest="targets",
+        action="append",
+        metavar="FILE",
+        help="your own app, from a target file (TOML; repeatable; mixes with --variants)",
+    )
     add("--seed", type=int, help="seed for the mock, payloads and arrivals")
     add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key, None) is not None}
+    values = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key, None) is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def _known_variants() -> dict[str, Any]:
+def target_metadata(settings: SweepSettings) -> dict[str, dict[str, str | None]]:
+    """Each target file the run measures: the file as given and a hash of its content."""
+    known = _known_variants()
+    return {
+        name: {"file": known[name].source, "sha256": known[name].sha256}
+        for name in settings.variants
+        if not known[name].builtin
+    }
+
+
+def check_target_hashes(results: RunResults) -> None:
+    """--resume: a target file that changed since the run started would measure another app."""
+    stored = results.metadata.get("targets") or {}
+    known = _known_variants()
+    for name, info in stored.items():
+        now = known.get(name)
+        if now is None or now.sha256 != info.get("sha256"):
+            raise UserError(
+                f"--resume: target {name} ({info.get('file')}) changed since the run started; "
+                "start a new run instead"
+            )
+
+
+def _known_variants() -> dict[str, TargetSpec]:
+    """Every target this process knows: the built-in variants and the files given with --target."""
     try:
-        from servers.variants import VARIANTS
+        return known_targets()
     except ImportError as exc:  # pragma: no cover - the package ships with the harness
         raise UserError(f"cannot import the server variants ({exc}); is the project installed?") from None
-    if isinstance(VARIANTS, dict):
-        return dict(VARIANTS)
-    return {v.name: v for v in VARIANTS}
+
+
+def load_target_files(paths: Sequence[str]) -> list[str]:
+    """Read and register each --target file; their names, in order."""
+    names = []
+    for path in paths:
+        try:
+            spec = load_target(Path(path))
+            register(spec)
+        except TargetError as exc:
+            raise UserError(f"--target: {exc}") from None
+        names.append(spec.name)
+    return names
+
+
+def with_targets(settings: SweepSettings, explicit: dict[str, Any]) -> SweepSettings:
+    """--target adds its apps to the selection; alone (no --variants), it is the selection."""
+    if not settings.targets:
+        return settings
+    names = load_target_files(settings.targets)
+    given = explicit.get("variants")
+    variants = tuple(dict.fromkeys([*(given or ()), *names])) if given is not None else tuple(names)
+    return settings.with_overrides({"variants": variants})
+
+
+def supports(variant: str, scenario: str) -> bool:
+    """A built-in variant serves every scenario; your own app, the ones its target file names."""
+    spec = _known_variants()[variant]
+    return spec.builtin or scenario in spec.scenarios
 
 
 def _known_profiles() -> tuple[str, ...]:
     from mock_llm.profiles import PROFILES
 
     return tuple(PROFILES)
+
+
+_NUMBERS = {
+    "users": (int, True),
+    "rates": (float, True),
+    "time_scale": (float, False),
+    "duration_s": (float, False),
+    "warmup_s": (float, False),
+    "repeat": (int, False),
+    "loadgen_processes": (int, False),
+    "max_in_flight": (int, False),
+}
+
+
+def check_numbers(settings: SweepSettings) -> SweepSettings:
+    """What the flags' parsers guarantee, for settings that come from a file (``--resume``)."""
+    for key, (kind, many) in _NUMBERS.items():
+        value = getattr(settings, key)
+        if value is None and key == "warmup_s":
+            continue
+        for item in value if many else (value,):
+            ok = isinstance(item, int | float) and not isinstance(item, bool)
+            ok = ok and math.isfinite(item) and item > 0 and (kind is float or float(item).is_integer())
+            if not ok:
+                raise UserError(f"{SETTING_FLAGS[key]}: {item!r} is not a positive finite {kind.__name__}")
+    if not isinstance(settings.seed, int):
+        raise UserError(f"--seed: {settings.seed!r} is not an integer")
+    return settings
 
 
 def validate(settings: SweepSettings) -> SweepSettings:
@@ -216,6 +319,13 @@ def validate(settings: SweepSettings) -> SweepSettings:
         )
     if not settings.users and not settings.rates:
         raise UserError("give --users (closed loop) or --rate (open loop), or both")
+    for name in chosen:
+        spec = variants[name]
+        if not spec.builtin and not any(s in spec.scenarios for s in scenarios):
+            raise UserError(
+                f"--scenarios: target {name} ({spec.source}) has no scenario among {', '.join(scenarios)}; "
+                f"its file has {', '.join(spec.scenarios)}"
+            )
     return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
 
 
@@ -240,6 +350,8 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
     specs: list[PointSpec] = []
     for variant in settings.variants:
         for scenario in settings.scenarios:
+            if not supports(variant, scenario):
+                continue  # a target file without that scenario: recorded as unsupported, not as failed
             for users in settings.users:
                 for repeat in range(settings.repeat):
                     specs.append(
@@ -279,6 +391,9 @@ class Group:
     variant: str
     mock_profile: str
     specs: list[PointSpec] = field(default_factory=list)
+    mock_args: tuple[str, ...] = ()  # more mock options (the faults command's --error-rate, --errors)
+    server_env: dict[str, str] = field(default_factory=dict)  # more server settings (BENCH_*)
+    label: str = ""  # tells this group's logs from another's of the same variant
 
 
 def group_points(specs: Sequence[PointSpec], settings: SweepSettings) -> list[Group]:
@@ -326,6 +441,20 @@ def link_latest(run_dir: Path) -> None:
         latest.symlink_to(run_dir.name, target_is_directory=True)
 
 
+def lock_run_dir(run_dir: Path) -> int:
+    """An exclusive lock on the run directory itself (no lock file left behind), held until exit: a
+    second sweep on the same directory would interleave its points and overwrite results.json."""
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"{run_dir} is in use by another sweep; wait for it to end or choose another --out"
+        ) from None
+    return fd
+
+
 def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults, SweepSettings]:
     if not (run_dir / RESULTS_FILE).exists():
         raise UserError(f"--resume: {run_dir} has no {RESULTS_FILE} to resume")
@@ -333,7 +462,14 @@ def resume_settings(run_dir: Path, explicit: dict[str, Any]) -> tuple[RunResults
     stored = results.metadata.get("sweep_settings")
     if not isinstance(stored, dict):
         raise UserError(f"--resume: {run_dir / RESULTS_FILE} was not written by a sweep (no sweep_settings)")
-    settings = SweepSettings.from_dict(stored)
+    try:
+        settings = check_numbers(SweepSettings.from_dict(stored))
+        load_target_files(settings.targets)
+        settings = validate(settings)
+    except (UserError, TypeError, ValueError) as exc:
+        raise UserError(
+            f"--resume: {run_dir / RESULTS_FILE} holds sweep settings that are not valid: {exc}"
+        ) from None
     explicit_settings = settings.with_overrides(explicit)
     differs = [
         f"{SETTING_FLAGS[key]} (run has {_show(getattr(settings, key))}, "
@@ -386,6 +522,7 @@ class VariantSession:
         self.run_dir = run_dir
         logs = run_dir / "logs"
         suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
+        suffix += f"-{group.label}" if group.label else ""
         self.server_log = logs / f"{group.variant}{suffix}.server.log"
         mock_port = free_port()
         self.mock_url = f"http://{LOOPBACK}:{mock_port}"
@@ -403,6 +540,7 @@ class VariantSession:
                 f"{settings.time_scale:g}",
                 "--seed",
                 str(settings.seed),
+                *group.mock_args,
             ),
             log_path=logs / f"{group.variant}{suffix}.mock.log",
             ready_url=f"{self.mock_url}/health",
@@ -422,9 +560,17 @@ class VariantSession:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    def _placeholders(self, port: int) -> dict[str, str]:
+        return {"host": LOOPBACK, "port": str(port), "token": bench_token(), "upstream": self.mock_url}
+
     def _start_server(self) -> None:
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
+        self._values = self._placeholders(port)
+        spec = _known_variants()[self.group.variant]
+        if not spec.builtin:
+            self._start_target(spec)
+            return
         self.server = ManagedProcess(
             f"variant {self.group.variant}",
             python_module_argv(
@@ -440,9 +586,45 @@ class VariantSession:
             ),
             log_path=self.server_log,
             ready_url=f"{self.url}/health",
-            env=_server_env(self.run_dir, self.group.variant),
+            env={**_server_env(self.run_dir, self.group.variant), **self.group.server_env},
         )
         self.server.start(ready_timeout=60.0)
+
+    def _start_target(self, spec: TargetSpec) -> None:
+        """Your own app: its command in its directory, its SDK pointed at the mock by the environment."""
+        env = {
+            **_server_env(self.run_dir, self.group.variant),
+            **spec.environment(self._values),
+            **self.group.server_env,
+            "ANTHROPIC_BASE_URL": self.mock_url,
+            "ANTHROPIC_API_KEY": UPSTREAM_API_KEY,
+        }
+        self.server = ManagedProcess(
+            f"target {spec.name}",
+            spec.argv(self._values),
+            log_path=self.server_log,
+            ready_url=f"{self.url}{spec.health}",
+            env=env,
+            cwd=spec.cwd,
+        )
+        self.server.start(ready_timeout=spec.startup_timeout_s)
+
+    def verify(self, scenarios: Sequence[str]) -> None:
+        """The contract before measuring (raise ContractError): the server contract for a built-in
+        variant, the target file's own for your app."""
+        spec = _known_variants()[self.group.variant]
+        if spec.builtin:
+            verify_variant(self.url, variant=spec.name, token=bench_token(), scenarios=list(scenarios))
+            return
+        requests = {s: spec.scenarios[s].render(self._values) for s in dict.fromkeys(scenarios)}
+        verify_target(self.url, name=spec.name, health=spec.health, requests=requests)
+
+    def request_for(self, scenario: str) -> dict[str, Any] | None:
+        """Your own app's request for ``scenario``, placeholders filled; None for a built-in variant."""
+        spec = _known_variants()[self.group.variant]
+        if spec.builtin:
+            return None
+        return spec.scenarios[scenario].render(self._values)
 
     def restart_server(self) -> None:
         with deferred_interrupts():
@@ -472,9 +654,10 @@ class VariantSession:
             time.sleep(0.05)
         return False
 
-    def target(self, *, ceiling: int, latency_s: float) -> Target:
+    def target(self, *, ceiling: int, latency_s: float, scenario: str | None = None) -> Target:
         assert self.server is not None
         return Target(
+            request=None if scenario is None else self.request_for(scenario),
             url=self.url,
             mock_url=self.mock_url,
             server_pid=self.server.pid,
@@ -533,16 +716,19 @@ def main(argv: list[str]) -> int:
             raise UserError("--resume takes the run's own settings and directory; drop --profile and --out")
         run_dir = args.resume
         results, settings = resume_settings(run_dir, explicit)
+        check_target_hashes(results)
+        lock = lock_run_dir(run_dir)
         preset = results.metadata.get("preset")
         results.metadata.setdefault("resumed_at", []).append(utc_now())
     else:
         preset = args.profile or "default"
         settings = PRESETS[preset].with_overrides(explicit)
-        settings = validate(settings)
+        settings = validate(with_targets(settings, explicit))
         run_dir = args.out if args.out is not None else default_run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_run_dir(run_dir)
         if (run_dir / RESULTS_FILE).exists():
             raise UserError(f"--out: {run_dir} already holds a run; use --resume {run_dir} or another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
         if args.out is None:
             link_latest(run_dir)
         load_models = [m for m, levels in (("closed", settings.users), ("open", settings.rates)) if levels]
@@ -557,13 +743,18 @@ def main(argv: list[str]) -> int:
             scenarios=settings.scenarios,
             load_models=load_models,
             started_at=utc_now(),
-            extra={"sweep_settings": settings.to_dict()},
+            extra={"sweep_settings": settings.to_dict(), "targets": target_metadata(settings)},
         )
         results = RunResults(metadata=metadata)
     for sub in ("raw", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     results.save(run_dir)
-    return Sweep(settings=settings, run_dir=run_dir, results=results, resumed=args.resume is not None).run()
+    try:
+        return Sweep(
+            settings=settings, run_dir=run_dir, results=results, resumed=args.resume is not None
+        ).run()
+    finally:
+        os.close(lock)
 
 
 @dataclass(kw_only=True)
@@ -596,8 +787,10 @@ class Sweep:
             f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
             f"writing {self.run_dir / RESULTS_FILE}"
         )
-        # Ctrl-C and SIGTERM both end the sweep the same way (a shell may start us with SIGINT ignored).
+        # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the sweep the same way, stopping every child
+        # (a shell may start us with SIGINT ignored).
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous_hup = signal.signal(signal.SIGHUP, _raise_interrupt)
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         started = time.monotonic()
         try:
@@ -613,6 +806,7 @@ class Sweep:
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGHUP, previous_hup)
             signal.signal(signal.SIGINT, previous_int)
             # Working files (per-point Locust output, the variants' job databases); every process is stopped.
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
@@ -655,12 +849,7 @@ class Sweep:
                 try:
                     with VariantSession(group, self.settings, self.run_dir) as session:
                         log_file = _relative(session.server_log, self.run_dir)
-                        verify_variant(
-                            session.url,
-                            variant=group.variant,
-                            token=bench_token(),
-                            scenarios=[s.scenario for s in group.specs],
-                        )
+                        session.verify([s.scenario for s in group.specs])
                         _set_variant(
                             self.results,
                             _variant_info(group.variant, verified=True, reason=None, log_file=log_file),
@@ -726,7 +915,7 @@ def measure_point(
         session.restart_server()
         drained = session.settle(timeout_s=max(3.0, 2 * latency))
     ceiling = _known_variants()[spec.variant].predicted_ceiling
-    target = session.target(ceiling=ceiling, latency_s=latency)
+    target = session.target(ceiling=ceiling, latency_s=latency, scenario=spec.scenario)
     if not drained:
         point = failed_point(
             spec,

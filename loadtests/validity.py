@@ -224,13 +224,15 @@ def findings(evidence: Evidence) -> list[str]:
         tolerance = peak_tolerance(evidence.expected_peak)
         if evidence.upstream_peak < evidence.expected_peak - tolerance:
             out.append(
-                f"mock peak in flight {evidence.upstream_peak} below min(users, ceiling) = "
-                f"{evidence.expected_peak}: the server ran fewer upstream calls at once than predicted"
+                f"prediction contradicted: mock peak in flight {evidence.upstream_peak} below min(users, "
+                f"ceiling) = {evidence.expected_peak}: the server ran fewer upstream calls at once than "
+                "predicted"
             )
         elif evidence.upstream_peak > evidence.expected_peak + tolerance:
             out.append(
-                f"mock peak in flight {evidence.upstream_peak} above the predicted ceiling "
-                f"(min(users, ceiling) = {evidence.expected_peak}): the ceiling does not bind this scenario"
+                f"prediction contradicted: mock peak in flight {evidence.upstream_peak} above the predicted "
+                f"ceiling (min(users, ceiling) = {evidence.expected_peak}): the ceiling does not bind this "
+                "scenario"
             )
     busy = evidence.machine_busy_percent
     if busy is not None and busy > MACHINE_SATURATED * 100.0 * evidence.cpu_count:

@@ -6,7 +6,8 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 * "holds at most C in flight" (flask-sync C=4, flask-async-views 4, fastapi-def 40, fastapi-blocking 1):
   needs a valid load level of at least CAP_SATURATION_FACTOR x C users (else inconclusive); judged on
   every valid level above C, from the mock's exact gauge, on both sides: reproduced when the highest peak
-  in flight is exactly C and the best throughput is within CAP_THROUGHPUT_SLACK of C / L either way; not
+  in flight is exactly C and the best throughput is between CAP_THROUGHPUT_LOW and CAP_THROUGHPUT_SLACK
+  times C / L; not
   reproduced, with the measured number, when the peak is above C *or below it* (a flask-sync with one
   worker does not "hold 4"); inconclusive without a gauge, with failures above CAP_MAX_FAILED_SHARE, or
   when the peak matches but the throughput does not. Invalid levels are not used (and are counted).
@@ -41,6 +42,9 @@ CLAIM_SCENARIOS = ("analyse", "stream", "chat")
 CAP_SATURATION_FACTOR = 2
 CAP_MAX_FAILED_SHARE = 0.01  # a server that fails requests cannot show its cap
 CAP_THROUGHPUT_SLACK = 1.10
+# Below C / L the cap still holds when each request also costs the server a few ms of its own: at a short
+# L (a time-scaled run, L = 0.1 s) that is 10 % of the period.
+CAP_THROUGHPUT_LOW = 0.80
 COMFORT_MIN_USERS = 100
 COMFORT_P95_FACTOR = 1.25
 COMFORT_THROUGHPUT_FRACTION = 0.90
@@ -250,7 +254,7 @@ def _cap_claim(
     # Both bounds: "holds at most C" is about a server that holds C and no more. One that holds fewer (a
     # flask-sync with 1 worker) contradicts it as much as one that holds more.
     thr_ratio = top.throughput_rps / limit_rps
-    thr_ok = 1.0 / CAP_THROUGHPUT_SLACK <= thr_ratio <= CAP_THROUGHPUT_SLACK
+    thr_ok = CAP_THROUGHPUT_LOW <= thr_ratio <= CAP_THROUGHPUT_SLACK
     # The mock's gauge is exact: no tolerance on either side.
     measured = None if peak_top is None else int(peak_top.peak_in_flight or 0)
     failed = sum(lv.failed for lv in above)

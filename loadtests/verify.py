@@ -144,3 +144,30 @@ def _verify_chat(base_url: str, token: str) -> None:
         raise ContractError(f"WS /ws/chat: {exc}") from None
     finally:
         ws.close()
+
+
+def verify_target(base_url: str, *, name: str, health: str, requests: dict[str, dict[str, Any]]) -> None:
+    """Your own app's contract is its target file's: the health path answers 200, and each scenario's
+    request gets the status the file expects (a streamed one, its whole body). Raise ContractError."""
+    status, payload, _ = _call(f"{base_url}{health}")
+    if status != 200:
+        raise ContractError(f"target {name}: GET {health} answered {status} {payload[:120]!r}, expected 200")
+    for scenario, req in requests.items():
+        request = urllib.request.Request(
+            f"{base_url}{req['path']}",
+            data=req["body"].encode() if req["body"] else None,
+            method=req["method"],
+            headers=req["headers"],
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60.0) as response:
+                status, payload = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, payload = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ContractError(f"target {name}: {req['method']} {req['path']} failed: {exc}") from None
+        if status != req["expect_status"]:
+            raise ContractError(
+                f"target {name}: scenario {scenario}: {req['method']} {req['path']} answered {status} "
+                f"{payload[:120]!r}, the target file expects {req['expect_status']} (expect_status)"
+            )

@@ -1,7 +1,8 @@
 """The mock as a lean raw ASGI application (no framework): routing, auth, faults, latency, stats.
 
 A call costs one dict lookup for its cached answer, one timer for its delay and two ``send`` calls, so a
-single process holds thousands of concurrent calls with millisecond timing (see ``python -m mock_llm.bench``).
+single process holds thousands of concurrent calls with millisecond timing (see
+``python -m loadtests.mockbench``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import gc
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from time import monotonic, perf_counter
 from typing import Any
@@ -18,7 +20,15 @@ from typing import Any
 from mock_llm import protocol
 from mock_llm.config import MockConfig
 from mock_llm.content import complete, input_tokens
-from mock_llm.faults import FAULT_KINDS, FaultModel, retry_after_s, stall_cap_s
+from mock_llm.faults import (
+    DRIP_PIECES,
+    FAULT_KINDS,
+    MIDSTREAM_KINDS,
+    FaultModel,
+    drip_gap_s,
+    retry_after_s,
+    stall_cap_s,
+)
 from mock_llm.gcpolicy import IdleCollector
 from mock_llm.profiles import LatencyPlan, delta_groups, delta_times, get_profile, plan_latency
 from mock_llm.stats import CLIENT_CLOSED, GcPauses, MockStats
@@ -53,6 +63,20 @@ def _since(query: bytes) -> float:
 
 class _ClientGone(Exception):
     """The client closed the connection before its answer was complete."""
+
+
+class MidstreamDrop(Exception):
+    """Raised out of the app on purpose: the server (uvicorn) then closes the connection mid-answer."""
+
+
+class DropFilter(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every connection the mock drops on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], MidstreamDrop))
+
+
+_BODY_FAULT = re.compile(rb"mock-fault:([a-z0-9_]+)")
 
 
 class _Call:
@@ -200,6 +224,9 @@ class MockApp:
             status = await self._api_call(call, scope, receive, send, path, loop)
         except _ClientGone:
             status = CLIENT_CLOSED
+        except MidstreamDrop:
+            status = "200"
+            raise
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
@@ -306,9 +333,13 @@ class MockApp:
         self._answers[body] = answer
         return answer, request.stream
 
-    def _fault_for(self, call: _Call) -> str | None:
-        if call.fault is not None:
-            kind = call.fault.decode("latin-1").strip()
+    def _fault_for(self, call: _Call, body: bytes) -> str | None:
+        forced = call.fault
+        if forced is None and b"mock-fault:" in body:
+            match = _BODY_FAULT.search(body)
+            forced = match.group(1) if match else b""
+        if forced is not None:
+            kind = forced.decode("latin-1").strip()
             if kind not in FAULT_KINDS:
                 raise InvalidRequest(
                     f"x-mock-fault: unknown fault {kind!r}; choose from {','.join(FAULT_KINDS)}"
@@ -335,7 +366,7 @@ class MockApp:
     ) -> str:
         started = call.started
         answer, streams = self._answer_for(body)
-        fault = self._fault_for(call)
+        fault = self._fault_for(call, body)
         if fault is not None and not (fault == "stream_error" and not streams):
             self.stats.fault(fault)
             if fault == "429":
@@ -362,7 +393,9 @@ class MockApp:
         )
         if streams:
             self.stats.streams += 1
-            return await self._stream(call, answer, plan, receive, send, rid, loop, fault == "stream_error")
+            return await self._stream(call, answer, plan, receive, send, rid, loop, fault)
+        if fault in MIDSTREAM_KINDS:
+            return await self._faulty_body(call, answer, plan, receive, send, rid, loop, fault)
         remaining = started + plan.total_s - loop.time()
         if remaining > 0:
             await asyncio.sleep(remaining)
@@ -379,12 +412,18 @@ class MockApp:
         send: Send,
         rid: str,
         loop: asyncio.AbstractEventLoop,
-        fail_midway: bool,
+        fault: str | None,
     ) -> str:
         started = call.started
+        fail_midway = fault == "stream_error"
         groups = delta_groups(len(answer.pieces), plan)
+        if fault == "slow_drip":
+            groups = [1] * len(answer.pieces)  # every piece its own delta, each one gap after the last
         events = answer.deltas(groups)
         times = delta_times(len(events), plan)
+        if fault == "slow_drip":
+            gap = drip_gap_s(self.config.time_scale)
+            times = [plan.ttft_s + i * gap for i in range(len(events))]
         headers = self._headers(rid, protocol.SSE_TYPE, protocol.NO_CACHE)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         call.responded = True
@@ -399,15 +438,15 @@ class MockApp:
         watch = loop.create_task(receive())
         sleep = asyncio.sleep
         try:
-            fail_at = len(events) // 2 if fail_midway else -1
+            fail_at = len(events) // 2 if fail_midway or fault in MIDSTREAM_KINDS else -1
             for index, event in enumerate(events):
                 remaining = started + times[index] - loop.time()
                 if remaining > 0:
                     await sleep(remaining)
                 if watch.done():
                     raise _ClientGone
-                if index == fail_at:
-                    await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
+                if index == fail_at and fault != "slow_drip":
+                    await self._break_off(fault, send, watch, loop)
                     return "200"
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             if not events:  # an empty answer (a stop sequence at its very start) still takes its time
@@ -419,6 +458,60 @@ class MockApp:
                 return "200"
             await send({"type": "http.response.body", "body": answer.finish})
             self.stats.delay(injected_s=plan.total_s, observed_s=perf_counter() - call.clock_start)
+            return "200"
+        finally:
+            if not watch.done():
+                watch.cancel()
+
+    async def _break_off(
+        self, fault: str | None, send: Send, watch: asyncio.Task[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """End a started answer the way ``fault`` says: an error event, a stall, or a dropped connection."""
+        if fault == "stall_midstream":
+            done, _ = await asyncio.wait((watch,), timeout=stall_cap_s(self.config.time_scale))
+            if done:
+                raise _ClientGone
+            raise MidstreamDrop("stall_midstream: stall cap reached")
+        if fault == "drop_midstream":
+            raise MidstreamDrop("drop_midstream")
+        await send({"type": "http.response.body", "body": protocol.STREAM_ERROR_EVENT})
+
+    async def _faulty_body(
+        self,
+        call: _Call,
+        answer: protocol.Answer,
+        plan: LatencyPlan,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        loop: asyncio.AbstractEventLoop,
+        fault: str,
+    ) -> str:
+        """A non-streaming answer whose body stalls, drops or drips after its headers went out."""
+        remaining = call.started + plan.ttft_s - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        body = answer.message_body("msg_" + self._ids.next())
+        headers = self._headers(rid, protocol.JSON_TYPE, (b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        call.responded = True
+        watch = loop.create_task(receive())
+        try:
+            if fault != "slow_drip":
+                await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+                await self._break_off(fault, send, watch, loop)
+                return "200"
+            step = -(-len(body) // DRIP_PIECES)
+            gap = drip_gap_s(self.config.time_scale)
+            for start in range(0, len(body), step):
+                if start:
+                    await asyncio.sleep(gap)
+                if watch.done():
+                    raise _ClientGone
+                last = start + step >= len(body)
+                await send(
+                    {"type": "http.response.body", "body": body[start : start + step], "more_body": not last}
+                )
             return "200"
         finally:
             if not watch.done():

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import logging
 import resource
 import signal
 import socket
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mock_llm.config import DEFAULT_HOST, DEFAULT_PROFILE, MockConfig
-from mock_llm.faults import FAULT_KINDS, parse_kinds, stall_cap_s
+from mock_llm.faults import DEFAULT_KINDS, FAULT_KINDS, drip_gap_s, parse_kinds, stall_cap_s
 from mock_llm.profiles import PROFILES
 
 DESCRIPTION = """\
@@ -26,7 +27,8 @@ EPILOG = (
     "profiles: "
     + "; ".join(f"{name}: {profile.describe()}" for name, profile in PROFILES.items())
     + ". Per-request test headers: x-mock-fault: KIND forces a fault; with x-mock-fault-times: N only the "
-    "first N requests carrying the same x-mock-fault-key get it."
+    "first N requests carrying the same x-mock-fault-key get it; mock-fault:KIND in a request body forces "
+    "KIND too."
 )
 
 
@@ -104,11 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--errors",
         type=_kinds,
-        default=FAULT_KINDS,
+        default=DEFAULT_KINDS,
         metavar="KIND,...",
-        help=f"fault kinds drawn at --error-rate, from {','.join(FAULT_KINDS)} (default: all). 429 carries "
-        "retry-after/retry-after-ms (1 s x time scale); stream_error sends event: error halfway through a "
-        f"stream; stall holds the connection without an answer (at most {stall_cap_s(1.0):g} s x time scale)",
+        help=f"fault kinds drawn at --error-rate, from {','.join(FAULT_KINDS)} (default: "
+        f"{','.join(DEFAULT_KINDS)}). 429 carries retry-after/retry-after-ms (1 s x time scale); "
+        "stream_error sends event: error halfway through a stream; stall holds the connection without an "
+        "answer (at most "
+        f"{stall_cap_s(1.0):g} s x time scale); stall_midstream stops a started answer halfway; "
+        "drop_midstream closes the connection halfway; slow_drip sends each piece "
+        f"{drip_gap_s(1.0):g} s x time scale after the last",
     )
     parser.add_argument(
         "--api-key",
@@ -175,7 +181,7 @@ def serve(config: MockConfig, sock: socket.socket) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
-    from mock_llm.app import MockApp
+    from mock_llm.app import DropFilter, MockApp
 
     app = MockApp(config)
 
@@ -203,6 +209,7 @@ def serve(config: MockConfig, sock: socket.socket) -> None:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
     )
+    logging.getLogger("uvicorn.error").addFilter(DropFilter())  # after Config: it sets logging up
     print(
         f"mock_llm listening on http://{config.host}:{config.port} "
         f"(profile {config.profile}, time scale {config.time_scale:g}, seed {config.seed}, "

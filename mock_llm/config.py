@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mock_llm.faults import FAULT_KINDS, FaultConfig
+from mock_llm.faults import DEFAULT_KINDS, FaultConfig
 from mock_llm.profiles import PROFILES
 
 DEFAULT_HOST = "127.0.0.1"
@@ -19,7 +19,7 @@ class MockConfig:
     time_scale: float = 1.0
     seed: int = 0
     error_rate: float = 0.0
-    errors: tuple[str, ...] = FAULT_KINDS
+    errors: tuple[str, ...] = DEFAULT_KINDS
     api_key: str | None = None
 
     def __post_init__(self) -> None:

@@ -9,11 +9,19 @@ Kinds:
   streams).
 - ``stall``: the connection is held without an answer until the client gives up, or at most
   ``stall_cap_s(time_scale)`` seconds, after which a 500 ``api_error`` is sent.
+- ``stall_midstream``: a 200 answer starts, then its events (or, for a non-streaming call, its body bytes)
+  stop halfway until the client gives up (at most ``stall_cap_s``, then the connection is dropped).
+- ``drop_midstream``: a 200 answer starts and the connection closes halfway, without an error event or
+  the end of the body.
+- ``slow_drip``: every delta (or, non-streaming, each of ``DRIP_PIECES`` pieces of the body) arrives
+  ``drip_gap_s(time_scale)`` after the previous one: never a read timeout, far too slow to finish in time.
 
 Status errors (429, 529, 500) are answered at once, without the profile's delay, as the real API does for
 rejected calls.
 
-For tests, a request may force a kind with the header ``x-mock-fault: KIND``. With ``x-mock-fault-times: N``
+For tests, a request may force a kind with the header ``x-mock-fault: KIND``, or (for a client that cannot
+set the upstream's headers, such as a test driving a server) with the text ``mock-fault:KIND`` anywhere in
+its body. With ``x-mock-fault-times: N``
 the fault applies only to the first N requests that carry the same ``x-mock-fault-key`` (any string the test
 picks; the SDK resends the same headers on each retry), so "a 429, then success" is one header set.
 """
@@ -23,17 +31,25 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-FAULT_KINDS: tuple[str, ...] = ("429", "529", "500", "stream_error", "stall")
+DEFAULT_KINDS: tuple[str, ...] = ("429", "529", "500", "stream_error", "stall")  # --errors default
+MIDSTREAM_KINDS: tuple[str, ...] = ("stall_midstream", "drop_midstream", "slow_drip")
+FAULT_KINDS: tuple[str, ...] = DEFAULT_KINDS + MIDSTREAM_KINDS
 
 # How long the real API tells a rate-limited client to wait, before the time scale.
 RETRY_AFTER_S = 1.0
 STALL_CAP_S = 600.0
 STALL_CAP_MIN_S = 5.0
+DRIP_GAP_S = 0.25  # before the time scale: shorter than any sane per-read timeout
+DRIP_PIECES = 40  # a non-streaming body drips in this many pieces: 10 s at time scale 1
 
 
 def stall_cap_s(time_scale: float) -> float:
     """A stall holds the connection at most this long (600 s x time scale, at least 5 s)."""
     return max(STALL_CAP_S * time_scale, STALL_CAP_MIN_S)
+
+
+def drip_gap_s(time_scale: float) -> float:
+    return DRIP_GAP_S * time_scale
 
 
 def retry_after_s(time_scale: float) -> float:
@@ -54,7 +70,7 @@ def parse_kinds(text: str) -> tuple[str, ...]:
 @dataclass(frozen=True, kw_only=True)
 class FaultConfig:
     error_rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:

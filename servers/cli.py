@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import json
 import os
 import shutil
@@ -13,9 +14,9 @@ import sys
 from dataclasses import asdict
 from types import FrameType
 
-from loadtests.processes import port_is_free
-from servers.launch import LOG_LEVELS, display_command, server_argv, server_env
-from servers.settings import SettingsError, default_job_db, load_settings
+from servers.launch import LOG_LEVELS, display_command, port_is_free, server_argv, server_env
+from servers.lifetime import die_with_this_process
+from servers.settings import DEFAULT_TOKEN, SettingsError, default_job_db, load_settings
 from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 
 
@@ -66,6 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = load_settings(env)
     except SettingsError as exc:
         raise CliError(f"bad setting: {exc}") from None
+    if DEFAULT_TOKEN in settings.api_tokens and not is_loopback(args.host):
+        raise CliError(
+            f"--host {args.host}: BENCH_API_TOKENS still holds the public default token {DEFAULT_TOKEN!r}; "
+            "set tokens of your own before serving beyond loopback"
+        )
     if not 1 <= args.port <= 65535:
         raise CliError(f"--port {args.port}: expected 1..65535")
     if not port_is_free(args.port, args.host):
@@ -91,10 +97,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a closed terminal stops it too
+        signal.signal(sig, forward)
     try:
-        child = subprocess.Popen(argv, env=server_env(variant, settings, env))
+        child = subprocess.Popen(
+            argv, env=server_env(variant, settings, env), preexec_fn=die_with_this_process()
+        )
         if stopping:  # a signal arrived while the child was being started
             child.send_signal(signal.SIGTERM)
         code = child.wait()
@@ -106,6 +114,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     raise CliError(
         f"variant {variant.name}: {_diagnose(variant, env)} ({variant.server} exited with code {code})"
     )
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def _diagnose(variant: Variant, env: dict[str, str]) -> str:

@@ -7,11 +7,13 @@ failure (5xx, connection refused, a mid-stream error event, an answer we cannot 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import httpx2
 
 from servers.jsonio import render
 
@@ -23,6 +25,9 @@ class ApiError(Exception):
     error: str
     detail: str
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.error}: {self.detail}"
 
     def body(self) -> bytes:
         return render({"detail": self.detail, "error": self.error})
@@ -86,12 +91,43 @@ def _upstream_error_type(exc: anthropic.APIStatusError) -> str | None:
     return None
 
 
+def upstream_retry_after(exc: BaseException) -> float | None:
+    """The upstream's ``retry-after-ms`` or ``retry-after`` (seconds), when it sent a number."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name)) * scale
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and value >= 0:
+            return value
+    return None
+
+
+def _retry_after(exc: BaseException) -> dict[str, str]:
+    wait = upstream_retry_after(exc)
+    return {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+
+
+_TIMEOUT = ("upstream_timeout", "The model did not answer in time")
+
+
 def map_upstream_error(exc: BaseException) -> ApiError:
-    """The one place an SDK exception becomes an HTTP status, identical for every variant."""
+    """The one place an upstream failure becomes an HTTP status, identical for every variant.
+
+    Anything an upstream call can raise maps: SDK errors, raw transport errors from a stream already
+    open (a dropped or stalled connection), the deadline, and an answer that is not what the protocol
+    says (a malformed event); only a bug in this code is re-raised.
+    """
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, anthropic.APITimeoutError):
-        return ApiError(status=504, error="upstream_timeout", detail="The model did not answer in time")
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return ApiError(status=504, error=_TIMEOUT[0], detail=_TIMEOUT[1])
+    if isinstance(exc, httpx2.HTTPError):
+        return ApiError(status=502, error="upstream_broke_off", detail="The model's answer broke off")
     if isinstance(exc, anthropic.APIConnectionError):
         return ApiError(status=502, error="upstream_unreachable", detail="Could not connect to the model")
     if isinstance(exc, anthropic.APIStatusError):
@@ -99,14 +135,26 @@ def map_upstream_error(exc: BaseException) -> ApiError:
         kind = _upstream_error_type(exc)
         # A mid-stream `event: error` arrives on a 200 response; its body type says what happened.
         if status == 429 or kind == "rate_limit_error":
-            return ApiError(status=503, error="upstream_rate_limited", detail="The model is rate limited")
+            return ApiError(
+                status=503,
+                error="upstream_rate_limited",
+                detail="The model is rate limited",
+                headers=_retry_after(exc),
+            )
         if status == 529 or kind == "overloaded_error":
-            return ApiError(status=503, error="upstream_overloaded", detail="The model is overloaded")
+            return ApiError(
+                status=503,
+                error="upstream_overloaded",
+                detail="The model is overloaded",
+                headers=_retry_after(exc),
+            )
         if status in (408, 504) or kind == "timeout_error":
             return ApiError(status=504, error="upstream_timeout", detail="The model did not answer in time")
         return ApiError(
             status=502, error="upstream_error", detail=f"The model failed (upstream status {status})"
         )
+    if isinstance(exc, anthropic.APIResponseValidationError | ValueError | KeyError | TypeError):
+        return ApiError(status=502, error="upstream_bad_answer", detail="The model's answer was malformed")
     if isinstance(exc, anthropic.AnthropicError):
         return ApiError(status=502, error="upstream_error", detail="The model call failed")
     raise exc

@@ -21,16 +21,20 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servers import upstream
+from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError, ValidationFailed, http_error
+from servers.gate import FASTAPI_DOC_PATHS
 from servers.jsonio import JSON_MEDIA_TYPE, render
+from servers.limits import WS_IDLE_CLOSE_CODE
 from servers.models import AnalyseRequest, AnalyseResponse, ErrorBody, JobCreated, JobView
 from servers.prompts import analysis_params, chat_params
 from servers.service import (
     DONE_FRAME,
     Caller,
     Core,
-    check_chat_message,
+    chat_message,
     error_frame,
+    internal_error,
     job_body,
     job_created_body,
     run_job_async,
@@ -65,8 +69,10 @@ def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
 
 
 def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
-    app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0")
+    # No slash redirects: a path is served exactly as routed, as in Flask (the gate answers the rest).
+    app = FastAPI(title="LLM analysis server (FastAPI)", version="1.0", redirect_slashes=False)
     app.add_middleware(TracingASGI)  # type: ignore[arg-type]
+    app.add_middleware(AsgiGate, extra_paths=FASTAPI_DOC_PATHS)  # added last: the outermost
     core = Core(settings)
     app.state.core = core
     client = upstream.sync_client(settings)
@@ -124,12 +130,12 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         async def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = await upstream.stream_async(aclient, analysis_params(req, settings))
+            chunks = await upstream.stream_async(aclient, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_async(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
         async def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 
@@ -145,12 +151,12 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         async def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = upstream.stream_sync(client, analysis_params(req, settings))
+            chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_blocking(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
         async def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 
@@ -166,12 +172,12 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
 
         @app.post("/analyse/stream", **stream_doc)
         def analyse_stream(req: AnalyseRequest, _: Authed) -> Response:
-            chunks = upstream.stream_sync(client, analysis_params(req, settings))
+            chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
             return StreamingResponse(_encode_sync(chunks), media_type=STREAM_MEDIA_TYPE)
 
         @app.post("/analyse/async", **job_doc)
         def analyse_job(req: AnalyseRequest, who: Authed) -> Response:
-            job_id = core.jobs.create(who.owner)
+            job_id = core.admit_job(who)
             start_job(job_id, req)
             return _json(job_created_body(job_id), 202)
 
@@ -179,18 +185,18 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
         def get_job(job_id: str, who: Authed) -> Response:
             return _json(job_body(core, who, job_id))
 
-    async def open_chat(message: str) -> AsyncIterator[str]:
-        params = chat_params(check_chat_message(message), settings)
+    async def open_chat(text: str) -> AsyncIterator[str]:
+        params = chat_params(text, settings)
         if mode == "async":
-            return await upstream.stream_async(aclient, params)
+            return await upstream.stream_async(aclient, params, settings)
         if mode == "blocking":
-            return _as_async(upstream.stream_sync(client, params))
-        return iterate_in_threadpool(await run_in_threadpool(upstream.stream_sync, client, params))
+            return _as_async(upstream.stream_sync(client, params, settings))
+        return iterate_in_threadpool(await run_in_threadpool(upstream.stream_sync, client, params, settings))
 
     @app.websocket("/ws/chat")
     async def ws_chat(websocket: WebSocket) -> None:
         try:
-            core.authorize(websocket.headers.get("authorization"), websocket.query_params.get("token"))
+            who = core.authorize(websocket.headers.get("authorization"), websocket.query_params.get("token"))
         except ApiError as exc:
             # Refuse before the handshake with a plain HTTP answer, as the Flask adapter does.
             await websocket.send_denial_response(_json(exc.body(), exc.status, dict(exc.headers)))
@@ -198,14 +204,26 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
         await websocket.accept()
         try:
             while True:
-                message = await websocket.receive_text()
                 try:
-                    async for chunk in await open_chat(message):
+                    event = await asyncio.wait_for(websocket.receive(), settings.ws_idle_timeout_s)
+                except TimeoutError:
+                    await websocket.close(code=WS_IDLE_CLOSE_CODE, reason="idle timeout")
+                    return
+                if event["type"] == "websocket.disconnect":
+                    return
+                message = event["text"] if event.get("text") is not None else event.get("bytes", b"")
+                try:
+                    async for chunk in await open_chat(chat_message(core, who, message)):
                         if isinstance(chunk, upstream.StreamFailure):
                             raise chunk.error
                         await websocket.send_text(chunk)
                 except ApiError as exc:
                     await websocket.send_text(error_frame(exc))
+                    continue
+                except WebSocketDisconnect:
+                    raise
+                except Exception:  # an error frame, as in the Flask adapter
+                    await websocket.send_text(error_frame(internal_error()))
                     continue
                 await websocket.send_text(DONE_FRAME)
         except WebSocketDisconnect:

@@ -21,14 +21,16 @@ from werkzeug.routing.exceptions import WebsocketMismatch
 from servers import upstream
 from servers.errors import ApiError, ValidationFailed, http_error
 from servers.jsonio import JSON_MEDIA_TYPE, render
+from servers.limits import MAX_WS_MESSAGE_BYTES, WS_IDLE_CLOSE_CODE
 from servers.models import AnalyseRequest
 from servers.prompts import analysis_params, chat_params
 from servers.service import (
     DONE_FRAME,
     Caller,
     Core,
-    check_chat_message,
+    chat_message,
     error_frame,
+    internal_error,
     job_body,
     job_created_body,
     run_job_sync,
@@ -36,6 +38,7 @@ from servers.service import (
 from servers.settings import Settings
 from servers.tracing import TracingWSGI
 from servers.validation import parse_body, validate_request
+from servers.wsgi_gate import WsgiGate
 
 STREAM_MEDIA_TYPE = "text/plain; charset=utf-8"
 
@@ -47,7 +50,10 @@ def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = No
 def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     app = Flask("servers")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.wsgi_app = TracingWSGI(app.wsgi_app)  # type: ignore[method-assign]
+    # Routing corner cases, body size and JSON shape are the gate's, shared with FastAPI (servers.gate);
+    # the gate is the outermost layer there too.
+    app.wsgi_app = WsgiGate(TracingWSGI(app.wsgi_app))  # type: ignore[method-assign]
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_WS_MESSAGE_BYTES}  # as uvicorn's
     sock = Sock(app)
     core = Core(settings)
     client = upstream.sync_client(settings)
@@ -125,7 +131,7 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
 
     def submit_job() -> Response:
         who, req = analyse_request()
-        job_id = core.jobs.create(who.owner)
+        job_id = core.admit_job(who)
         # A thread outlives the request; under the gevent worker threading is patched: a greenlet.
         threading.Thread(target=run_job_sync, args=(core, client, job_id, req), daemon=True).start()
         return _json(job_created_body(job_id), 202)
@@ -133,7 +139,7 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     @app.post("/analyse/stream")
     def analyse_stream() -> Response:
         _, req = analyse_request()
-        chunks = upstream.stream_sync(client, analysis_params(req, settings))
+        chunks = upstream.stream_sync(client, analysis_params(req, settings), settings)
 
         def body() -> Iterator[bytes]:
             for chunk in chunks:
@@ -154,23 +160,30 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
 
     @sock.route("/ws/chat")
     def ws_chat(ws: Any) -> None:
+        # The handshake was admitted (and counted) by _ws_auth; each message is counted again.
+        who = core.identify(core.token_of(request.headers.get("Authorization"), request.args.get("token")))
         while True:
             try:
-                message = ws.receive()
+                message = ws.receive(timeout=settings.ws_idle_timeout_s)
             except ConnectionClosed:
                 return
-            if message is None:
+            if message is None:  # nothing within the idle timeout
+                ws.close(reason=WS_IDLE_CLOSE_CODE, message="idle timeout")
                 return
-            if isinstance(message, bytes):
-                message = message.decode("utf-8", errors="replace")
             try:
-                chunks = upstream.stream_sync(client, chat_params(check_chat_message(message), settings))
-                for chunk in chunks:
+                text = chat_message(core, who, message)
+                for chunk in upstream.stream_sync(client, chat_params(text, settings), settings):
                     if isinstance(chunk, upstream.StreamFailure):
                         raise chunk.error
                     ws.send(chunk)
             except ApiError as exc:
                 ws.send(error_frame(exc))
+                continue
+            except ConnectionClosed:
+                return
+            except Exception:  # an error frame, never an HTTP 500 written onto the upgraded socket
+                app.logger.exception("chat answer failed")
+                ws.send(error_frame(internal_error()))
                 continue
             ws.send(DONE_FRAME)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from servers.limits import MAX_WS_MESSAGE_BYTES
 from servers.settings import Settings
 from servers.variants import Variant
 
@@ -77,6 +79,8 @@ def server_argv(
         "--no-access-log",
         "--ws",
         "websockets-sansio",  # supports the denial response a refused WebSocket handshake needs
+        "--ws-max-size",
+        str(MAX_WS_MESSAGE_BYTES),  # the Flask adapter sets the same limit: both close with 1009
         "--timeout-graceful-shutdown",
         str(GRACEFUL_TIMEOUT_S),
         "--backlog",
@@ -115,3 +119,13 @@ def display_command(
     """The server command line `run` starts for a variant with the given settings, for reports."""
     argv = server_argv(variant, host=host, port=port, settings=settings, log_level="warning")
     return " ".join(["python", *argv[1:]])
+
+
+def port_is_free(port: int, host: str) -> bool:
+    """Whether ``run`` can bind there (SO_REUSEADDR, as the servers bind): checked before a child starts,
+    so a busy port is one clear line instead of a server's traceback."""
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False

@@ -6,11 +6,12 @@ benchmark fails at start-up with one clear line instead of at the first request.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_TOKEN = "bench-local-token"  # documented local default so `make bench` works out of the box
@@ -20,6 +21,9 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_RATE_LIMIT = "600/minute"
 DEFAULT_UPSTREAM_TIMEOUT_S = 30.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 2
+DEFAULT_UPSTREAM_DEADLINE_S = 60.0  # the whole call, retries and a streamed answer included
+DEFAULT_WS_IDLE_TIMEOUT_S = 300.0  # a chat WebSocket with no message for this long is closed
+DEFAULT_MAX_BACKGROUND_JOBS = 1000  # per process: as many as the SDK pool has connections
 DEFAULT_JOB_TTL_S = 3600.0
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_WORK_MS = 0.0  # CPU per request in the core (servers.work); 0: none
@@ -48,24 +52,28 @@ class RateLimit:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    api_tokens: tuple[str, ...]
+    # Secrets never show in a repr (a log line, a traceback, a test failure).
+    api_tokens: tuple[str, ...] = field(repr=False)
     rate_limit: RateLimit | None  # None: rate limiting off
     upstream_url: str
-    upstream_api_key: str
+    upstream_api_key: str = field(repr=False)
     upstream_timeout_s: float
     upstream_max_retries: int
     upstream_max_connections: int | None  # the SDK's connection pool size; None: the SDK's own (1000)
+    upstream_deadline_s: float
     model: str
     max_tokens: int
     work_ms: float = DEFAULT_WORK_MS  # BENCH_WORK_MS: CPU milliseconds per request (servers.work)
     job_db: Path
     job_ttl_s: float
     variant: str
+    ws_idle_timeout_s: float = DEFAULT_WS_IDLE_TIMEOUT_S
+    max_background_jobs: int = DEFAULT_MAX_BACKGROUND_JOBS
 
     @property
     def worst_case_upstream_s(self) -> float:
-        """Longest one request can wait on the SDK: every attempt timing out, plus retry backoff (<= 8 s)."""
-        return self.upstream_timeout_s * (self.upstream_max_retries + 1) + 8.0 * self.upstream_max_retries
+        """Longest one request can wait on the upstream: the deadline bounds every attempt and backoff."""
+        return self.upstream_deadline_s
 
 
 def parse_rate_limit(value: str, *, key: str = "BENCH_RATE_LIMIT") -> RateLimit | None:
@@ -85,6 +93,8 @@ def _float(env: Mapping[str, str], key: str, default: float, *, minimum: float) 
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key}={raw!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{key}={raw!r}: expected a finite number")
     if not value >= minimum:
         raise SettingsError(f"{key}={raw!r}: must be >= {minimum}")
     return value
@@ -138,12 +148,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_timeout_s=_float(env, "BENCH_UPSTREAM_TIMEOUT_S", DEFAULT_UPSTREAM_TIMEOUT_S, minimum=0.01),
         upstream_max_retries=_int(env, "BENCH_UPSTREAM_MAX_RETRIES", DEFAULT_UPSTREAM_MAX_RETRIES, minimum=0),
         upstream_max_connections=_optional_int(env, "BENCH_UPSTREAM_MAX_CONNECTIONS", minimum=1),
+        upstream_deadline_s=_float(
+            env, "BENCH_UPSTREAM_DEADLINE_S", DEFAULT_UPSTREAM_DEADLINE_S, minimum=0.01
+        ),
         model=model,
         max_tokens=_int(env, "BENCH_MAX_TOKENS", DEFAULT_MAX_TOKENS, minimum=1),
         work_ms=_work_ms(env),
         job_db=Path(job_db_raw) if job_db_raw else default_job_db(),
         job_ttl_s=_float(env, "BENCH_JOB_TTL_S", DEFAULT_JOB_TTL_S, minimum=0.0),
         variant=env.get("BENCH_VARIANT", "dev").strip() or "dev",
+        ws_idle_timeout_s=_float(env, "BENCH_WS_IDLE_TIMEOUT_S", DEFAULT_WS_IDLE_TIMEOUT_S, minimum=0.1),
+        max_background_jobs=_int(env, "BENCH_MAX_BACKGROUND_JOBS", DEFAULT_MAX_BACKGROUND_JOBS, minimum=1),
     )
 
 

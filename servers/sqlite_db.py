@@ -27,9 +27,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     error TEXT,
     created REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    deadline REAL NOT NULL,
+    worker_pid INTEGER NOT NULL,
+    worker_started REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished);
+CREATE INDEX IF NOT EXISTS jobs_deadline ON jobs (deadline) WHERE finished IS NULL;
 """
 
 

@@ -3,24 +3,33 @@
 Sync and async flavours of the same three operations (one analysis, a streamed analysis, a streamed chat
 answer). Failures become :class:`ApiError` via :func:`map_upstream_error`. A stream is opened (request
 sent, response status checked) before the first byte goes to our client, so an upstream 429 still gets a
-proper 503; a failure after that ends the stream with :data:`STREAM_ERROR_PREFIX` and a JSON error body.
+proper 503; any failure after that (an error event, a dropped or stalled connection, a malformed event,
+the deadline) ends the stream with :data:`STREAM_ERROR_PREFIX` and a JSON error body. Each call has one
+overall deadline (``BENCH_UPSTREAM_DEADLINE_S``, see :mod:`servers.deadline`) that its retries
+(:mod:`servers.retry`) must fit in.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 import anthropic
 import httpx2
 
+from servers.deadline import Deadline, async_http_client, sync_http_client, within
 from servers.errors import ApiError, map_upstream_error
 from servers.jsonio import render
 from servers.models import AnalyseRequest, AnalyseResponse
 from servers.parsing import build_response
 from servers.prompts import analysis_params
+from servers.retry import attempt_headers, wait_before_retry
 from servers.settings import Settings
 from servers.tracing import with_request_id
+
+T = TypeVar("T")
 
 STREAM_ERROR_PREFIX = "\n[error] "
 CONNECT_TIMEOUT_S = 5.0
@@ -28,14 +37,15 @@ CONNECT_TIMEOUT_S = 5.0
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Identical for every variant; the SDK's own connection pool (1000 connections) unless
-    ``BENCH_UPSTREAM_MAX_CONNECTIONS`` sets another size (a pool is a real concurrency cap)."""
+    ``BENCH_UPSTREAM_MAX_CONNECTIONS`` sets another size (a pool is a real concurrency cap). The SDK does
+    not retry: :func:`_retrying` does, within the call's deadline."""
     return {
         "base_url": settings.upstream_url,
         "api_key": settings.upstream_api_key,
         "timeout": httpx2.Timeout(
             settings.upstream_timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.upstream_timeout_s)
         ),
-        "max_retries": settings.upstream_max_retries,
+        "max_retries": 0,
     }
 
 
@@ -48,15 +58,50 @@ def _limits(settings: Settings) -> httpx2.Limits | None:
 
 
 def sync_client(settings: Settings) -> anthropic.Anthropic:
-    limits = _limits(settings)
-    pool = {} if limits is None else {"http_client": anthropic.DefaultHttpxClient(limits=limits)}
-    return anthropic.Anthropic(**client_options(settings), **pool)
+    return anthropic.Anthropic(**client_options(settings), http_client=sync_http_client(_limits(settings)))
 
 
 def async_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    limits = _limits(settings)
-    pool = {} if limits is None else {"http_client": anthropic.DefaultAsyncHttpxClient(limits=limits)}
-    return anthropic.AsyncAnthropic(**client_options(settings), **pool)
+    return anthropic.AsyncAnthropic(
+        **client_options(settings), http_client=async_http_client(_limits(settings))
+    )
+
+
+def _attempt_options(deadline: Deadline, attempt: int, settings: Settings) -> dict[str, Any]:
+    """Per-attempt SDK options: no wait (pool, connect, read) is allowed past the deadline."""
+    left = max(deadline.remaining(), 0.001)
+    timeout = httpx2.Timeout(min(settings.upstream_timeout_s, left), connect=min(CONNECT_TIMEOUT_S, left))
+    return with_request_id({"timeout": timeout, "extra_headers": attempt_headers(attempt)})
+
+
+def _retrying(settings: Settings, deadline: Deadline, call: Callable[[dict[str, Any]], T]) -> T:
+    attempt = 0
+    while True:
+        try:
+            with within(deadline):
+                return call(_attempt_options(deadline, attempt, settings))
+        except Exception as exc:
+            wait = wait_before_retry(
+                exc, attempt, max_retries=settings.upstream_max_retries, deadline=deadline
+            )
+        time.sleep(wait)
+        attempt += 1
+
+
+async def _retrying_async(
+    settings: Settings, deadline: Deadline, call: Callable[[dict[str, Any]], Any]
+) -> Any:
+    attempt = 0
+    while True:
+        try:
+            with within(deadline):
+                return await call(_attempt_options(deadline, attempt, settings))
+        except Exception as exc:
+            wait = wait_before_retry(
+                exc, attempt, max_retries=settings.upstream_max_retries, deadline=deadline
+            )
+        await asyncio.sleep(wait)
+        attempt += 1
 
 
 def _text_of(message: Any) -> str:
@@ -81,55 +126,79 @@ def stream_error_text(error: ApiError) -> str:
 
 
 def analyse_sync(client: anthropic.Anthropic, req: AnalyseRequest, settings: Settings) -> AnalyseResponse:
-    try:
-        message = client.messages.create(**with_request_id(analysis_params(req, settings)))
-    except anthropic.AnthropicError as exc:
-        raise map_upstream_error(exc) from None
+    deadline = Deadline.after(settings.upstream_deadline_s)
+    params = analysis_params(req, settings)
+    message = _retrying(settings, deadline, lambda opts: client.messages.create(**params, **opts))
     return _response(req, message)
 
 
 async def analyse_async(
     client: anthropic.AsyncAnthropic, req: AnalyseRequest, settings: Settings
 ) -> AnalyseResponse:
-    try:
-        message = await client.messages.create(**with_request_id(analysis_params(req, settings)))
-    except anthropic.AnthropicError as exc:
-        raise map_upstream_error(exc) from None
+    deadline = Deadline.after(settings.upstream_deadline_s)
+    params = analysis_params(req, settings)
+    message = await _retrying_async(settings, deadline, lambda opts: client.messages.create(**params, **opts))
     return _response(req, message)
 
 
-def stream_sync(client: anthropic.Anthropic, params: dict[str, Any]) -> Iterator[str]:
+_END = object()
+
+
+def stream_sync(client: anthropic.Anthropic, params: dict[str, Any], settings: Settings) -> Iterator[str]:
     """Open the stream now (raising ApiError on failure); the returned iterator yields text chunks."""
-    manager = client.messages.stream(**with_request_id(params))
-    try:
-        stream = manager.__enter__()
-    except anthropic.AnthropicError as exc:
-        raise map_upstream_error(exc) from None
+    deadline = Deadline.after(settings.upstream_deadline_s)
+
+    def open_stream(opts: dict[str, Any]) -> tuple[Any, Any]:
+        manager = client.messages.stream(**params, **opts)
+        return manager, manager.__enter__()
+
+    manager, stream = _retrying(settings, deadline, open_stream)
 
     def chunks() -> Iterator[str]:
+        texts = iter(stream.text_stream)
         try:
-            yield from stream.text_stream
-        except anthropic.AnthropicError as exc:
-            yield StreamFailure(map_upstream_error(exc))
+            while True:
+                try:
+                    with within(deadline):  # set and reset within one step: see servers.deadline
+                        deadline.check()
+                        text = next(texts, _END)
+                except Exception as exc:
+                    yield StreamFailure(map_upstream_error(exc))
+                    return
+                if text is _END:
+                    return
+                yield text
         finally:
             manager.__exit__(None, None, None)
 
     return chunks()
 
 
-async def stream_async(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> AsyncIterator[str]:
-    manager = client.messages.stream(**with_request_id(params))
-    try:
-        stream = await manager.__aenter__()
-    except anthropic.AnthropicError as exc:
-        raise map_upstream_error(exc) from None
+async def stream_async(
+    client: anthropic.AsyncAnthropic, params: dict[str, Any], settings: Settings
+) -> AsyncIterator[str]:
+    deadline = Deadline.after(settings.upstream_deadline_s)
+
+    async def open_stream(opts: dict[str, Any]) -> tuple[Any, Any]:
+        manager = client.messages.stream(**params, **opts)
+        return manager, await manager.__aenter__()
+
+    manager, stream = await _retrying_async(settings, deadline, open_stream)
 
     async def chunks() -> AsyncIterator[str]:
+        texts = aiter(stream.text_stream)
         try:
-            async for text in stream.text_stream:
+            while True:
+                try:
+                    with within(deadline):
+                        deadline.check()
+                        text = await anext(texts, _END)
+                except Exception as exc:
+                    yield StreamFailure(map_upstream_error(exc))
+                    return
+                if text is _END:
+                    return
                 yield text
-        except anthropic.AnthropicError as exc:
-            yield StreamFailure(map_upstream_error(exc))
         finally:
             await manager.__aexit__(None, None, None)
 

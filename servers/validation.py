@@ -11,27 +11,39 @@ from __future__ import annotations
 
 import email.message
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from servers.errors import ValidationFailed, http_error
-from servers.models import AnalyseRequest
+from servers.models import AnalyseRequest, first_surrogate
+
+
+def _text(value: str) -> str:
+    """Lone surrogates (from ``\\ud800`` escapes or undecodable bytes) shown as escapes: UTF-8 has none."""
+    if first_surrogate(value) is None:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: "nan", "inf", "-inf" as strings, never bare
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_text(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, BaseException):
         return {}  # what FastAPI's jsonable_encoder makes of the exception in a value_error ctx
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)
+    return _text(str(value))
 
 
 def jsonable_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -41,7 +53,7 @@ def jsonable_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
         item: dict[str, Any] = {
             "type": err["type"],
             "loc": list(err["loc"]),
-            "msg": err["msg"],
+            "msg": _text(err["msg"]),
             "input": _jsonable(err.get("input")),
         }
         if "ctx" in err:
@@ -50,7 +62,7 @@ def jsonable_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json_content_type(content_type: str | None) -> bool:
     if not content_type:
         return False
     message = email.message.Message()
@@ -71,7 +83,7 @@ def parse_body(body: bytes, content_type: str | None) -> Any:
     """
     if not body:
         return MISSING
-    if not _is_json(content_type):
+    if not is_json_content_type(content_type):
         return body
     try:
         return json.loads(body)

@@ -7,6 +7,8 @@ A stream is a success only when it is complete and does not end with the server'
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from geventhttpclient import HTTPClient
 
@@ -24,34 +26,52 @@ class StreamUser(BenchUser):
             "POST", "/analyse/stream", body=self.body, headers=self.headers_for(request_id)
         )
         status = response.status_code
-        first: float | None = None
-        chunks = 0
-        size = 0
-        tail = b""  # the end of the body so far: enough to find a marker split across two reads
-        # Read whatever the socket delivers, so the first piece of the body is timed as it arrives;
-        # response.read(n) would wait for n bytes.
-        while True:
-            if response._body_buffer:
-                if first is None:
-                    first = time.perf_counter() - started
-                chunks += 1
-                size += len(response._body_buffer)
-                tail = (tail + bytes(response._body_buffer))[-4096:]
-                del response._body_buffer[:]
-            if response.message_complete or response._sock is None:
-                break
-            data = response._sock.recv(65536)
-            if not data:
-                break
-            response.feed(data)
+        read = read_streamed(response, started)
         elapsed = time.perf_counter() - started
-        marker = tail.rfind(ERROR_MARKER)
+        marker = read.tail.rfind(ERROR_MARKER)
         if status == 200 and marker >= 0:
-            error = tail[marker + len(ERROR_MARKER) :][:100].decode(errors="replace")
+            error = read.tail[marker + len(ERROR_MARKER) :][:100].decode(errors="replace")
             return Outcome(
-                status="stream-error", ok=False, total_s=elapsed, first_s=first, n=chunks, error=error
+                status="stream-error",
+                ok=False,
+                total_s=elapsed,
+                first_s=read.first_s,
+                n=read.chunks,
+                error=error,
             )
-        complete = response.message_complete
-        ok = status == 200 and size > 0 and complete
-        label = str(status) if complete or status != 200 else "truncated"
-        return Outcome(status=label, ok=ok, total_s=elapsed, first_s=first, n=chunks)
+        ok = status == 200 and read.size > 0 and read.complete
+        label = str(status) if read.complete or status != 200 else "truncated"
+        return Outcome(status=label, ok=ok, total_s=elapsed, first_s=read.first_s, n=read.chunks)
+
+
+@dataclass(slots=True)
+class Streamed:
+    first_s: float | None  # time to the first piece of the body
+    chunks: int
+    size: int
+    tail: bytes  # the end of the body: enough to find a marker split across two reads
+    complete: bool
+
+
+def read_streamed(response: Any, started: float) -> Streamed:
+    """Read whatever the socket delivers, so the first piece of the body is timed as it arrives
+    (response.read(n) would wait for n bytes)."""
+    first: float | None = None
+    chunks = 0
+    size = 0
+    tail = b""
+    while True:
+        if response._body_buffer:
+            if first is None:
+                first = time.perf_counter() - started
+            chunks += 1
+            size += len(response._body_buffer)
+            tail = (tail + bytes(response._body_buffer))[-4096:]
+            del response._body_buffer[:]
+        if response.message_complete or response._sock is None:
+            break
+        data = response._sock.recv(65536)
+        if not data:
+            break
+        response.feed(data)
+    return Streamed(first_s=first, chunks=chunks, size=size, tail=tail, complete=response.message_complete)

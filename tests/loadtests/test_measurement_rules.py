@@ -46,12 +46,14 @@ def test_mser5_truncates_the_transient() -> None:
 
 
 def test_phase_locked_workers_do_not_quantise_the_throughput() -> None:
-    # Four workers finishing within a millisecond of each other, every 1.006 s: a plain count over an
-    # 8 s window is 28 or 32 depending on where its edges fall; the estimator gives 4 / 1.006 wherever.
-    ends = [k * 1.006 + d for k in range(1, 60) for d in (0.0, 0.0002, 0.0004, 0.0006)]
-    for start in (10.0, 10.07, 10.9):
-        assert smooth_count(ends, start, start + 8.0) / 8.0 == pytest.approx(4 / 1.006, rel=1e-6)
-    plain = {sum(start <= e < start + 8.0 for e in ends) for start in (10.0, 10.07)}
+    # flask-sync at 128 users, as measured: four workers finishing within 80 ms of each other, every
+    # 1.008 s. A plain count over a 9 s window is 33 to 36 depending on where its edges fall, and a rate
+    # between the completions next to the edges was 5 % high when an edge cut a cluster; the estimator
+    # stays within 1 % of 4 / 1.008 wherever the edges fall, a cluster's middle included.
+    ends = [k * 1.008 + d for k in range(1, 60) for d in (0.0, 0.045, 0.075, 0.08)]
+    for start in (10.0, 10.07, 10.9, 10.1 + 0.04):
+        assert smooth_count(ends, start, start + 9.0) / 9.0 == pytest.approx(4 / 1.008, rel=0.01), start
+    plain = {sum(start <= e < start + 9.0 for e in ends) for start in (10.0, 10.05, 10.09)}
     assert len(plain) > 1  # the trap this estimator avoids
 
 

@@ -69,3 +69,9 @@ def test_a_variant_that_will_not_start_is_recorded_and_fails_the_run(tmp_path: P
         and "BENCH_API_TOKENS" in variant.reason
         and str(tmp_path) not in variant.reason
     )
+
+
+def test_none_drops_a_preset_load_model(tmp_path: Path) -> None:
+    # --users none: the preset's closed-loop levels go; with no --rate nothing is left to measure.
+    with pytest.raises(UserError, match="give --users"):
+        main(["--users", "none", "--out", str(tmp_path / "run")])

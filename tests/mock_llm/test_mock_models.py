@@ -120,7 +120,11 @@ def test_fault_config_names_bad_values() -> None:
         parse_kinds("429,418")
     with pytest.raises(ValueError, match="between 0 and 1"):
         FaultConfig(error_rate=1.5)
-    assert set(FAULT_KINDS) == {"429", "529", "500", "stream_error", "stall"}
+    # The mid-stream kinds are opt-in: a default --error-rate run draws exactly what it drew before.
+    assert FaultConfig().kinds == ("429", "529", "500", "stream_error", "stall")
+    assert set(parse_kinds("slow_drip,drop_midstream,stall_midstream")) | set(FaultConfig().kinds) == set(
+        FAULT_KINDS
+    )
     assert stall_cap_s(1.0) == 600.0 and stall_cap_s(0.0) == 5.0
 
 

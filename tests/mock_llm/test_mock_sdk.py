@@ -177,6 +177,69 @@ def test_stall_is_ended_by_the_client_timeout(mock: Mock) -> None:
     assert stats["in_flight"] == 0 and stats["by_status"] == {"499": 1} and stats["faults"] == {"stall": 1}
 
 
+def _stream_until_failure(sdk: anthropic.Anthropic, fault: str, *, body_marker: bool = False) -> list[str]:
+    received: list[str] = []
+    content = USER[0]["content"] + (f" mock-fault:{fault}" if body_marker else "")
+    headers = {} if body_marker else {"x-mock-fault": fault}
+    with sdk.messages.stream(
+        model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": content}], extra_headers=headers
+    ) as stream:
+        received.extend(stream.text_stream)
+    return received
+
+
+@pytest.mark.parametrize("body_marker", [False, True], ids=["header", "body-marker"])
+def test_drop_midstream_closes_the_connection_halfway(mock: Mock, body_marker: bool) -> None:
+    import httpx2
+
+    received: list[str] = []
+    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)):
+        received = _stream_until_failure(
+            client(mock, max_retries=0), "drop_midstream", body_marker=body_marker
+        )
+    with pytest.raises(anthropic.APIConnectionError):  # a non-streaming body cut off halfway
+        client(mock, max_retries=0).messages.create(
+            model=MODEL, max_tokens=1024, messages=USER, extra_headers={"x-mock-fault": "drop_midstream"}
+        )
+    assert not received  # the stream never ended normally
+
+
+def test_stall_midstream_is_ended_by_the_read_timeout(mock: Mock) -> None:
+    import httpx2
+
+    mock.reset()
+    started = time.perf_counter()
+    with pytest.raises((httpx2.ReadTimeout, anthropic.APITimeoutError)):
+        _stream_until_failure(client(mock, max_retries=0, timeout=0.5), "stall_midstream")
+    with pytest.raises(anthropic.APITimeoutError):
+        client(mock, max_retries=0, timeout=0.5).messages.create(
+            model=MODEL, max_tokens=1024, messages=USER, extra_headers={"x-mock-fault": "stall_midstream"}
+        )
+    assert time.perf_counter() - started < 4.0
+    deadline = time.monotonic() + 5.0
+    while mock.stats()["in_flight"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert mock.stats()["faults"] == {"stall_midstream": 2}
+
+
+def test_slow_drip_never_trips_a_read_timeout_but_takes_long(mock: Mock) -> None:
+    """Each piece comes 12.5 ms (0.25 s x 0.05) after the last: a 0.2 s read timeout never fires, yet the
+    answer takes many times the profile's 100 ms."""
+    sdk = client(mock, max_retries=0, timeout=0.2)
+    started = time.perf_counter()
+    text = "".join(_stream_until_failure(sdk, "slow_drip"))
+    streamed = time.perf_counter() - started
+    expected = sdk.messages.create(model=MODEL, max_tokens=1024, messages=USER).content[0].text
+    assert text == expected  # all of it, just slowly
+    started = time.perf_counter()
+    message = sdk.messages.create(
+        model=MODEL, max_tokens=1024, messages=USER, extra_headers={"x-mock-fault": "slow_drip"}
+    )
+    dripped = time.perf_counter() - started
+    assert message.content[0].text == expected
+    assert streamed > 0.5 and dripped > 39 * 0.25 * FAST_SCALE
+
+
 def test_count_tokens_and_models(mock: Mock) -> None:
     sdk = client(mock)
     counted = sdk.messages.count_tokens(model=MODEL, messages=USER)

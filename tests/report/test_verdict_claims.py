@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from loadtests.results import Percentiles
+from loadtests.presets import PRESETS
 from loadtests.synthetic import VARIANTS, modify, synthetic_run
 from loadtests.verdict import compute_verdict
 
@@ -94,7 +94,8 @@ def test_absent_variants_are_listed_not_judged() -> None:
     verdict = compute_verdict(synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("stream",)))
     assert verdict.scenario == "stream"
     assert set(verdict.not_tested) == set(VARIANTS) - {"flask-sync", "fastapi-async"}
-    assert verdict.to_dict()["claims"][0]["status"] == "reproduced"
+    judged = " ".join(c["evidence"] for c in verdict.to_dict()["claims"])
+    assert not any(f"{name} (" in judged for name in verdict.not_tested)
 
 
 def test_latency_free_points_do_not_crash() -> None:
@@ -102,15 +103,16 @@ def test_latency_free_points_do_not_crash() -> None:
     run = modify(run, lambda p: replace(p, latency_ms=None))
     claim = _claim(run, "fastapi-async-holds-100")
     assert claim.status == "not_reproduced" and "p95 unknown" in claim.evidence
-    assert Percentiles  # the import documents what a point's latency holds
 
 
-def test_the_quick_preset_decides_flask_but_not_fastapi() -> None:
-    # quick: users 2, 8, 32 -> flask-sync saturates at 8, fastapi-async never sees 100 users
-    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(2, 8, 32))
-    statuses = _statuses(run)
-    assert statuses["flask-sync-holds-4"] == "reproduced"
-    assert statuses["fastapi-async-holds-100"] == "inconclusive"
+def test_the_quick_preset_cannot_decide_fastapi() -> None:
+    # The quick preset's levels never reach 100 users: whatever fastapi-async did, it is undecided there,
+    # while flask-sync's levels are enough to judge (no "a level of at least 8 users is needed").
+    users = PRESETS["quick"].users
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=users)
+    fastapi = _claim(run, "fastapi-async-holds-100")
+    assert fastapi.status == "inconclusive" and f"highest valid: {max(users)} users" in fastapi.evidence
+    assert "a level of at least" not in _claim(run, "flask-sync-holds-4").evidence
 
 
 def test_invalid_levels_neither_decide_nor_block_a_cap() -> None:

@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,16 @@ def request(
         return Answer(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()}, body=data)
     finally:
         conn.close()
+
+
+def raw_request(port: int, data: bytes, *, method: str, timeout: float = 30.0) -> Answer:
+    """Exactly these bytes on a fresh connection (repeated headers, bad framing and all), one answer back."""
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        resp = http.client.HTTPResponse(sock, method=method)
+        resp.begin()
+        body = resp.read()
+        return Answer(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()}, body=body)
 
 
 def mock_argv(port: int, *extra: str) -> list[str]:
@@ -181,6 +192,13 @@ def running_server(log_dir: Path, spec: ServerSpec) -> Iterator[int]:
         yield ports[0]
 
 
+@dataclass(frozen=True, kw_only=True)
+class AllVariants:
+    mock_port: int
+    ports: dict[str, int]  # variant name -> port
+    deadline_s: float
+
+
 def mock_stats(port: int) -> dict[str, Any]:
     answer = request(port, "GET", "/mock/stats", token=None)
     assert answer.status == 200, answer
@@ -213,7 +231,7 @@ CORPUS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("bad-json", "POST", "/analyse", {"body": b"{nope", "headers": JSON_CT}, 422),
     ("no-body", "POST", "/analyse", {}, 422),
     ("text-plain", "POST", "/analyse", {"body": json.dumps(VALID).encode(), "headers": TEXT_CT}, 422),
-    ("bad-utf8", "POST", "/analyse", {"body": b'{"text": "\xff\xfe"}', "headers": JSON_CT}, 400),
+    ("bad-utf8", "POST", "/analyse", {"body": b'{"text": "\xff\xfe"}', "headers": JSON_CT}, 422),
     ("no-token", "POST", "/analyse", {"json_body": VALID, "token": None}, 401),
     ("bad-token", "POST", "/analyse", {"json_body": VALID, "token": "nope"}, 401),
     ("basic-auth", "POST", "/analyse", {"json_body": VALID, "token": None, "headers": BASIC}, 401),

@@ -75,3 +75,78 @@ def test_app_that_fails_to_boot_is_named(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: variant flask-sync: the app failed to boot: ImportError"), last
     assert "flask_sock is broken on purpose" in last
+
+
+def test_the_public_default_token_is_refused_beyond_loopback() -> None:
+    result = _run("run", "flask-sync", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--host 0.0.0.0" in lines[0] and "default token" in lines[0], lines
+
+
+def test_settings_never_show_their_secrets() -> None:
+    from servers.settings import load_settings
+
+    settings = load_settings(
+        {"BENCH_JOB_DB": "unused", "BENCH_API_TOKENS": "tok-s3cr3t", "BENCH_UPSTREAM_API_KEY": "sk-s3cr3t"}
+    )
+    assert settings.api_tokens == ("tok-s3cr3t",) and settings.upstream_api_key == "sk-s3cr3t"
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings)
+
+
+def _tree(pid: int) -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+
+
+def _gone(pids: list[int], timeout_s: float = 20.0) -> list[int]:
+    import time
+
+    import psutil
+
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        alive = [
+            p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return alive
+
+
+def test_sighup_stops_the_server_and_its_workers(tmp_path: Path) -> None:
+    """SIGHUP (a closed terminal) stops `servers run` and its server cleanly, like SIGTERM. (A SIGKILLed
+    driver's children: PR_SET_PDEATHSIG, tested with ManagedProcess in tests/loadtests/test_sweep_safety.py;
+    gunicorn and uvicorn also notice a lost parent themselves.)"""
+    import signal
+    import time
+
+    import psutil
+
+    from loadtests.processes import http_ok
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    for sig in (signal.SIGHUP,):
+        port = free_port()
+        argv = python_module_argv("servers", "run", "flask-sync", "--port", str(port), "--workers", "2")
+        with open(tmp_path / f"run-{sig.name}.log", "wb") as log:
+            driver = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            end = time.monotonic() + 60
+            while not http_ok(f"http://{LOOPBACK}:{port}/health"):
+                assert driver.poll() is None and time.monotonic() < end, sig
+                time.sleep(0.1)
+            while len(tree := _tree(driver.pid)) < 3:  # gunicorn master and its two workers
+                assert time.monotonic() < end, tree
+                time.sleep(0.1)
+            os.kill(driver.pid, sig)
+            code = driver.wait(timeout=30)
+            assert code == 0, (sig, code)
+            assert _gone(tree) == [], (sig, tree)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+            for pid in _tree(driver.pid) if psutil.pid_exists(driver.pid) else []:
+                os.kill(pid, signal.SIGKILL)

@@ -109,6 +109,10 @@ def test_settings_defaults_and_errors(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SettingsError, match=key):
             load_settings({key: value})
+    for key in ("BENCH_UPSTREAM_DEADLINE_S", "BENCH_UPSTREAM_TIMEOUT_S", "BENCH_WS_IDLE_TIMEOUT_S"):
+        for bad in ("inf", "nan", "-1"):
+            with pytest.raises(SettingsError, match=key):
+                load_settings({"BENCH_JOB_DB": str(tmp_path / "j.db"), key: bad})
 
 
 def test_parse_rate_limit() -> None:
@@ -159,7 +163,7 @@ def test_rate_limiter_and_job_store_are_cheap(tmp_path: Path) -> None:
 
 def test_job_store_isolation_and_expiry(tmp_path: Path) -> None:
     db = SharedDb(tmp_path / "j.db")
-    store = JobStore(db, ttl_s=0.2)
+    store = JobStore(db, ttl_s=0.2, purge_every_s=0.0)
     job_id = store.create("alice")
     assert len(job_id) >= 20
     assert store.get(job_id, "bob") is None
@@ -185,6 +189,51 @@ def test_job_store_isolation_and_expiry(tmp_path: Path) -> None:
     assert store.get(job_id, "alice") is None  # expired
     store.create("alice")  # creating purges expired rows
     assert db.run(lambda c: c.execute("SELECT count(*) FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]) == 0
+
+
+def test_a_job_never_outlives_its_deadline_or_its_worker(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from servers.jobs import JOB_TIMEOUT, WORKER_LOST
+
+    db = SharedDb(tmp_path / "d.db")
+    store = JobStore(db, ttl_s=0.5, deadline_s=0.2, purge_every_s=0.0)
+    stuck = store.create("alice")
+    assert store.mark_running(stuck)
+    time.sleep(0.3)
+    record = store.get(stuck, "alice")
+    assert record is not None and (record.status, record.error) == ("failed", JOB_TIMEOUT)
+    store.finish(stuck, b'{"late": true}')  # the worker's late word does not undo the verdict
+    assert store.get(stuck, "alice").status == "failed"  # type: ignore[union-attr]
+    assert not store.mark_running(stuck)  # nor does a queued job failed meanwhile start
+
+    # A worker process that dies with its job: the next poll (from any process) fails the job.
+    code = (
+        "import sys; from pathlib import Path; from servers.jobs import JobStore; "
+        "from servers.sqlite_db import SharedDb; "
+        "print(JobStore(SharedDb(Path(sys.argv[1])), ttl_s=60).create('bob'))"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code, str(db.path)], stdout=subprocess.PIPE, text=True)
+    orphan = worker.communicate(timeout=60)[0].strip()
+    assert worker.returncode == 0
+    record = JobStore(db, ttl_s=60).get(orphan, "bob")
+    assert record is not None and (record.status, record.error) == ("failed", WORKER_LOST)
+    mine = JobStore(db, ttl_s=60).create("bob")  # this process lives: its job stays queued
+    assert JobStore(db, ttl_s=60).get(mine, "bob").status == "queued"  # type: ignore[union-attr]
+
+    time.sleep(0.6)  # past the ttl: failed and never-finished rows are purged
+    store.create("alice")
+    assert db.run(lambda c: c.execute("SELECT count(*) FROM jobs WHERE id = ?", (stuck,)).fetchone()[0]) == 0
+
+
+def test_job_slots_bound_background_work() -> None:
+    from servers.jobs import JobSlots
+
+    slots = JobSlots(2)
+    assert [slots.try_acquire() for _ in range(3)] == [True, True, False]
+    slots.release()
+    assert slots.try_acquire() and not slots.try_acquire()
 
 
 def test_registry() -> None:

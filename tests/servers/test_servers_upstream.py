@@ -170,13 +170,13 @@ def test_stream_sync_yields_text_and_marks_midstream_errors(settings: Settings) 
     )
     with respx.mock(base_url=BASE) as router:
         router.post("/v1/messages").mock(return_value=ok)
-        assert "".join(upstream.stream_sync(client, params)) == "Hello"
+        assert "".join(upstream.stream_sync(client, params, settings)) == "Hello"
     broken = httpx.Response(
         200, content=_stream_events(["Hel"], fail=True), headers={"content-type": "text/event-stream"}
     )
     with respx.mock(base_url=BASE) as router:
         router.post("/v1/messages").mock(return_value=broken)
-        chunks = list(upstream.stream_sync(client, params))
+        chunks = list(upstream.stream_sync(client, params, settings))
     assert chunks[0] == "Hel"
     assert isinstance(chunks[-1], upstream.StreamFailure)
     assert chunks[-1].error.status == 503 and chunks[-1].startswith(upstream.STREAM_ERROR_PREFIX)
@@ -186,7 +186,7 @@ def test_stream_open_failure_raises_before_any_byte(settings: Settings) -> None:
     with respx.mock(base_url=BASE) as router:
         router.post("/v1/messages").mock(return_value=_error(429, "rate_limit_error"))
         with pytest.raises(ApiError) as info:
-            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings))
+            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings), settings)
     assert info.value.status == 503
 
 
@@ -195,3 +195,81 @@ def test_client_settings_are_shared(settings: Settings) -> None:
     assert isinstance(sync, anthropic.Anthropic) and isinstance(asyn, anthropic.AsyncAnthropic)
     assert sync.max_retries == asyn.max_retries == 0
     assert sync.timeout == asyn.timeout
+
+
+def _retry_settings(tmp_path: Path, *, retries: int, deadline_s: float) -> Settings:
+    return load_settings(
+        {
+            "BENCH_UPSTREAM_URL": BASE,
+            "BENCH_UPSTREAM_MAX_RETRIES": str(retries),
+            "BENCH_UPSTREAM_DEADLINE_S": str(deadline_s),
+            "BENCH_JOB_DB": str(tmp_path / "j.db"),
+        }
+    )
+
+
+def _limited(retry_after: str, ms: str | None = None) -> httpx.Response:
+    response = _error(429, "rate_limit_error")
+    response.headers["retry-after"] = retry_after
+    if ms is not None:
+        response.headers["retry-after-ms"] = ms
+    return response
+
+
+def test_a_retry_that_fits_the_deadline_is_made_and_counted(tmp_path: Path) -> None:
+    settings = _retry_settings(tmp_path, retries=2, deadline_s=5)
+    with respx.mock(base_url=BASE) as router:
+        route = router.post("/v1/messages").mock(
+            side_effect=[_limited("1", ms="50"), httpx.Response(200, json=_message(ANSWER))]
+        )
+        result = upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert result.summary == "A summary."
+    assert [c.request.headers["x-stainless-retry-count"] for c in route.calls] == ["0", "1"]
+
+
+def test_a_retry_after_past_the_deadline_is_a_503_carrying_it(tmp_path: Path) -> None:
+    """The SDK would sleep the hour; the server answers at once and passes the wait on."""
+    import time
+
+    settings = _retry_settings(tmp_path, retries=5, deadline_s=3)
+    with respx.mock(base_url=BASE) as router:
+        route = router.post("/v1/messages").mock(return_value=_limited("3600"))
+        started = time.monotonic()
+        with pytest.raises(ApiError) as info:
+            upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert time.monotonic() - started < 1.0 and route.call_count == 1
+    assert (info.value.status, info.value.error) == (503, "upstream_rate_limited")
+    assert info.value.headers["Retry-After"] == "3600"
+
+
+def test_async_retries_follow_the_same_rule(tmp_path: Path) -> None:
+    import asyncio
+
+    settings = _retry_settings(tmp_path, retries=1, deadline_s=3)
+    with respx.mock(base_url=BASE) as router:
+        route = router.post("/v1/messages").mock(return_value=_error(529, "overloaded_error"))
+        with pytest.raises(ApiError) as info:
+            asyncio.run(_analyse_async(settings, REQ))
+    assert route.call_count == 2 and info.value.status == 503  # one backoff (~0.5 s) fits in 3 s
+
+
+def test_an_upstream_answer_that_is_not_json_is_a_502(settings: Settings) -> None:
+    garbage = httpx.Response(
+        200, content=b"<html>gateway</html>", headers={"content-type": "application/json"}
+    )
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=garbage)
+        with pytest.raises(ApiError) as info:
+            upstream.analyse_sync(upstream.sync_client(settings), REQ, settings)
+    assert info.value.status == 502
+
+
+def test_a_malformed_event_mid_stream_ends_with_the_marker(settings: Settings) -> None:
+    content = _stream_events(["Hel"])[:-40] + b"event: content_block_delta\ndata: {not json\n\n"
+    broken = httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=broken)
+        chunks = list(
+            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings), settings)
+        )
+    assert isinstance(chunks[-1], upstream.StreamFailure) and chunks[-1].error.status == 502
