@@ -33,12 +33,12 @@ def _capacity(tmp_path: Path, target: str, *args: str) -> dict[str, object]:
 @pytest.mark.slow
 def test_the_flask_example_holds_its_six_threads(tmp_path: Path) -> None:
     entry = _capacity(tmp_path, "flask-summarizer", "--time-scale", "0.1", "--max-points", "4")
-    # 2 gunicorn gthread workers x 3 threads: the gauge stops at 6. Keep-alive connections stick to the
-    # worker that accepted them, so 5 or 6 users may already queue on one worker (4 or 5 in flight):
-    # the effect DESIGN.md calls real, to show and explain.
+    # 2 gunicorn gthread workers x 3 threads: never more than 6 in flight. Keep-alive connections stick to
+    # the worker that accepted them, so 4 users may already sit 4:0 on one worker (3 in flight), and 5 or 6
+    # queue on one worker: the effect DESIGN.md calls real, to show and explain.
     peaks = [lv["peak_in_flight"] for lv in entry["levels"]]  # type: ignore[union-attr]
-    assert 4 <= max(peaks) <= 6, entry  # never more than its six threads, whatever the spread
-    assert 4 <= entry["users"] <= 6 and entry["bound"] == "concurrency", entry  # type: ignore[operator]
+    assert 3 <= max(peaks) <= 6, entry  # never more than its six threads, whatever the spread
+    assert 3 <= entry["users"] <= 6 and entry["bound"] == "concurrency", entry  # type: ignore[operator]
 
 
 @pytest.mark.slow
