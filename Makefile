@@ -24,7 +24,7 @@ test: install ## run the test suite (real mock, servers and Locust on loopback)
 lint: install ## ruff lint and format check, actionlint on the workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/actionlint .github/workflows/*.yml examples/ci/*.yml
 
 format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -40,7 +40,7 @@ bench-full: install ## run every variant and scenario, both load models (for pub
 	$(PY) -m loadtests sweep --profile full
 
 mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile
-	$(PY) -m loadtests.mockbench
+	$(PY) -m loadtests.driver.mockbench
 
 RUN ?= results/latest
 report: install ## render charts, report and verdict for RUN (default results/latest)

@@ -6,18 +6,27 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from loadtests.driver.processes import ProcessStartError
 from loadtests.errors import UserError
-from loadtests.processes import ProcessStartError
 from loadtests.results import ResultsFormatError
 
 # Each sub-command's module has ``main(argv) -> int``; imported lazily so ``report`` never pays for Locust.
 COMMANDS = {
     "sweep": ("loadtests.sweep", "run load tests against server variants and write results/<run>/"),
-    "capacity": ("loadtests.capacity", "find the most users each variant serves within an SLO, by search"),
-    "faults": ("loadtests.faults", "goodput and upstream calls per request as the upstream fails more"),
-    "report": ("loadtests.report", "render charts, report.md/.html and verdict.json for a run"),
-    "compare": ("loadtests.compare", "compare two runs; exit 1 on a regression, 2 when incomparable"),
-    "gate": ("loadtests.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
+    "capacity": (
+        "loadtests.driver.capacity",
+        "find the most users each variant serves within an SLO",
+    ),
+    "faults": (
+        "loadtests.driver.faults",
+        "goodput and upstream calls per request as upstream fails",
+    ),
+    "report": ("loadtests.reporting.report", "render charts, report.md/.html and verdict.json for a run"),
+    "compare": (
+        "loadtests.reporting.compare",
+        "compare two runs; exit 1 on a regression, 2 incomparable",
+    ),
+    "gate": ("loadtests.driver.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
 }
 
 USAGE = (

@@ -22,7 +22,7 @@ class SweepSettings:
     mock_profile: str = "article"
     time_scale: float = 0.5
     duration_s: float = 5.0  # measured window, at least; rounded up to whole upstream periods
-    warmup_s: float | None = None  # None: detected from the data (loadtests.steady), within max_warmup_s
+    warmup_s: float | None = None  # None: detected from the data (analysis.steady), within max_warmup_s
     max_warmup_s: float | None = None  # None: max(60 s, 150 x L)
     repeat: int = 1
     loadgen_processes: int = 1

@@ -1,8 +1,8 @@
 """``python -m loadtests sweep``: measure server variants under load and write ``results/<run>/``.
 
-For each variant (and each mock profile its scenarios need: ``overhead`` runs on the ``instant`` profile)
-it starts the mock and the variant as real processes on free loopback ports, verifies the variant against
-the server contract, runs every point (``loadtests.pointrun``), and stops everything. ``results.json`` is
+For each variant (and each mock profile its scenarios need: ``overhead`` runs on the ``instant`` profile) it
+starts the mock and the variant as real processes on free loopback ports, verifies the variant against the
+server contract, runs every point (``loadtests.driver.pointrun``), and stops everything. ``results.json`` is
 rewritten atomically after every point; raw per-request records go to ``raw/``, every process's log to
 ``logs/``. Ctrl-C stops every process, keeps the finished points and prints how to resume.
 
@@ -35,10 +35,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from loadtests.errors import OneLineParser, UserError
-from loadtests.interrupts import deferred_interrupts
-from loadtests.metadata import collect_all, utc_now
-from loadtests.pointrun import (
+from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.metadata import collect_all, utc_now
+from loadtests.driver.pointrun import (
     MEASUREMENT_FAILED,
     PointError,
     PointSpec,
@@ -49,18 +48,26 @@ from loadtests.pointrun import (
     plan_timing,
     run_point,
 )
-from loadtests.presets import ALL_SCENARIOS, PRESETS, SweepSettings
-from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port, python_module_argv
-from loadtests.results import RESULTS_FILE, Point, RunResults, VariantInfo, load_results
-from loadtests.targets import (
+from loadtests.driver.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessStartError,
+    free_port,
+    python_module_argv,
+)
+from loadtests.driver.targets import (
     UPSTREAM_API_KEY,
+    RequestTemplate,
     TargetError,
     TargetSpec,
     known_targets,
     load_target,
     register,
 )
-from loadtests.verify import ContractError, verify_target, verify_variant
+from loadtests.driver.verify import ContractError, verify_target, verify_variant
+from loadtests.errors import OneLineParser, UserError
+from loadtests.presets import ALL_SCENARIOS, PRESETS, SweepSettings
+from loadtests.results import RESULTS_FILE, Point, RunResults, VariantInfo, load_results
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOKEN = "bench-local-token"
@@ -260,8 +267,7 @@ def with_targets(settings: SweepSettings, explicit: dict[str, Any]) -> SweepSett
 
 def supports(variant: str, scenario: str) -> bool:
     """A built-in variant serves every scenario; your own app, the ones its target file names."""
-    spec = _known_variants()[variant]
-    return spec.builtin or scenario in spec.scenarios
+    return _known_variants()[variant].supports(scenario)
 
 
 def _known_profiles() -> tuple[str, ...]:
@@ -321,7 +327,7 @@ def validate(settings: SweepSettings) -> SweepSettings:
         raise UserError("give --users (closed loop) or --rate (open loop), or both")
     for name in chosen:
         spec = variants[name]
-        if not spec.builtin and not any(s in spec.scenarios for s in scenarios):
+        if not any(spec.supports(s) for s in scenarios):
             raise UserError(
                 f"--scenarios: target {name} ({spec.source}) has no scenario among {', '.join(scenarios)}; "
                 f"its file has {', '.join(spec.scenarios)}"
@@ -567,7 +573,7 @@ class VariantSession:
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
         self._values = self._placeholders(port)
-        spec = _known_variants()[self.group.variant]
+        spec = self.spec()
         if not spec.builtin:
             self._start_target(spec)
             return
@@ -612,19 +618,30 @@ class VariantSession:
     def verify(self, scenarios: Sequence[str]) -> None:
         """The contract before measuring (raise ContractError): the server contract for a built-in
         variant, the target file's own for your app."""
-        spec = _known_variants()[self.group.variant]
+        spec = self.spec()
         if spec.builtin:
             verify_variant(self.url, variant=spec.name, token=bench_token(), scenarios=list(scenarios))
             return
-        requests = {s: spec.scenarios[s].render(self._values) for s in dict.fromkeys(scenarios)}
+        requests = {s: self._template(spec, s).render(self._values) for s in dict.fromkeys(scenarios)}
         verify_target(self.url, name=spec.name, health=spec.health, requests=requests)
 
     def request_for(self, scenario: str) -> dict[str, Any] | None:
         """Your own app's request for ``scenario``, placeholders filled; None for a built-in variant."""
-        spec = _known_variants()[self.group.variant]
+        spec = self.spec()
         if spec.builtin:
             return None
-        return spec.scenarios[scenario].render(self._values)
+        return self._template(spec, scenario).render(self._values)
+
+    @staticmethod
+    def _template(spec: TargetSpec, scenario: str) -> RequestTemplate:
+        template = spec.template_for(scenario)
+        if template is None:  # plan_points skips what a target lacks; this would be a planning bug
+            raise ContractError(f"target {spec.name} has no request for scenario {scenario!r}")
+        return template
+
+    def spec(self) -> TargetSpec:
+        """What this session starts and sends: the registry's entry (the gate gives each side its own)."""
+        return _known_variants()[self.group.variant]
 
     def restart_server(self) -> None:
         with deferred_interrupts():
@@ -914,7 +931,7 @@ def measure_point(
     if restarted:
         session.restart_server()
         drained = session.settle(timeout_s=max(3.0, 2 * latency))
-    ceiling = _known_variants()[spec.variant].predicted_ceiling
+    ceiling = session.spec().predicted_ceiling
     target = session.target(ceiling=ceiling, latency_s=latency, scenario=spec.scenario)
     if not drained:
         point = failed_point(

@@ -2,7 +2,7 @@
 
 A call costs one dict lookup for its cached answer, one timer for its delay and two ``send`` calls, so a
 single process holds thousands of concurrent calls with millisecond timing (see
-``python -m loadtests.mockbench``).
+``python -m loadtests.driver.mockbench``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """When the mock collects garbage: never in the middle of a load, where a pause shows up as injected delay.
 
-Measured with ``python -m loadtests.mockbench`` (2,000 calls in flight): CPython's automatic collector
+Measured with ``python -m loadtests.driver.mockbench`` (2,000 calls in flight): CPython's automatic collector
 paused the mock for up to 40-70 ms at a time (hundreds of ms per 6 s), putting the p99 delay error near 100
 ms. The mock's per-call objects are freed by reference counting (a call leaves no reference cycles), so the
 cyclic collector is switched off after start-up (everything alive then is frozen out of later collections)

@@ -1,4 +1,5 @@
-"""The measured never import the measurer: mock_llm and servers run without loadtests on the path."""
+"""The architecture, checked on the imports: the measured never import the measurer (mock_llm and servers
+run without loadtests on the path), and inside loadtests each role imports only the roles below it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,44 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def imported_modules(package: Path) -> list[tuple[str, str]]:
+    """(file, module) for every import in every module under ``package``, including lazy ones."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found += [(str(path.relative_to(REPO)), alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.append((str(path.relative_to(REPO)), node.module))
+    return found
+
+
 @pytest.mark.parametrize("package", ["mock_llm", "servers"])
 def test_the_measured_import_nothing_from_the_measurer(package: str) -> None:
-    offenders = []
-    for path in sorted((REPO / package).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] == "loadtests"]
+    offenders = [f"{f}: {m}" for f, m in imported_modules(REPO / package) if m.split(".")[0] == "loadtests"]
     assert offenders == []
+
+
+# What runs inside Locust must not drag in the driver or matplotlib; analysis is pure (records in, figures
+# out); reporting renders finished runs and never pays for Locust or the processes a sweep starts.
+FORBIDDEN = {
+    "scenarios": ("loadtests.driver", "loadtests.reporting", "loadtests.analysis", "loadtests.sweep"),
+    "analysis": ("loadtests.driver", "loadtests.reporting", "loadtests.scenarios", "loadtests.sweep"),
+    "reporting": ("loadtests.driver", "loadtests.scenarios", "loadtests.sweep"),
+}
+
+
+@pytest.mark.parametrize("role", sorted(FORBIDDEN))
+def test_each_role_imports_only_the_roles_below_it(role: str) -> None:
+    offenders = [
+        f"{f}: {m}"
+        for f, m in imported_modules(REPO / "loadtests" / role)
+        if any(m == bad or m.startswith(bad + ".") for bad in FORBIDDEN[role])
+    ]
+    assert offenders == []
+
+
+def test_loadtests_top_level_holds_only_the_core_modules() -> None:
+    # Everything else lives in a role subpackage; a new module at the top is a layout decision to make.
+    top = sorted(p.name for p in (REPO / "loadtests").glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "errors.py", "presets.py", "results.py", "sweep.py"]

@@ -10,7 +10,7 @@ import time
 
 from geventhttpclient import HTTPClient
 
-from loadtests.loadgen import BenchUser, Outcome
+from loadtests.scenarios.loadgen import BenchUser, Outcome
 
 
 class AnalyseUser(BenchUser):

@@ -12,8 +12,8 @@ from typing import Any
 
 from geventhttpclient import HTTPClient
 
-from loadtests.loadgen import BenchUser, Outcome, make_text
-from loadtests.wsclient import WebSocket
+from loadtests.scenarios.loadgen import BenchUser, Outcome, make_text
+from loadtests.scenarios.wsclient import WebSocket
 
 MESSAGE = make_text(200, 7)
 

@@ -12,7 +12,7 @@ import time
 import gevent
 from geventhttpclient import HTTPClient
 
-from loadtests.loadgen import BenchUser, Outcome
+from loadtests.scenarios.loadgen import BenchUser, Outcome
 
 
 class JobsUser(BenchUser):

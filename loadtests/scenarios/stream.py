@@ -12,7 +12,7 @@ from typing import Any
 
 from geventhttpclient import HTTPClient
 
-from loadtests.loadgen import BenchUser, Outcome
+from loadtests.scenarios.loadgen import BenchUser, Outcome
 
 ERROR_MARKER = b"\n[error] "
 

@@ -12,7 +12,7 @@ import time
 
 from geventhttpclient import HTTPClient
 
-from loadtests.loadgen import BenchUser, Outcome
+from loadtests.scenarios.loadgen import BenchUser, Outcome
 from loadtests.scenarios.stream import read_streamed
 
 TEMPLATE = json.loads(os.environ.get("BENCH_TARGET_REQUEST") or "{}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.capacity import next_level
+from loadtests.driver.capacity import next_level
 from loadtests.results import load_results
 
 REPO = Path(__file__).resolve().parents[2]

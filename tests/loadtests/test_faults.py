@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.report import write_report
+from loadtests.reporting.report import write_report
 from loadtests.results import load_results
 
 REPO = Path(__file__).resolve().parents[2]

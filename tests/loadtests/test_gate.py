@@ -101,7 +101,7 @@ def _env() -> dict[str, str]:
 
 
 def test_the_environment_is_reused_unless_a_runtime_pin_differs(tmp_path: Path) -> None:
-    from loadtests.gate_git import dependency_key
+    from loadtests.driver.gate_git import dependency_key
 
     def tree(name: str, pins: str) -> Path:
         path = tmp_path / name
@@ -116,3 +116,81 @@ def test_the_environment_is_reused_unless_a_runtime_pin_differs(tmp_path: Path) 
     base = dependency_key(tree("a", "Flask==3.1.3\nruff==0.17.6\n"))
     assert dependency_key(tree("b", "Flask==3.1.3\nruff==0.18.0\n")) == base  # a lint tool: same env
     assert dependency_key(tree("c", "Flask==3.1.4\nruff==0.17.6\n")) != base
+
+
+def _app_repo(tmp_path: Path) -> Path:
+    """An unrelated team's repository: the FastAPI example at bench/, committed once."""
+    repo = tmp_path / "acme"
+    (repo / "bench").mkdir(parents=True)
+    for name in ("app.py", "target.toml"):
+        (repo / "bench" / name).write_text((REPO / "examples" / "fastapi-chat" / name).read_text())
+    _git(repo, "init", "--quiet")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "--quiet", "-m", "the app")
+    return repo
+
+
+@pytest.mark.slow
+def test_a_gate_on_your_own_app_sees_20_ms_of_cpu_per_request(tmp_path: Path) -> None:
+    """--target in a repository without the harness: each side starts its own revision of the app, and
+    head's busy loop (20 ms of CPU in every request) fails the gate on CPU per request."""
+    repo = _app_repo(tmp_path)
+    app = repo / "bench" / "app.py"
+    slow = app.read_text().replace(
+        "    _check(x_api_key)\n    message = await",
+        "    _check(x_api_key)\n    spin = time.perf_counter() + 0.020\n"
+        "    while time.perf_counter() < spin:  # a regression: 20 ms of CPU per request\n"
+        "        pass\n    message = await",
+        1,
+    )
+    assert slow != app.read_text()
+    app.write_text("import time\n" + slow)
+    _git(repo, "commit", "--quiet", "-am", "slower")
+    out = tmp_path / "gate"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "gate", "HEAD~1", "HEAD", "--target", "bench/target.toml",
+         "--preset", "gate-tiny", "--rounds", "3", "--out", str(out)],
+        cwd=repo, capture_output=True, text=True, timeout=400, check=False, env=_env(),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    data = json.loads((out / "comparison.json").read_text())
+    rows = {row["variant"]: row for row in data["rows"]}
+    assert list(rows) == ["fastapi-chat"]
+    regressed = {c["metric"] for c in rows["fastapi-chat"]["figures"] if c["regression"]}
+    assert "cpu_rel" in regressed, rows
+    for side in ("base", "head"):
+        results = json.loads((out / side / "results.json").read_text())
+        assert {p["scenario"] for p in results["points"]} == {"overhead"}
+        assert "target files" in results["metadata"]["gate"]["measured_code"]
+    assert "bench-gate-" not in _git(repo, "worktree", "list")
+
+
+def test_a_target_file_head_lacks_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _app_repo(tmp_path)
+    (repo / "bench" / "other.toml").write_text((repo / "bench" / "target.toml").read_text())
+    monkeypatch.chdir(repo)
+    assert cli(["gate", "HEAD", "HEAD", "--target", "bench/other.toml", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no bench/other.toml" in err, err
+    assert cli(["gate", "HEAD", "HEAD", "--target", str(REPO / "README.md")]) == 2
+    assert "outside the repository" in capsys.readouterr().err
+
+
+def test_the_action_runs_the_gate_with_flags_it_has() -> None:
+    """action.yml calls `llm-wait-bench gate` with --target/--preset/--out and its preset default."""
+    from loadtests.driver.gate import GATE_PRESETS, build_parser
+
+    action = (REPO / "action.yml").read_text()
+    assert 'llm-wait-bench gate "${BASE}" "${HEAD_REV}" --target "${TARGET}" --preset "${PRESET}"' in action
+    default_preset = action.split("  preset:", 1)[1].split("default:", 1)[1].split()[0]
+    assert default_preset in GATE_PRESETS
+    argv = ["b", "h", "--target", "t.toml", "--preset", default_preset, "--out", "o"]
+    args = build_parser().parse_args(argv)
+    assert args.targets == ["t.toml"]
+
+
+def test_the_readme_shows_the_ci_workflow_file_as_it_is() -> None:
+    workflow = (REPO / "examples" / "ci" / "llm-wait-bench.yml").read_text()
+    assert f"```yaml\n{workflow}```" in (REPO / "README.md").read_text()

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from loadtests import steady
-from loadtests.breakdown import join
-from loadtests.rawdata import Record, cut_window, smooth_count
-from loadtests.validity import Evidence, invalid_reasons
+from loadtests.analysis import steady
+from loadtests.analysis.breakdown import join
+from loadtests.analysis.rawdata import Record, cut_window, smooth_count
+from loadtests.analysis.validity import Evidence, invalid_reasons
 
 
 def test_a_climbing_latency_is_not_settled_however_flat_the_rate() -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tok-stream"

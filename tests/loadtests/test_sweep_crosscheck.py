@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import validity
-from loadtests.pointrun import PointSpec, Target, plan_timing, run_point
-from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+from loadtests.analysis import validity
+from loadtests.driver.pointrun import PointSpec, Target, plan_timing, run_point
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 TIME_SCALE = 0.1
 L = 2.0 * TIME_SCALE

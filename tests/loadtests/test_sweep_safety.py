@@ -69,7 +69,7 @@ def test_a_run_directory_takes_one_sweep_at_a_time(tmp_path: Path) -> None:
 
 
 def test_the_token_reaches_locust_through_the_environment_not_argv() -> None:
-    from loadtests.pointrun import PointSpec, Target, _locust_argv
+    from loadtests.driver.pointrun import PointSpec, Target, _locust_argv
 
     secret = "tok-never-in-argv"
     spec = PointSpec(
@@ -82,8 +82,8 @@ def test_the_token_reaches_locust_through_the_environment_not_argv() -> None:
                             seed=1, master_port=1, max_in_flight=10)  # fmt: skip
         assert not any(secret in arg for arg in argv), (role, argv)
     # loadgen.py (the locustfile) reads it from the variable pointrun sets.
-    loadgen = (REPO / "loadtests" / "loadgen.py").read_text()
-    from loadtests.pointrun import TOKEN_ENV
+    loadgen = (REPO / "loadtests" / "scenarios" / "loadgen.py").read_text()
+    from loadtests.driver.pointrun import TOKEN_ENV
 
     assert f'TOKEN_ENV = "{TOKEN_ENV}"' in loadgen
 
@@ -91,7 +91,7 @@ def test_the_token_reaches_locust_through_the_environment_not_argv() -> None:
 def test_a_managed_child_dies_when_its_driver_is_killed(tmp_path: Path) -> None:
     """No orphan when the driver cannot clean up: the kernel sends the child SIGTERM (PR_SET_PDEATHSIG)."""
     driver_code = (
-        "import sys, time; from pathlib import Path; from loadtests.processes import ManagedProcess; "
+        "import sys, time; from pathlib import Path; from loadtests.driver.processes import ManagedProcess; "
         "p = ManagedProcess('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'], "
         "log_path=Path(sys.argv[1])).start(); print(p.pid, flush=True); time.sleep(120)"
     )

@@ -7,7 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from loadtests.pointrun import (
+from loadtests.analysis.rawdata import Record, cut_window, read_records, write_records
+from loadtests.analysis.stats import nearest_rank, percentiles
+from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, Evidence, findings, invalid_reasons, littles_law
+from loadtests.driver.pointrun import (
     PointSpec,
     Target,
     build_point,
@@ -16,11 +19,8 @@ from loadtests.pointrun import (
     window_seconds,
 )
 from loadtests.presets import PRESETS
-from loadtests.rawdata import Record, cut_window, read_records, write_records
 from loadtests.results import LittlesLaw
-from loadtests.stats import nearest_rank, percentiles
 from loadtests.sweep import estimate_seconds, group_points, plan_points
-from loadtests.validity import LOADGEN_CPU_LIMIT, Evidence, findings, invalid_reasons, littles_law
 
 SPEC = PointSpec(variant="flask-sync", scenario="analyse", load_model="closed", users=8, rate=None, repeat=0)
 TARGET = Target(

@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from loadtests.analysis.verdict import compute_verdict
 from loadtests.results import Point, RunResults, load_results
-from loadtests.verdict import compute_verdict
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.05

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.driver.targets import TargetError, load_target
 from loadtests.results import load_results
-from loadtests.targets import TargetError, load_target
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

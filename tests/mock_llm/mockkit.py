@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 API_HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 # article x 0.05: 100 ms per call; a stream's first delta at 25 ms and its last byte at 100 ms.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mockkit import API_HEADERS, LOOPBACK, http_request, messages_body, mock_argv, running_mock
 
-from loadtests.processes import free_port, python_module_argv
+from loadtests.driver.processes import free_port, python_module_argv
 
 
 def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:

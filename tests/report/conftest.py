@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.report import write_report
-from loadtests.synthetic import synthetic_run
+from loadtests.analysis.synthetic import synthetic_run
+from loadtests.reporting.report import write_report
 
 SMALL = {
     "variants": ("flask-sync", "fastapi-async"),
@@ -22,7 +22,7 @@ def rendered_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[P
     """One small synthetic run rendered once (light, blog) with one invalid point: the slow part, shared."""
     from dataclasses import replace
 
-    from loadtests.synthetic import modify
+    from loadtests.analysis.synthetic import modify
 
     run = synthetic_run(**SMALL)  # type: ignore[arg-type]
     run = modify(

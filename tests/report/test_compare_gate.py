@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import compare
-from loadtests.resampling import ratio_interval
+from loadtests.analysis.resampling import ratio_interval
+from loadtests.analysis.synthetic import modify, synthetic_run
+from loadtests.reporting import compare
 from loadtests.results import Point, RunResults
-from loadtests.synthetic import modify, synthetic_run
 
 BASE = {"variants": ("flask-sync", "fastapi-async"), "scenarios": ("analyse",), "users": (1, 8, 128)}
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loadtests import gate_stats
+from loadtests.analysis import gate_stats
 
 
 def test_complete_separation_gives_the_smallest_p() -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from loadtests import __main__ as dispatcher
-from loadtests import report
-from loadtests.chart_style import make_style
-from loadtests.charts import build_charts, save_chart
-from loadtests.report_doc import STATUS_LABEL
+from loadtests.analysis.synthetic import synthetic_run
+from loadtests.analysis.verdict import compute_verdict
+from loadtests.reporting import report
+from loadtests.reporting.chart_style import make_style
+from loadtests.reporting.charts import build_charts, save_chart
+from loadtests.reporting.report_doc import STATUS_LABEL
 from loadtests.results import load_results
-from loadtests.synthetic import synthetic_run
-from loadtests.verdict import compute_verdict
 
 CLOSED_KINDS = ("throughput", "inflight", "latency", "errors", "cpu")
 
@@ -133,7 +133,7 @@ def test_save_chart_writes_talk_png_at_twice_its_dpi(tmp_path: Path) -> None:
 def test_titles_never_rest_on_invalid_points() -> None:
     from dataclasses import replace
 
-    from loadtests.synthetic import modify
+    from loadtests.analysis.synthetic import modify
 
     run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",), users=(2, 8, 32))
     run = modify(
@@ -154,7 +154,7 @@ def test_titles_never_rest_on_invalid_points() -> None:
 def test_capacity_and_breakdown_get_a_chart_and_a_section(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from loadtests.synthetic import modify
+    from loadtests.analysis.synthetic import modify
 
     def split(before: float) -> dict[str, object]:
         part = lambda ms: {"p50": ms, "p95": ms * 1.02, "p99": ms * 1.05}  # noqa: E731

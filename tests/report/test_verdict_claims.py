@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from loadtests.analysis.synthetic import VARIANTS, modify, synthetic_run
+from loadtests.analysis.verdict import compute_verdict
 from loadtests.presets import PRESETS
-from loadtests.synthetic import VARIANTS, modify, synthetic_run
-from loadtests.verdict import compute_verdict
 
 
 def _statuses(run) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from loadtests.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 TOKEN = "tok-main"
 OTHER_TOKEN = "tok-other"

@@ -29,7 +29,7 @@ from serverkit import (
     ws_exchange,
 )
 
-from loadtests.processes import LOOPBACK
+from loadtests.driver.processes import LOOPBACK
 from servers.variants import get_variant
 
 CALL_S = 1.5  # the article profile's 2 s per call x time scale 0.75: long enough for 128 to pile up

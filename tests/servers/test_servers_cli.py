@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from loadtests.processes import LOOPBACK, free_port, python_module_argv
+from loadtests.driver.processes import LOOPBACK, free_port, python_module_argv
 from servers.variants import VARIANTS
 
 
@@ -125,7 +125,7 @@ def test_sighup_stops_the_server_and_its_workers(tmp_path: Path) -> None:
 
     import psutil
 
-    from loadtests.processes import http_ok
+    from loadtests.driver.processes import http_ok
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     for sig in (signal.SIGHUP,):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from serverkit import TOKEN, VALID, ServerSpec, fleet, mock_reset, mock_stats, request
 
-from loadtests.processes import LOOPBACK
+from loadtests.driver.processes import LOOPBACK
 
 POOL = 3
 BODY = b'{"text": "Measure how many upstream calls this server keeps open.", "analysis_type": "summary"}'

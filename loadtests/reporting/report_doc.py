@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.analysis.verdict import COMFORT_DEFINITION, Verdict, upstream_latency
 from loadtests.results import Point, RunResults
-from loadtests.verdict import COMFORT_DEFINITION, Verdict, upstream_latency
 
 STATUS_LABEL = {
     "reproduced": "Reproduced",

@@ -19,13 +19,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from loadtests.driver.metadata import collect_all, utc_now
+from loadtests.driver.pointrun import PointSpec
+from loadtests.driver.processes import ProcessStartError
+from loadtests.driver.verify import ContractError
 from loadtests.errors import OneLineParser, UserError
-from loadtests.metadata import collect_all, utc_now
-from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
-from loadtests.processes import ProcessStartError
 from loadtests.results import RESULTS_FILE, Point, RunResults
-from loadtests.verify import ContractError
 
 DEFAULT_VARIANTS = ("flask-sync", "fastapi-async")
 DEFAULT_ERRORS = ("429", "529")

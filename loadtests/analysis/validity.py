@@ -3,7 +3,7 @@
 Invalid (the point is kept, with every reason):
 - a load-generator process above ``LOADGEN_CPU_LIMIT`` percent of one core over the window: the load
   generator, not the server, may have set the pace;
-- the warm-up did not settle within its bound (``loadtests.steady``), or the window itself drifted;
+- the warm-up did not settle within its bound (``loadtests.analysis.steady``), or the window itself drifted;
 - open loop: the backlog (requests in the system) grew over the window by more than ``LITTLE_TOLERANCE``
   of the arrivals that happened *and* by more than Poisson noise in the number in the system explains
   (3 standard deviations of the difference of two counts of mean arrival rate x mean latency): the queue
@@ -77,7 +77,7 @@ class Evidence:
     hung: int = 0
     mock_late_p99_ms: float | None = None  # the mock's observed minus injected delay, p99
     upstream_latency_s: float = 0.0  # L
-    steady_state: dict[str, object] | None = None  # loadtests.pointrun.steady_record
+    steady_state: dict[str, object] | None = None  # loadtests.driver.pointrun.steady_record
 
 
 def littles_law(

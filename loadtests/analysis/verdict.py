@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from loadtests.levels import Level, levels_of, select
+from loadtests.analysis.levels import Level, levels_of, select
 from loadtests.results import RunResults
 
 Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
@@ -307,7 +307,7 @@ def measured_ceiling(levels: Sequence[Level]) -> Level | None:
     """The valid level that shows a concurrency ceiling: the mock's peak stopped following the users
     (users above the peak by more than the sweep's tolerance) while no request failed. The lowest such
     level with the highest peak."""
-    from loadtests.validity import peak_tolerance
+    from loadtests.analysis.validity import peak_tolerance
 
     capped = [
         lv

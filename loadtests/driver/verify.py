@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.wsclient import WebSocket
+from loadtests.scenarios.wsclient import WebSocket
 
 VALID_BODY = {
     "text": "Quarterly revenue grew while churn rose in the enterprise segment.",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtests.compare import COLUMNS, METRICS, Comparison
+from loadtests.reporting.compare import COLUMNS, METRICS, Comparison
 from loadtests.results import RunResults
 
 FIGURES: tuple[tuple[str, str, Any], ...] = tuple(

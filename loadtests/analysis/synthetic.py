@@ -2,7 +2,7 @@
 
 With L the upstream latency and C a variant's concurrency ceiling, a closed loop of U users gives
 throughput min(U, C) / L, latency L below the ceiling and U / C x L above it (the rest queue), and
-the mock sees min(U, C) calls in flight. ``python -m loadtests.synthetic OUT_DIR`` writes such a run
+the mock sees min(U, C) calls in flight. ``python -m loadtests.analysis.synthetic OUT_DIR`` writes such a run
 so the report can be looked at before any real sweep exists. Nothing here is a measurement.
 """
 
@@ -219,7 +219,7 @@ def _variants(spec: SyntheticSpec) -> list[VariantInfo]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m loadtests.synthetic",
+        prog="python -m loadtests.analysis.synthetic",
         description="write a synthetic run (physics, not measurements) to preview the report",
     )
     parser.add_argument("out", type=Path, help="run directory to write results.json into")

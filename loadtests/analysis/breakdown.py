@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from loadtests.rawdata import Record
+from loadtests.analysis.rawdata import Record
+from loadtests.analysis.stats import nearest_rank, percentiles
 from loadtests.results import Percentiles
-from loadtests.stats import nearest_rank, percentiles
 
 # Scenarios whose request makes its one upstream call while the client waits (jobs answer 202 first; chat
 # messages travel inside one WebSocket, with no header of their own). ``overhead`` is ``analyse`` against

@@ -11,16 +11,16 @@ Who measures what with whose code:
   must import from there), with this environment when the revision pins the same dependencies
   (constraints.txt and pyproject's dependencies) or a fresh one made for it otherwise.
 
-How: a detached ``git worktree`` per revision in a temporary directory (removed afterwards, also on
-Ctrl-C); then ``--rounds`` rounds (default 5), each measuring both sides with fresh processes (mock and
-server started anew for every variant), in alternating order (base, head; head, base; ...) so a drift in
-the machine's speed cancels rather than favours one side. Each round is one repeat of every point; the
-comparison (``loadtests.compare``, the rank test of ``loadtests.gate_stats`` once both sides have 5
-rounds) gates server CPU per request, overhead p50/p95 and throughput, each relative to the mock's CPU per
-request in the same window (the machine's speed at that moment), and the failed share. A round whose
-window broke a steady-state rule still counts (both sides face the same machine; the rank test judges
-the spread), one whose measurement failed or hung does not, and a point head lacks is a regression. The run
-directory holds ``base/`` and ``head/`` (each a normal run: results.json, raw/, logs/),
+How: a detached ``git worktree`` per revision in a temporary directory (removed afterwards, also on Ctrl-C);
+then ``--rounds`` rounds (default 5), each measuring both sides with fresh processes (mock and server
+started anew for every variant), in alternating order (base, head; head, base; ...) so a drift in the
+machine's speed cancels rather than favours one side. Each round is one repeat of every point; the
+comparison (``loadtests.reporting.compare``, the rank test of ``loadtests.analysis.gate_stats`` once both
+sides have 5 rounds) gates server CPU per request, overhead p50/p95 and throughput, each relative to the
+mock's CPU per request in the same window (the machine's speed at that moment), and the failed share. A
+round whose window broke a steady-state rule still counts (both sides face the same machine; the rank test
+judges the spread), one whose measurement failed or hung does not, and a point head lacks is a regression.
+The run directory holds ``base/`` and ``head/`` (each a normal run: results.json, raw/, logs/),
 ``comparison.md``, ``comparison.json``, ``gate.png`` and ``summary.md`` (the step summary).
 
 Exit 0: no regression; 1: a regression; 2: cannot compare (unknown revision, a revision without the
@@ -44,10 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from loadtests import gate_report
-from loadtests.compare import Comparison, Incomparable, compare_runs, render, to_json
-from loadtests.errors import UserError
-from loadtests.gate_git import (
+from loadtests.driver.gate_git import (
     GateError,
     Side,
     check_harness,
@@ -55,29 +52,34 @@ from loadtests.gate_git import (
     default_base,
     dependency_key,
     environment_for,
+    repo_relative,
     resolve,
     server_env,
+    side_targets,
     toplevel,
     worktree,
 )
-from loadtests.interrupts import deferred_interrupts
-from loadtests.metadata import collect_all, collect_harness_version, utc_now
-from loadtests.pointrun import PointSpec
+from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.metadata import collect_all, collect_harness_version, utc_now
+from loadtests.driver.pointrun import PointSpec
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
+from loadtests.driver.targets import TargetError, TargetSpec, register
+from loadtests.driver.verify import ContractError
+from loadtests.errors import UserError
 from loadtests.presets import SweepSettings
-from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
+from loadtests.reporting import gate_report
+from loadtests.reporting.compare import Comparison, Incomparable, compare_runs, render, to_json
 from loadtests.results import RunResults
 from loadtests.sweep import (
     REPO,
     Group,
     VariantSession,
     _server_env,
-    bench_token,
     group_points,
     measure_point,
     plan_points,
     upstream_latency_s,
 )
-from loadtests.verify import ContractError, verify_variant
 
 DEFAULT_ROUNDS = 5
 MIN_ROUNDS = 3
@@ -151,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance", type=_tolerance, default=0.10, help="minimum effect (default 0.10 = 10%%)"
     )
     parser.add_argument("--out", type=Path, help="run directory (default: results/gate-<UTC timestamp>/)")
+    parser.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own app's target file in this repository (repeatable): measured instead of the preset's "
+        "variants, its overhead scenario (the analyse request against an instant upstream), each side "
+        "from its own revision of the file",
+    )
     return parser
 
 
@@ -183,11 +195,11 @@ def _gate(args: argparse.Namespace, started: float) -> int:
     head = resolve(repo, args.head)
     base = resolve(repo, args.base) if args.base is not None else default_base(repo, head)
     settings = GATE_PRESETS[args.preset]
+    target_paths = [repo_relative(repo, Path(t)) for t in args.targets]
     run_dir = args.out or Path("results") / f"gate-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     if (run_dir / "comparison.json").exists():
         raise GateError(f"--out: {run_dir} already holds a gate run; pick another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
-    own_key = dependency_key(REPO)
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch_name:
         scratch = Path(scratch_name)
         with (
@@ -199,13 +211,25 @@ def _gate(args: argparse.Namespace, started: float) -> int:
                 ("base", args.base or "merge base", base, base_tree),
                 ("head", args.head, head, head_tree),
             ):
-                check_harness(tree, f"{name} {revision} ({commit[:10]})")
+                label = f"{name} {revision} ({commit[:10]})"
+                if target_paths:  # your own app: its files and code from this revision, this environment
+                    specs = side_targets(tree, target_paths, label)
+                    side = Side(
+                        name=name, revision=revision, commit=commit, tree=tree, python=sys.executable,
+                        env_reused=True, targets=specs,
+                    )  # fmt: skip
+                    sides.append(side)
+                    continue
+                check_harness(tree, label)
+                own_key = dependency_key(REPO)
                 python, reused = environment_for(tree, name, own_key=own_key, scratch=scratch)
                 side = Side(
                     name=name, revision=revision, commit=commit, tree=tree, python=python, env_reused=reused
                 )
                 check_imports_from(side)
                 sides.append(side)
+            if target_paths:
+                settings = _settings_for_targets(settings, sides)
             print(
                 f"gate: base {sides[0].short} vs head {sides[1].short}, preset {args.preset}, "
                 f"{args.rounds} rounds a side, interleaved; writing {run_dir}",
@@ -213,6 +237,28 @@ def _gate(args: argparse.Namespace, started: float) -> int:
             )
             runs = measure_sides(sides, settings, run_dir, rounds=args.rounds, preset=args.preset)
     return finish(sides, runs, run_dir, args, started)
+
+
+def _settings_for_targets(settings: SweepSettings, sides: Sequence[Side]) -> SweepSettings:
+    """The preset with the targets as its variants (registered for planning by head's files; each side's
+    session starts and sends its own revision's)."""
+    base_names, head_names = (list(side.targets) for side in sides)
+    if base_names != head_names:
+        raise GateError(
+            f"--target: the target names differ between base ({', '.join(base_names)}) and head "
+            f"({', '.join(head_names)}); a renamed target cannot be compared"
+        )
+    for spec in sides[1].targets.values():
+        try:
+            register(spec)
+        except TargetError as exc:
+            raise GateError(f"--target: {exc}") from None
+        if not spec.supports("overhead"):
+            raise GateError(
+                f"--target: {spec.name} ({spec.source}) has no [scenarios.analyse]: the gate measures "
+                "the analyse request against an instant upstream"
+            )
+    return settings.with_overrides({"variants": tuple(head_names), "scenarios": ("overhead",)})
 
 
 def measure_sides(
@@ -265,8 +311,12 @@ def _side_results(side: Side, settings: SweepSettings, preset: str) -> RunResult
             "side": side.name,
             "revision": side.revision,
             "commit": side.commit,
-            "measured_code": "servers/ of this commit (worktree on PYTHONPATH); mock and load generator: "
-            "the measurer's",
+            "measured_code": (
+                "the target files and the apps they start, of this commit"
+                if side.targets
+                else "servers/ of this commit (worktree on PYTHONPATH)"
+            )
+            + "; mock and load generator: the measurer's",
             "environment": "the measurer's (same pins)" if side.env_reused else "its own (other pins)",
         },
     )
@@ -281,7 +331,13 @@ class SideSession(VariantSession):
         self.side = side
         super().__init__(group, settings, run_dir)
 
+    def spec(self) -> TargetSpec:
+        return self.side.targets.get(self.group.variant) or super().spec()
+
     def _start_server(self) -> None:
+        if self.group.variant in self.side.targets:  # your own app: the sweep's way, with this side's file
+            super()._start_server()
+            return
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
         self._values = self._placeholders(port)
@@ -319,12 +375,7 @@ def measure_round(side: Side, settings: SweepSettings, side_dir: Path, round_ind
         for group in group_points(specs, settings):
             with SideSession(group, settings, side_dir, side) as session:
                 if round_index == 0:
-                    verify_variant(
-                        session.url,
-                        variant=group.variant,
-                        token=bench_token(),
-                        scenarios=[s.scenario for s in group.specs],
-                    )
+                    session.verify([s.scenario for s in group.specs])
                 for spec in group.specs:
                     points.append(measure_point(session, spec, settings, side_dir))
     except (ProcessStartError, ContractError) as exc:

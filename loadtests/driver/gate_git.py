@@ -13,8 +13,10 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from loadtests.driver.targets import TargetError, TargetSpec, load_target
 
 
 class GateError(Exception):
@@ -71,6 +73,7 @@ class Side:
     tree: Path  # the worktree
     python: str  # the interpreter for its servers
     env_reused: bool  # True: this environment (same pinned dependencies)
+    targets: dict[str, TargetSpec] = field(default_factory=dict)  # --target: this revision's files
 
     @property
     def short(self) -> str:
@@ -89,6 +92,34 @@ def worktree(repo: Path, commit: str, path: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
         with contextlib.suppress(GateError):
             git(repo, "worktree", "prune")
+
+
+def repo_relative(repo: Path, path: Path) -> Path:
+    """A --target file as a path inside the repository: each revision has its own copy of it."""
+    resolved = path.resolve()
+    if not resolved.is_file():
+        raise GateError(f"--target: {path} is not a file")
+    try:
+        return resolved.relative_to(repo.resolve())
+    except ValueError:
+        raise GateError(
+            f"--target: {path} is outside the repository {repo}; the gate reads it from each revision"
+        ) from None
+
+
+def side_targets(tree: Path, paths: list[Path], label: str) -> dict[str, TargetSpec]:
+    """Each --target file as this revision has it (its app's code is this revision's too)."""
+    specs: dict[str, TargetSpec] = {}
+    for relative in paths:
+        path = tree / relative
+        if not path.is_file():
+            raise GateError(f"{label} has no {relative}: add the target file there, or pick a later BASE")
+        try:
+            spec = load_target(path)
+        except TargetError as exc:
+            raise GateError(f"{label}: {exc}") from None
+        specs[spec.name] = spec
+    return specs
 
 
 def check_harness(tree: Path, label: str) -> None:

@@ -28,10 +28,10 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
-from loadtests.chart_style import Style
-from loadtests.levels import Level, levels_of, select
+from loadtests.analysis.levels import Level, levels_of, select
+from loadtests.analysis.verdict import upstream_latency
+from loadtests.reporting.chart_style import Style
 from loadtests.results import Point, RunResults
-from loadtests.verdict import upstream_latency
 
 _TEXT_PATH = TextToPath()
 ONLY_VALID = "the only variant with valid points here"

@@ -1,5 +1,6 @@
-"""``python -m loadtests.workchart RUN [RUN ...] --out PNG``: throughput and latency against users for each
-variant of each run, labelled with the run's BENCH_WORK_MS, to show where handler CPU stalls a server.
+"""``python -m loadtests.reporting.workchart RUN [RUN ...] --out PNG``: throughput and latency against users
+for each variant of each run, labelled with the run's BENCH_WORK_MS, to show where handler CPU stalls a
+server.
 
 With ``BENCH_WORK_MS`` set, every request spends that much CPU where its variant runs handler code: on
 fastapi-async's one event loop it adds up (one core, shared by every request in flight), in flask-gthread's
@@ -59,7 +60,7 @@ def draw(runs: list[Path], out: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.workchart", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadtests.reporting.workchart", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args(argv)

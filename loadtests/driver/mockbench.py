@@ -1,4 +1,4 @@
-"""``python -m loadtests.mockbench`` (``make mock-bench``): is the mock ever the bottleneck?
+"""``python -m loadtests.driver.mockbench`` (``make mock-bench``): is the mock ever the bottleneck?
 
 Starts a real mock process with a 1 s fixed profile (article at --time-scale 0.5), holds ``--users``
 concurrent keep-alive connections that call ``POST /v1/messages`` back to back, and prints:
@@ -28,8 +28,8 @@ from time import perf_counter
 
 import psutil
 
-from loadtests.mockbench_client import Connection, Reply, build_request
-from loadtests.processes import ManagedProcess, free_port, python_module_argv
+from loadtests.driver.mockbench_client import Connection, Reply, build_request
+from loadtests.driver.processes import ManagedProcess, free_port, python_module_argv
 
 HOST = "127.0.0.1"
 PROFILE = "article"
@@ -227,7 +227,7 @@ def _raise_fd_limit(needed: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m loadtests.mockbench",
+        prog="python -m loadtests.driver.mockbench",
         description="Benchmark the mock itself: 2,000 concurrent calls at a 1 s fixed profile "
         "(article x 0.5), then streams. Prints injected-vs-observed delay error, the mock's CPU per call, "
         "the client's own cost, and how long the mock waited for a CPU. Exit 1 when the targets are missed "

@@ -1,22 +1,22 @@
 """``python -m loadtests compare BASELINE CURRENT``: compare two runs; also the judge of ``gate``.
 
 Points are matched by ``Point.key`` (variant, scenario, load model, load; repeats grouped) and only valid
-repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%)
-and is beyond the noise of the repeats: with 5 or more valid repeats on both sides (``gate`` measures
-that many rounds) by an exact one-sided rank test on the medians' side (loadtests.gate_stats); with 2 to
-4, when the bootstrap interval of the ratio of means excludes 1.0 (loadtests.resampling); with a single
-repeat the tolerance alone decides and the output says so. A point valid in the baseline with no valid
-repeat in the current run is a regression, and so is a point or a gated figure the current run lacks (a
-change must not pass by dropping what it broke; ``--shared-only`` compares only what both runs have, for
-a quick run against a fuller baseline). The failed share regresses on an absolute rise of more than one
-percentage point (a ratio of zeros means nothing), confirmed by the rank test when there are repeats.
-Capacity entries (``python -m loadtests capacity``) compare by users: lower by more than the tolerance is
-a regression (one search a run: no noise estimate). Gated by default: throughput, p50, p95, server CPU
-per request and overhead p50/p95 (each in units of the mock's CPU per request in the same window, the
-machine's speed then; the raw figures are shown) and errors; p99 is reported only (``--gate`` changes
-that). The report says when the runs were made on different machines, harness versions or BENCH_WORK_MS.
-Exit 0: no regression; 1: a regression; 2: a file cannot be read or the runs cannot be compared (another
-mock profile or time scale, or no scenario or point in common). ``--json`` prints the comparison.
+repeats count. A metric regresses when it moves the wrong way by more than the tolerance (default 10%) and
+is beyond the noise of the repeats: with 5 or more valid repeats on both sides (``gate`` measures that many
+rounds) by an exact one-sided rank test on the medians' side (analysis.gate_stats); with 2 to 4, when the
+bootstrap interval of the ratio of means excludes 1.0 (analysis.resampling); with a single repeat the
+tolerance alone decides and the output says so. A point valid in the baseline with no valid repeat in the
+current run is a regression, and so is a point or a gated figure the current run lacks (a change must not
+pass by dropping what it broke; ``--shared-only`` compares only what both runs have, for a quick run against
+a fuller baseline). The failed share regresses on an absolute rise of more than one percentage point (a
+ratio of zeros means nothing), confirmed by the rank test when there are repeats. Capacity entries (``python
+-m loadtests capacity``) compare by users: lower by more than the tolerance is a regression (one search a
+run: no noise estimate). Gated by default: throughput, p50, p95, server CPU per request and overhead p50/p95
+(each in units of the mock's CPU per request in the same window, the machine's speed then; the raw figures
+are shown) and errors; p99 is reported only (``--gate`` changes that). The report says when the runs were
+made on different machines, harness versions or BENCH_WORK_MS. Exit 0: no regression; 1: a regression; 2: a
+file cannot be read or the runs cannot be compared (another mock profile or time scale, or no scenario or
+point in common). ``--json`` prints the comparison.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadtests import gate_stats
+from loadtests.analysis import gate_stats
+from loadtests.analysis.resampling import METHOD, ratio_interval
 from loadtests.errors import UserError
-from loadtests.resampling import METHOD, ratio_interval
 from loadtests.results import Point, ResultsFormatError, RunResults, load_results
 
 Key = tuple[str, str, str, float]

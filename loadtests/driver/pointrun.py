@@ -1,12 +1,12 @@
 """Measure one point: start Locust, wait out the warm-up, measure a window, stop Locust, build the Point.
 
 Timeline of a point (wall clock, shared by every process on the machine):
-  Locust starts -> first user starts (t0, from the processes' start markers) -> users' first requests
-  spread over one upstream period -> warm-up ends when the data say the load has settled
-  (``loadtests.steady``: completions per second, their latency and the mock's in-flight gauge, watched
-  while the load runs), or at its bound -> window start (the mock is reset and CPU is sampled) -> window
-  end, sized from the completion rate measured at the end of the warm-up (CPU, the mock's stats and its
-  per-call records sampled) -> Locust is stopped; requests still running are written as unfinished.
+  Locust starts -> first user starts (t0, from the processes' start markers) -> users' first requests spread
+  over one upstream period -> warm-up ends when the data say the load has settled
+  (``loadtests.analysis.steady``: completions per second, their latency and the mock's in-flight gauge,
+  watched while the load runs), or at its bound -> window start (the mock is reset and CPU is sampled) ->
+  window end, sized from the completion rate measured at the end of the warm-up (CPU, the mock's stats and
+  its per-call records sampled) -> Locust is stopped; requests still running are written as unfinished.
 No predicted ceiling sizes or judges anything here: the registry's prediction only travels with the point
 so charts can draw it beside the measurement.
 """
@@ -26,17 +26,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests import cpu as cpu_sampling
-from loadtests import steady
-from loadtests.breakdown import JOINABLE, join
-from loadtests.interrupts import deferred_interrupts
-from loadtests.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
-from loadtests.rawdata import Window, cut_window, read_records, write_records
+from loadtests.analysis import steady
+from loadtests.analysis.breakdown import JOINABLE, join
+from loadtests.analysis.rawdata import Window, cut_window, read_records, write_records
+from loadtests.analysis.stats import nearest_rank, percentiles
+from loadtests.analysis.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
+from loadtests.driver import cpu as cpu_sampling
+from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
 from loadtests.results import CpuUsage, Point
-from loadtests.stats import nearest_rank, percentiles
-from loadtests.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
 
-SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 # Scenarios whose every request makes exactly one upstream call while it is in flight: the mock's peak
 # must then be min(users, ceiling). Jobs run in the background (their concurrency is the job runner's).
 ONE_CALL_PER_REQUEST = frozenset({"analyse", "stream", "chat"})
@@ -324,7 +324,7 @@ def detect_warmup(
     *,
     slo_latency_ms: float | None,
 ) -> WarmupOutcome:
-    """Wait until completions, latency and the gauge have settled (or the bound); see loadtests.steady."""
+    """Wait until completions, latency and the gauge have settled (or the bound): analysis.steady."""
     series = watcher.series
     t0 = series.t0
     next_bin = t0 + timing.bin_s
@@ -561,8 +561,8 @@ def steady_record(
     hi = series.bin_of(window_end)
     window_trends = series.trends(lo, hi) if hi - lo >= 4 else {}
     # The window's own check: its latency must not trend (a queue still filling or draining). Open loop
-    # has its own rule for that (the backlog, in loadtests.validity); completions and the gauge are noisier
-    # and only recorded.
+    # has its own rule for that (the backlog, in loadtests.analysis.validity); completions and the gauge are
+    # noisier and only recorded.
     latency_trend = window_trends.get("latency_ms")
     window_ok = None if latency_trend is None or series.open_loop else latency_trend.settled
     rates = [r or 0.0 for r in series.rates(0, hi)]

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtests.chart_style import SIZES, THEMES, make_style
-from loadtests.charts import build_charts, save_chart
+from loadtests.analysis.verdict import compute_verdict
 from loadtests.errors import UserError
-from loadtests.report_doc import ChartEntry, render_html, render_markdown
+from loadtests.reporting.chart_style import SIZES, THEMES, make_style
+from loadtests.reporting.charts import build_charts, save_chart
+from loadtests.reporting.report_doc import ChartEntry, render_html, render_markdown
 from loadtests.results import ResultsFormatError, atomic_write_text, load_results
-from loadtests.verdict import compute_verdict
 
 CHARTS_DIR = "charts"
 

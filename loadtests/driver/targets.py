@@ -84,6 +84,15 @@ class TargetSpec:
     worker_class: str = "?"
     workers: int = 0
 
+    def template_for(self, scenario: str) -> RequestTemplate | None:
+        """The request ``scenario`` sends; ``overhead`` is the ``analyse`` request against the instant
+        upstream (what the app adds when nothing waits: the figure a CPU regression moves)."""
+        return self.scenarios.get("analyse" if scenario == "overhead" else scenario)
+
+    def supports(self, scenario: str) -> bool:
+        """A built-in variant serves every scenario; your own app, the ones its file has (and overhead)."""
+        return self.builtin or self.template_for(scenario) is not None
+
     @property
     def predicted_ceiling(self) -> int:
         """0 when nothing is predicted (results store an int; charts and findings skip 0)."""
@@ -232,7 +241,7 @@ def builtin_targets() -> dict[str, TargetSpec]:
     from servers.variants import VARIANTS
 
     variants = VARIANTS.values() if isinstance(VARIANTS, dict) else VARIANTS
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     return {
         v.name: TargetSpec(
             name=v.name,

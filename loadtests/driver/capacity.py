@@ -30,14 +30,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
+from loadtests.driver.metadata import collect_all, utc_now
+from loadtests.driver.pointrun import PointSpec
+from loadtests.driver.processes import ProcessStartError
+from loadtests.driver.verify import ContractError
 from loadtests.errors import OneLineParser, UserError
-from loadtests.metadata import collect_all, utc_now
-from loadtests.pointrun import PointSpec
 from loadtests.presets import PRESETS
-from loadtests.processes import ProcessStartError
 from loadtests.results import RESULTS_FILE, Point, RunResults
-from loadtests.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
-from loadtests.verify import ContractError
 
 DEFAULT_SCENARIOS = ("analyse",)
 SEED_CAP = 128  # the first level tried is the predicted ceiling, but no more than this

@@ -1,0 +1,1 @@
+"""What turns raw records into figures and decisions: steady state, validity, statistics, the verdict."""

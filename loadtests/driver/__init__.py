@@ -1,0 +1,1 @@
+"""What drives a measurement: processes, the load generator, a point, and the searches built on points."""

@@ -1,0 +1,1 @@
+"""What reports: charts, report.md/.html, and comparisons of two runs."""
