@@ -31,13 +31,13 @@ format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 bench: install ## run the default sweep (about 10 minutes) into results/<timestamp>/
-	$(PY) -m loadtests sweep --profile default
+	$(PY) -m loadtests sweep --preset default
 
 bench-quick: install ## run the quick sweep (about 2 minutes, used by CI)
-	$(PY) -m loadtests sweep --profile quick
+	$(PY) -m loadtests sweep --preset quick
 
 bench-full: install ## run every variant and scenario, both load models (for publishing)
-	$(PY) -m loadtests sweep --profile full
+	$(PY) -m loadtests sweep --preset full
 
 mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile
 	$(PY) -m loadtests.driver.mockbench

@@ -60,12 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     command: Callable[[list[str]], int] = importlib.import_module(COMMANDS[name][0]).main
+    return run(command, rest)
+
+
+def run(command: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run one command's ``main``: a user's mistake is one ``error:`` line and exit 2, never a traceback
+    (every module's ``python -m`` entry comes through here too)."""
     try:
-        return command(rest)
-    except (UserError, ProcessStartError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ResultsFormatError as exc:
+        return command(argv)
+    except (UserError, ProcessStartError, ResultsFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""Sweep settings and the ``--profile quick|default|full`` presets (explicit flags win over a preset).
+"""Sweep settings and the ``--preset quick|default|full`` presets (explicit flags win over a preset).
 
 Sized for a 2-core machine, where the load generator, the server and the mock share the CPU: the upstream
 latency L (2.0 s x time scale for the ``article`` profile) keeps the request rate modest, since a point

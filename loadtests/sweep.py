@@ -134,6 +134,45 @@ def _positive(kind: type, flag: str) -> Any:
     return parse
 
 
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds from ``30``, ``30s``, ``2m``, ``1.5h`` or ``500ms`` (a bare number is seconds)."""
+    cleaned = text.strip().lower()
+    number, unit = cleaned, "s"
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if cleaned.endswith(suffix):
+            number, unit = cleaned[: -len(suffix)].strip(), suffix
+            break
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{flag} takes a duration such as 30, 30s, 2m or 500ms, not {text!r}"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{flag} must be a positive duration, not {text!r}")
+    return value
+
+
+def _duration(flag: str) -> Any:
+    return lambda text: parse_duration(text, flag)
+
+
+def _preset_default(key: str) -> str:
+    """What the default preset uses for a setting, for --help (the flags themselves default to the
+    preset's value, so argparse's own default would say None)."""
+    value = getattr(PRESETS["default"], key)
+    if isinstance(value, tuple):
+        shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
+    elif value is None:
+        shown = "detected"
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"(default: the preset's; default preset: {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m loadtests sweep",
@@ -149,52 +188,84 @@ def build_parser() -> argparse.ArgumentParser:
         + ". Explicit options win over the preset.",
     )
     add = parser.add_argument
-    add("--profile", choices=sorted(PRESETS), default=None, help="preset (default: default)")
-    add("--users", type=_csv(int, "--users"), help="closed-loop levels, e.g. 1,4,16,64, or none")
+    add("--preset", choices=sorted(PRESETS), default=None, help="what to measure (default: default)")
+    # The old name of --preset; kept so scripts keep working (main prints a note).
+    add("--profile", dest="legacy_profile", choices=sorted(PRESETS), default=None, help=argparse.SUPPRESS)
+    add(
+        "--users",
+        type=_csv(int, "--users"),
+        help=f"closed-loop levels, e.g. 1,4,16,64, or none {_preset_default('users')}",
+    )
     add(
         "--rate",
         dest="rates",
         type=_csv(float, "--rate"),
-        help="open-loop levels in requests/s, e.g. 1,2,4, or none",
+        help=f"open-loop levels in requests/s, e.g. 1,2,4, or none {_preset_default('rates')}",
     )
-    add("--repeat", type=_positive(int, "--repeat"), help="measure each point N times")
-    add("--max-in-flight", type=_positive(int, "--max-in-flight"), help="open-loop in-flight cap per process")
+    add(
+        "--repeat",
+        type=_positive(int, "--repeat"),
+        help=f"measure each point N times {_preset_default('repeat')}",
+    )
+    add(
+        "--max-in-flight",
+        type=_positive(int, "--max-in-flight"),
+        help=f"open-loop in-flight cap per process {_preset_default('max_in_flight')}",
+    )
     add_shared_arguments(parser)
     add("--resume", type=Path, metavar="DIR", help="finish an interrupted run in DIR (same settings)")
+    add("--dry-run", action="store_true", help="print the plan (points, variant runs, time) and exit")
     return parser
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     """What to measure and how: the options ``sweep`` and ``capacity`` share."""
     add = parser.add_argument
-    add("--variants", type=_names, help="comma-separated variant names, or 'all'")
-    add("--scenarios", type=_names, help=f"comma-separated, from {','.join(ALL_SCENARIOS)}, or 'all'")
-    add("--mock-profile", help="mock latency profile (article, haiku, sonnet, opus, instant)")
+    add(
+        "--variants",
+        type=_names,
+        help=f"comma-separated variant names, or 'all' {_preset_default('variants')}",
+    )
+    add(
+        "--scenarios",
+        type=_names,
+        help=f"comma-separated, from {','.join(ALL_SCENARIOS)}, or 'all' {_preset_default('scenarios')}",
+    )
+    add(
+        "--mock-profile",
+        help="mock latency profile (article, haiku, sonnet, opus, instant) "
+        + _preset_default("mock_profile"),
+    )
     add(
         "--time-scale",
         type=_positive(float, "--time-scale"),
-        help="mock time scale (article: L = 2 s x this)",
+        help=f"mock time scale (article: L = 2 s x this) {_preset_default('time_scale')}",
     )
     add(
         "--duration",
         dest="duration_s",
-        type=_positive(float, "--duration"),
-        help="measured seconds per point, at least (the window grows to 30 completions)",
+        type=_duration("--duration"),
+        help="measured time per point, at least, e.g. 5s or 2m (the window grows to 30 completions) "
+        + _preset_default("duration_s"),
     )
     add(
         "--warmup",
         dest="warmup_s",
-        type=_positive(float, "--warmup"),
-        help="fixed warm-up seconds (default: detected from the data, see --max-warmup)",
+        type=_duration("--warmup"),
+        help="fixed warm-up, e.g. 10s (default: detected from the data, see --max-warmup)",
     )
     add(
         "--max-warmup",
         dest="max_warmup_s",
-        type=_positive(float, "--max-warmup"),
-        help="bound on a detected warm-up; a point that has not settled by then is invalid "
+        type=_duration("--max-warmup"),
+        help="bound on a detected warm-up, e.g. 90s; a point that has not settled by then is invalid "
         "(default: max(60 s, 150 x L))",
     )
-    add("--loadgen-processes", type=_positive(int, "--loadgen-processes"), help="Locust worker processes")
+    add(
+        "--loadgen-processes",
+        type=_positive(int, "--loadgen-processes"),
+        help=f"Locust worker processes {_preset_default('loadgen_processes')}",
+    )
     add(
         "--target",
         dest="targets",
@@ -202,7 +273,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="your own app, from a target file (TOML; repeatable; mixes with --variants)",
     )
-    add("--seed", type=int, help="seed for the mock, payloads and arrivals")
+    add("--seed", type=int, help=f"seed for the mock, payloads and arrivals {_preset_default('seed')}")
     add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
 
 
@@ -727,10 +798,17 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.legacy_profile is not None:
+        if args.preset not in (None, args.legacy_profile):
+            raise UserError("--profile is the old name of --preset; give one of them")
+        print("note: --profile is now --preset (the old name still works)", file=sys.stderr)
+        args.preset = args.legacy_profile
     explicit = _explicit(args)
+    if args.dry_run:
+        return dry_run(args, explicit)
     if args.resume is not None:
-        if args.profile is not None or args.out is not None:
-            raise UserError("--resume takes the run's own settings and directory; drop --profile and --out")
+        if args.preset is not None or args.out is not None:
+            raise UserError("--resume takes the run's own settings and directory; drop --preset and --out")
         run_dir = args.resume
         results, settings = resume_settings(run_dir, explicit)
         check_target_hashes(results)
@@ -738,7 +816,7 @@ def main(argv: list[str]) -> int:
         preset = results.metadata.get("preset")
         results.metadata.setdefault("resumed_at", []).append(utc_now())
     else:
-        preset = args.profile or "default"
+        preset = args.preset or "default"
         settings = PRESETS[preset].with_overrides(explicit)
         settings = validate(with_targets(settings, explicit))
         run_dir = args.out if args.out is not None else default_run_dir()
@@ -772,6 +850,32 @@ def main(argv: list[str]) -> int:
         ).run()
     finally:
         os.close(lock)
+
+
+def dry_run(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
+    """--dry-run: what the sweep would measure and about how long, without starting anything."""
+    if args.resume is not None:
+        results, settings = resume_settings(args.resume, explicit)
+        done = {point_key(p) for p in results.points if not p.extra.get(MEASUREMENT_FAILED)}
+    else:
+        settings = validate(
+            with_targets(PRESETS[args.preset or "default"].with_overrides(explicit), explicit)
+        )
+        done = set()
+    todo = [s for s in plan_points(settings) if s.key not in done]
+    groups = group_points(todo, settings)
+    for group in groups:
+        loads = ", ".join(
+            f"{s.scenario} {s.users} u" if s.load_model == "closed" else f"{s.scenario} {s.rate:g} rps"
+            for s in group.specs
+        )
+        print(f"  {group.variant} (mock {group.mock_profile}): {loads}")
+    estimate = estimate_seconds(groups, settings)
+    print(
+        f"plan: {len(todo)} points over {len(groups)} variant runs, about {estimate / 60:.1f} min "
+        "(nothing run)"
+    )
+    return 0
 
 
 @dataclass(kw_only=True)
@@ -834,7 +938,11 @@ class Sweep:
         console.print(
             f"results: {self.run_dir / RESULTS_FILE}  (wall time {time.monotonic() - started:.0f} s)"
         )
-        # A variant that could not be measured fails the run (CI must notice), after everything else ran.
+        # A variant that could not be measured fails the run (CI must notice), after everything else ran;
+        # so does a run with no valid point: there is nothing to believe in it.
+        if not any(p.valid for p in self.results.points):
+            console.print("[red]no valid point[/]: every point broke a validity rule; see the table above")
+            return 1
         return 1 if any(not v.verified for v in self.results.variants) else 0
 
     def _run_groups(self, groups: Sequence[Group], total_points: int, estimate: float, console: Any) -> None:
@@ -1049,4 +1157,6 @@ def print_summary(results: RunResults, console: Any) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from loadtests.__main__ import main as cli
+
+    sys.exit(cli(["sweep", *sys.argv[1:]]))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 from types import FrameType
+from typing import NoReturn
 
 from servers.launch import LOG_LEVELS, display_command, port_is_free, server_argv, server_env
 from servers.lifetime import die_with_this_process
@@ -135,8 +136,15 @@ def _diagnose(variant: Variant, env: dict[str, str]) -> str:
     return "the server stopped unexpectedly; see its log output above"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad invocation as one line (its subcommands too), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m servers", description=__doc__)
+    parser = _Parser(prog="python -m servers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="print the variant registry")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")

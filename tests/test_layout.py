@@ -52,3 +52,29 @@ def test_loadtests_top_level_holds_only_the_core_modules() -> None:
     # Everything else lives in a role subpackage; a new module at the top is a layout decision to make.
     top = sorted(p.name for p in (REPO / "loadtests").glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "errors.py", "presets.py", "results.py", "sweep.py"]
+
+
+def test_every_imported_package_is_declared() -> None:
+    """What the harness imports is in pyproject's dependencies (an undeclared import works here only
+    because something else happened to install it)."""
+    import re
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {
+        re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project["dependencies"]
+    }
+    first_party = {"mock_llm", "servers", "loadtests"}
+    providers = packages_distributions()
+    undeclared = set()
+    for package in ("mock_llm", "servers", "loadtests"):
+        for path, module in imported_modules(REPO / package):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in first_party or top == "__future__":
+                continue
+            dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+            if not dists & declared:
+                undeclared.add(f"{top} ({path})")
+    assert sorted(undeclared) == []

@@ -8,13 +8,13 @@ so the report can be looked at before any real sweep exists. Nothing here is a m
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from loadtests.errors import OneLineParser
 from loadtests.results import CpuUsage, LittlesLaw, Percentiles, Point, RunResults, VariantInfo
 
 # (framework, server, worker class, workers, predicted ceiling, server CPU ms per request)
@@ -218,7 +218,7 @@ def _variants(spec: SyntheticSpec) -> list[VariantInfo]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m loadtests.analysis.synthetic",
         description="write a synthetic run (physics, not measurements) to preview the report",
     )
@@ -236,4 +236,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

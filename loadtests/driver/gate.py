@@ -443,4 +443,6 @@ def finish(
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

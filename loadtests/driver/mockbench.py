@@ -30,6 +30,7 @@ import psutil
 
 from loadtests.driver.mockbench_client import Connection, Reply, build_request
 from loadtests.driver.processes import ManagedProcess, free_port, python_module_argv
+from loadtests.errors import OneLineParser
 
 HOST = "127.0.0.1"
 PROFILE = "article"
@@ -226,7 +227,7 @@ def _raise_fd_limit(needed: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m loadtests.driver.mockbench",
         description="Benchmark the mock itself: 2,000 concurrent calls at a 1 s fixed profile "
         "(article x 0.5), then streams. Prints injected-vs-observed delay error, the mock's CPU per call, "
@@ -333,4 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

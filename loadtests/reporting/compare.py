@@ -748,4 +748,6 @@ def _metrics(text: str) -> tuple[str, ...]:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

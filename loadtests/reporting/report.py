@@ -107,4 +107,6 @@ def write_report(run_dir: Path, *, theme: str = "light", size: str = "blog") -> 
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

@@ -9,10 +9,10 @@ threads over four processes it spreads over the cores.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from loadtests.errors import OneLineParser
 from loadtests.results import load_results
 
 
@@ -60,7 +60,7 @@ def draw(runs: list[Path], out: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.reporting.workchart", description=__doc__)
+    parser = OneLineParser(prog="python -m loadtests.reporting.workchart", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args(argv)
@@ -69,4 +69,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from loadtests.__main__ import run
+
+    sys.exit(run(main, sys.argv[1:]))

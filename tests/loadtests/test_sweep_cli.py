@@ -75,3 +75,78 @@ def test_none_drops_a_preset_load_model(tmp_path: Path) -> None:
     # --users none: the preset's closed-loop levels go; with no --rate nothing is left to measure.
     with pytest.raises(UserError, match="give --users"):
         main(["--users", "none", "--out", str(tmp_path / "run")])
+
+
+# Every entry point a user types: a bad invocation is one `error:` line and exit 2, never a usage block or
+# a traceback.
+ENTRY_POINTS = [
+    ["-m", "loadtests", "sweep", "--bogus"],
+    ["-m", "loadtests.sweep", "--bogus"],
+    ["-m", "loadtests", "capacity", "--max-users", "x"],
+    ["-m", "loadtests", "report"],
+    ["-m", "loadtests", "compare", "only-one"],
+    ["-m", "loadtests", "gate", "--rounds", "1"],
+    ["-m", "loadtests", "nosuch"],
+    ["-m", "loadtests.driver.mockbench", "--bogus"],
+    ["-m", "loadtests.reporting.workchart"],
+    ["-m", "servers"],
+    ["-m", "servers", "run"],
+    ["-m", "mock_llm", "--bogus"],
+]
+
+
+@pytest.mark.parametrize("argv", ENTRY_POINTS, ids=" ".join)
+def test_every_entry_point_fails_a_bad_invocation_in_one_line(argv: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    assert not done.stdout.strip()
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["--dry-run", "--variants", "flask-sync,fastapi-async", "--scenarios", "analyse,stream"]
+    assert main([*args, "--users", "1,8", "--rate", "none", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "plan: 8 points over 2 variant runs" in printed and "(nothing run)" in printed
+    assert "flask-sync (mock article): analyse 1 u, analyse 8 u, stream 1 u, stream 8 u" in printed
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30", 30.0), ("30s", 30.0), ("2m", 120.0), ("1.5h", 5400.0), ("500ms", 0.5)]
+)
+def test_durations_take_units(text: str, seconds: float) -> None:
+    from loadtests.sweep import parse_duration
+
+    assert parse_duration(text, "--duration") == seconds
+
+
+def test_the_old_profile_flag_still_selects_a_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--profile", "quick", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--profile is now --preset" in captured.err and "plan: 6 points" in captured.out
+    with pytest.raises(UserError, match="give one of them"):
+        main(["--profile", "quick", "--preset", "full", "--dry-run"])
+
+
+def test_every_option_says_its_default_in_help() -> None:
+    import argparse
+
+    from loadtests.sweep import build_parser
+
+    silent = [
+        a.option_strings[0]
+        for a in build_parser()._actions
+        if a.option_strings
+        and a.help not in (None, argparse.SUPPRESS)
+        and not isinstance(a, argparse._HelpAction | argparse._StoreTrueAction)
+        and "default" not in a.help
+        and a.dest not in ("resume", "targets", "out")  # nothing to default: you name them or not
+    ]
+    assert silent == []
