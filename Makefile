@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format bench bench-quick bench-full mock-bench report compare gate clean
+.PHONY: help install test lint format readme bench bench-quick bench-full mock-bench report compare gate clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 
 	$(PY) -m loadtests.driver.mockbench
 
 RUN ?= results/latest
+readme: install ## rewrite the README's verdict block from results/reference/verdict.json
+	$(PY) -m loadtests readme
+
 report: install ## render charts, report and verdict for RUN (default results/latest)
 	$(PY) -m loadtests report $(RUN)
 

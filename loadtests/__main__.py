@@ -27,6 +27,7 @@ COMMANDS = {
         "compare two runs; exit 1 on a regression, 2 incomparable",
     ),
     "gate": ("loadtests.driver.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
+    "readme": ("loadtests.reporting.readme", "write the README's verdict block from the reference run"),
 }
 
 USAGE = (

@@ -152,7 +152,7 @@ def parse_duration(text: str, flag: str) -> float:
             f"{flag} takes a duration such as 30, 30s, 2m or 500ms, not {text!r}"
         ) from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{flag} must be a positive duration, not {text!r}")
+        raise argparse.ArgumentTypeError(f"{flag} must be a positive finite duration, not {text!r}")
     return value
 
 

@@ -181,3 +181,16 @@ def test_capacity_and_breakdown_get_a_chart_and_a_section(tmp_path: Path) -> Non
     text = (tmp_path / "report.md").read_text()
     assert "## Capacity under the SLO" in text and "## Where the time goes" in text
     assert "| fastapi-async | analyse | 181 | 170 |" in text
+
+
+def test_the_readme_verdict_block_is_the_reference_runs(tmp_path: Path) -> None:
+    """The README's verdict lines are generated from results/reference/verdict.json: a README edited by
+    hand, or a verdict changed without its README, fails here."""
+    from loadtests.reporting import readme
+
+    assert readme.main(["--check"]) == 0
+    edited = tmp_path / "README.md"
+    edited.write_text(readme.DEFAULT_README.read_text().replace("**reproduced**", "**contradicted**", 1))
+    assert readme.main(["--check", "--readme", str(edited)]) == 1
+    assert readme.main(["--readme", str(edited)]) == 0
+    assert edited.read_text() == readme.DEFAULT_README.read_text()
