@@ -320,6 +320,14 @@ def _side_results(side: Side, settings: SweepSettings, preset: str) -> RunResult
             "environment": "the measurer's (same pins)" if side.env_reused else "its own (other pins)",
         },
     )
+    if side.targets:  # which app files were measured, as this revision has them
+        metadata["targets"] = {
+            name: {
+                "file": str(Path(spec.source or "").resolve().relative_to(side.tree.resolve())),
+                "sha256": spec.sha256,
+            }
+            for name, spec in side.targets.items()
+        }
     return RunResults(metadata=metadata)
 
 

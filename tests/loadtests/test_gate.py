@@ -165,6 +165,7 @@ def test_a_gate_on_your_own_app_sees_20_ms_of_cpu_per_request(tmp_path: Path) ->
         results = json.loads((out / side / "results.json").read_text())
         assert {p["scenario"] for p in results["points"]} == {"overhead"}
         assert "target files" in results["metadata"]["gate"]["measured_code"]
+        assert results["metadata"]["targets"]["fastapi-chat"]["file"] == "bench/target.toml"
     assert "bench-gate-" not in _git(repo, "worktree", "list")
 
 
