@@ -29,6 +29,11 @@ class SweepSettings:
     seed: int = 1
     max_in_flight: int = 2000  # open loop cap per load process
     targets: tuple[str, ...] = ()  # target files (your own apps), as given on the command line
+    # More than one machine: Locust workers on other hosts join this sweep's master (see loadtests/README).
+    remote_workers: int = 0  # workers expected from other hosts, besides the local loadgen_processes
+    master_bind: str = "127.0.0.1"  # where the Locust master listens
+    master_port: int = 5557  # fixed so remote workers know it (a free port when no remote worker)
+    server_host: str = "127.0.0.1"  # where the server under test listens; the load generators use it
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -6,12 +6,8 @@ server contract, runs every point (``loadtests.driver.pointrun``), and stops eve
 rewritten atomically after every point; raw per-request records go to ``raw/``, every process's log to
 ``logs/``. Ctrl-C stops every process, keeps the finished points and prints how to resume.
 
-Load generation on more than one machine: the sweep runs Locust's master/worker mode on this machine
-(``--loadgen-processes N``). To add workers elsewhere, run the same scenario file there with
-``BENCH_LOADGEN_INDEX=<i> BENCH_LOADGEN_PROCS=<n> locust -f loadtests/scenarios/<name>.py --worker
---master-host <this machine>``, with the master started with ``--master-bind-host 0.0.0.0 --expect-workers
-<n>`` (see ``pointrun._locust_argv``); each worker writes its raw records to the ``--bench-raw`` prefix the
-master passes on, which must then be on a shared filesystem, and the machines' clocks must agree (NTP).
+Load generation on more than one machine: ``--remote-workers N`` with ``--master-bind`` and
+``--server-host`` (see loadtests/README.md); the run directory must be on a shared filesystem.
 """
 
 from __future__ import annotations
@@ -41,6 +37,7 @@ from loadtests.driver.pointrun import (
     MEASUREMENT_FAILED,
     PointError,
     PointSpec,
+    RemoteWorkers,
     Target,
     Timing,
     failed_point,
@@ -88,6 +85,10 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "loadgen_processes": "--loadgen-processes",
     "seed": "--seed",
     "max_in_flight": "--max-in-flight",
+    "remote_workers": "--remote-workers",
+    "master_bind": "--master-bind",
+    "master_port": "--master-port",
+    "server_host": "--server-host",
 }
 
 
@@ -213,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"open-loop in-flight cap per process {_preset_default('max_in_flight')}",
     )
     add_shared_arguments(parser)
+    add(
+        "--remote-workers",
+        type=_positive(int, "--remote-workers"),
+        help="Locust workers expected from other hosts, besides --loadgen-processes (default: 0); "
+        "see loadtests/README.md, 'Load generation on more than one machine'",
+    )
+    add("--master-bind", metavar="HOST", help="address the Locust master listens on (default: 127.0.0.1)")
+    add("--master-port", type=_positive(int, "--master-port"), help="its port (default: 5557)")
+    add(
+        "--server-host",
+        metavar="HOST",
+        help="address the server under test listens on and is load-tested at (default: 127.0.0.1)",
+    )
     add("--resume", type=Path, metavar="DIR", help="finish an interrupted run in DIR (same settings)")
     add("--dry-run", action="store_true", help="print the plan (points, variant runs, time) and exit")
     return parser
@@ -403,7 +417,36 @@ def validate(settings: SweepSettings) -> SweepSettings:
                 f"--scenarios: target {name} ({spec.source}) has no scenario among {', '.join(scenarios)}; "
                 f"its file has {', '.join(spec.scenarios)}"
             )
+    check_hosts(settings)
     return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_hosts(settings: SweepSettings) -> None:
+    """Workers on other hosts need a master and a server they can reach, and a server reachable beyond
+    loopback needs tokens of your own (the servers refuse the public default there)."""
+    if settings.remote_workers:
+        if _is_loopback(settings.master_bind):
+            raise UserError(
+                "--remote-workers: other hosts cannot reach a master on loopback; give --master-bind"
+            )
+        if _is_loopback(settings.server_host):
+            raise UserError(
+                "--remote-workers: other hosts cannot reach a server on loopback; give --server-host"
+            )
+    if not _is_loopback(settings.server_host) and not os.environ.get("BENCH_API_TOKENS", "").strip():
+        raise UserError(
+            f"--server-host {settings.server_host}: set BENCH_API_TOKENS to tokens of your own first "
+            "(the public default token is refused beyond loopback)"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -596,6 +639,7 @@ class VariantSession:
 
     def __init__(self, group: Group, settings: SweepSettings, run_dir: Path) -> None:
         self.group = group
+        self.settings = settings
         self.run_dir = run_dir
         logs = run_dir / "logs"
         suffix = "" if group.mock_profile == settings.mock_profile else f"-{group.mock_profile}"
@@ -638,11 +682,16 @@ class VariantSession:
         self.stop()
 
     def _placeholders(self, port: int) -> dict[str, str]:
-        return {"host": LOOPBACK, "port": str(port), "token": bench_token(), "upstream": self.mock_url}
+        return {
+            "host": self.settings.server_host,
+            "port": str(port),
+            "token": bench_token(),
+            "upstream": self.mock_url,
+        }
 
     def _start_server(self) -> None:
-        port = free_port()
-        self.url = f"http://{LOOPBACK}:{port}"
+        port = free_port(self.settings.server_host)
+        self.url = f"http://{self.settings.server_host}:{port}"
         self._values = self._placeholders(port)
         spec = self.spec()
         if not spec.builtin:
@@ -655,7 +704,7 @@ class VariantSession:
                 "run",
                 self.group.variant,
                 "--host",
-                LOOPBACK,
+                self.settings.server_host,
                 "--port",
                 str(port),
                 "--upstream",
@@ -908,6 +957,19 @@ class Sweep:
             f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
             f"writing {self.run_dir / RESULTS_FILE}"
         )
+        if self.settings.remote_workers:
+            remote = RemoteWorkers(
+                count=self.settings.remote_workers,
+                bind=self.settings.master_bind,
+                port=self.settings.master_port,
+            )
+            total = self.settings.loadgen_processes + remote.count
+            console.print(
+                f"remote workers: {remote.count} expected at every point, with {self.run_dir.resolve()} at "
+                f"the same path on their hosts (a shared filesystem); on each, run again after every point:\n"
+                f"  {remote.worker_command(total)}",
+                soft_wrap=True,
+            )
         # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the sweep the same way, stopping every child
         # (a shell may start us with SIGINT ignored).
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -1081,6 +1143,9 @@ def _measure(
             seed=settings.seed,
             max_in_flight=settings.max_in_flight,
             env=dict(os.environ),
+            remote=RemoteWorkers(
+                count=settings.remote_workers, bind=settings.master_bind, port=settings.master_port
+            ),
             slo_latency_ms=slo_latency_ms,
         )
     except (PointError, ProcessStartError, OSError) as exc:

@@ -161,6 +161,24 @@ def guess_seconds(spec: PointSpec, timing: Timing, *, ceiling: int) -> float:
     return warmup + window_seconds(timing, rate)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RemoteWorkers:
+    """Locust workers on other hosts that join each point's master (``count`` 0: none). They must see
+    the run directory at the same path (a shared filesystem): their records are written there."""
+
+    count: int = 0
+    bind: str = LOOPBACK  # the master's listening address
+    port: int = 5557
+
+    def worker_command(self, total: int) -> str:
+        """What to run on each other host, again after every point (a worker leaves with its master)."""
+        return (
+            f"BENCH_LOADGEN_TOKEN=<the first of BENCH_API_TOKENS> BENCH_LOADGEN_PROCS={total} "
+            f"BENCH_LOADGEN_INDEX=<a distinct number from {total - self.count} to {total - 1}> "
+            f"locust -f - --worker --master-host {self.bind} --master-port {self.port}"
+        )
+
+
 def _locust_argv(
     spec: PointSpec,
     target: Target,
@@ -170,6 +188,7 @@ def _locust_argv(
     processes: int,
     run_time_s: float,
     seed: int,
+    master_host: str,
     master_port: int,
     max_in_flight: int,
 ) -> list[str]:
@@ -180,7 +199,7 @@ def _locust_argv(
             *argv,
             "--worker",
             "--master-host",
-            LOOPBACK,
+            master_host,
             "--master-port",
             str(master_port),
             "--loglevel",
@@ -222,7 +241,7 @@ def _locust_argv(
         argv += [
             "--master",
             "--master-bind-host",
-            LOOPBACK,
+            master_host,
             "--master-bind-port",
             str(master_port),
             "--expect-workers",
@@ -374,8 +393,10 @@ def run_point(
     max_in_flight: int,
     env: dict[str, str],
     slo_latency_ms: float | None = None,
+    remote: RemoteWorkers | None = None,
 ) -> Point:
     point_id = spec.point_id
+    remote = remote or RemoteWorkers()
     env = {**env, TOKEN_ENV: target.token}  # the environment, not argv: ps shows every process's argv
     if target.request is not None:
         env["BENCH_TARGET_REQUEST"] = json.dumps(target.request)
@@ -388,15 +409,22 @@ def run_point(
     longest_window = max(MAX_WINDOW_S, timing.duration_s) + timing.latency_s
     warmup_bound = timing.warmup_s if timing.warmup_s is not None else timing.max_warmup_s
     run_time = warmup_bound + longest_window + 60.0  # a safety net; the sweep stops Locust itself
-    distributed = loadgen_processes > 1
-    master_port = free_port() if distributed else 0
+    # Remote workers count as load processes everywhere (the users and the open-loop rate are split
+    # over all of them), but only the local ones are started, sampled for CPU and stopped here.
+    total_processes = loadgen_processes + remote.count
+    distributed = total_processes > 1
+    if remote.count:
+        master_host, master_port = remote.bind, remote.port
+    else:
+        master_host, master_port = LOOPBACK, (free_port() if distributed else 0)
     common = dict(
         spec=spec,
         target=target,
         raw_prefix=raw_prefix,
-        processes=loadgen_processes,
+        processes=total_processes,
         run_time_s=run_time,
         seed=seed,
+        master_host=master_host,
         master_port=master_port,
         max_in_flight=max_in_flight,
     )
@@ -415,7 +443,7 @@ def run_point(
             worker_env = {
                 **env,
                 "BENCH_LOADGEN_INDEX": str(index),
-                "BENCH_LOADGEN_PROCS": str(loadgen_processes),
+                "BENCH_LOADGEN_PROCS": str(total_processes),
             }
             processes.append(
                 ManagedProcess(
@@ -438,7 +466,7 @@ def run_point(
     try:
         for proc in processes:
             proc.start()
-        expected_markers = loadgen_processes
+        expected_markers = total_processes  # remote workers write theirs to the shared run directory
         deadline = time.monotonic() + START_TIMEOUT_S
         markers: list[Path] = []
         while time.monotonic() < deadline:
