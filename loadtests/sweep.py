@@ -161,17 +161,17 @@ def _duration(flag: str) -> Any:
     return lambda text: parse_duration(text, flag)
 
 
-def _preset_default(key: str) -> str:
-    """What the default preset uses for a setting, for --help (the flags themselves default to the
-    preset's value, so argparse's own default would say None)."""
-    value = getattr(PRESETS["default"], key)
+def _default_text(key: str, defaults: SweepSettings | None = None) -> str:
+    """A setting's default for --help: the command's own (``defaults``), or the default preset's (sweep's
+    flags default to the chosen preset's value, so argparse's own default would say None)."""
+    value = getattr(defaults or PRESETS["default"], key)
     if isinstance(value, tuple):
         shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
     elif value is None:
         shown = "detected"
     else:
         shown = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"(default: the preset's; default preset: {shown})"
+    return f"(default: {shown})" if defaults else f"(default: the preset's; default preset: {shown})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,23 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--users",
         type=_csv(int, "--users"),
-        help=f"closed-loop levels, e.g. 1,4,16,64, or none {_preset_default('users')}",
+        help=f"closed-loop levels, e.g. 1,4,16,64, or none {_default_text('users')}",
     )
     add(
         "--rate",
         dest="rates",
         type=_csv(float, "--rate"),
-        help=f"open-loop levels in requests/s, e.g. 1,2,4, or none {_preset_default('rates')}",
+        help=f"open-loop levels in requests/s, e.g. 1,2,4, or none {_default_text('rates')}",
     )
     add(
         "--repeat",
         type=_positive(int, "--repeat"),
-        help=f"measure each point N times {_preset_default('repeat')}",
+        help=f"measure each point N times {_default_text('repeat')}",
     )
     add(
         "--max-in-flight",
         type=_positive(int, "--max-in-flight"),
-        help=f"open-loop in-flight cap per process {_preset_default('max_in_flight')}",
+        help=f"open-loop in-flight cap per process {_default_text('max_in_flight')}",
     )
     add_shared_arguments(parser)
     add(
@@ -232,9 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
-    """What to measure and how: the options ``sweep`` and ``capacity`` share."""
+def add_shared_arguments(parser: argparse.ArgumentParser, defaults: SweepSettings | None = None) -> None:
+    """What to measure and how: the options ``sweep``, ``capacity`` and ``faults`` share (``defaults``: the
+    command's own settings when it has no --preset, for --help)."""
     add = parser.add_argument
+
+    def _preset_default(key: str) -> str:
+        return _default_text(key, defaults)
+
     add(
         "--variants",
         type=_names,
@@ -724,6 +729,7 @@ class VariantSession:
             **self.group.server_env,
             "ANTHROPIC_BASE_URL": self.mock_url,
             "ANTHROPIC_API_KEY": UPSTREAM_API_KEY,
+            **self._target_env_extra(),
         }
         self.server = ManagedProcess(
             f"target {spec.name}",
@@ -734,6 +740,10 @@ class VariantSession:
             cwd=spec.cwd,
         )
         self.server.start(ready_timeout=spec.startup_timeout_s)
+
+    def _target_env_extra(self) -> dict[str, str]:
+        """More environment for your own app (the gate puts its revision's tree on the import path)."""
+        return {}
 
     def verify(self, scenarios: Sequence[str]) -> None:
         """The contract before measuring (raise ContractError): the server contract for a built-in
@@ -841,6 +851,15 @@ def _relative(path: Path, run_dir: Path) -> str:
         return path.name
 
 
+def make_dirs(*paths: Path) -> None:
+    """Create run directories, or say in one line why not (a typo in --out is not a traceback)."""
+    for path in paths:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out: cannot create {path}: {exc.strerror or exc}") from None
+
+
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -869,7 +888,7 @@ def main(argv: list[str]) -> int:
         settings = PRESETS[preset].with_overrides(explicit)
         settings = validate(with_targets(settings, explicit))
         run_dir = args.out if args.out is not None else default_run_dir()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(run_dir)
         lock = lock_run_dir(run_dir)
         if (run_dir / RESULTS_FILE).exists():
             raise UserError(f"--out: {run_dir} already holds a run; use --resume {run_dir} or another --out")
@@ -1003,7 +1022,8 @@ class Sweep:
         # A variant that could not be measured fails the run (CI must notice), after everything else ran;
         # so does a run with no valid point: there is nothing to believe in it.
         if not any(p.valid for p in self.results.points):
-            console.print("[red]no valid point[/]: every point broke a validity rule; see the table above")
+            why = "every point broke a validity rule" if self.results.points else "nothing was measured"
+            console.print(f"[red]no valid point[/]: {why}; see the table above")
             return 1
         return 1 if any(not v.verified for v in self.results.variants) else 0
 

@@ -102,18 +102,42 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtests capacity",
         description="For each variant and scenario, find the most concurrent users that meet an SLO "
         "(bracketing and bisection on real processes) and say what bound it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_shared_arguments(parser)
+    add_shared_arguments(
+        parser, defaults=replace(PRESETS["default"], scenarios=DEFAULT_SCENARIOS, users=(1,), rates=())
+    )
     add = parser.add_argument
-    add("--max-users", type=_count("--max-users", 1), default=1024, help="highest level tried")
     add(
-        "--max-points", type=_count("--max-points", 2), default=8, help="levels measured per variant, at most"
+        "--max-users",
+        type=_count("--max-users", 1),
+        default=1024,
+        help="highest level tried (default: %(default)s)",
+    )
+    add(
+        "--max-points",
+        type=_count("--max-points", 2),
+        default=8,
+        help="levels measured per variant, at most (default: %(default)s)",
     )
     add("--start-users", type=_count("--start-users", 1), help="first level (default: the seed rule above)")
-    add("--slo-p95", type=_positive_float("--slo-p95"), default=1.25, help="p95 latency limit, in units of L")
-    add("--slo-failed", type=_fraction("--slo-failed"), default=0.001, help="failed share limit")
-    add("--slo-hung", type=_count("--slo-hung", 0), default=0, help="hung requests allowed")
+    add(
+        "--slo-p95",
+        type=_positive_float("--slo-p95"),
+        default=1.25,
+        help="p95 latency limit, in units of L (default: %(default)s)",
+    )
+    add(
+        "--slo-failed",
+        type=_fraction("--slo-failed"),
+        default=0.001,
+        help="failed share limit (default: %(default)s)",
+    )
+    add(
+        "--slo-hung",
+        type=_count("--slo-hung", 0),
+        default=0,
+        help="hung requests allowed (default: %(default)s)",
+    )
     return parser
 
 
@@ -206,6 +230,7 @@ def main(argv: list[str]) -> int:
         _variant_info,
         default_run_dir,
         link_latest,
+        make_dirs,
         measure_point,
         mock_profile_for,
         record_measured_latency,
@@ -230,7 +255,7 @@ def main(argv: list[str]) -> int:
     if (run_dir / RESULTS_FILE).exists():
         raise UserError(f"--out: {run_dir} already holds a run; choose another --out")
     for sub in ("raw", "logs"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_dirs(run_dir / sub)
     if args.out is None:
         link_latest(run_dir)
     big_l = upstream_latency_s(settings.mock_profile, settings.time_scale)

@@ -52,20 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtests faults",
         description="Goodput, latency and upstream calls per request as the upstream fails more, with and "
         "without the servers' SDK retries.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_shared_arguments(parser)
+    add_shared_arguments(
+        parser,
+        defaults=replace(PRESETS["default"], variants=DEFAULT_VARIANTS, scenarios=("analyse",), rates=()),
+    )
     add = parser.add_argument
     add("--fault-rate", dest="fault_rates", type=_list(float, "--fault-rate", low=0, high=1),
-        default=(0.0, 0.05, 0.2), help="the mock's fault rates, comma-separated")  # fmt: skip
+        default=(0.0, 0.05, 0.2), help="the mock's fault rates (default: 0,0.05,0.2)")  # fmt: skip
     add(
         "--errors",
         default=",".join(DEFAULT_ERRORS),
-        help="fault kinds the mock draws (see python -m mock_llm)",
+        help="fault kinds the mock draws (see python -m mock_llm) (default: %(default)s)",
     )
     add("--retries", type=_list(int, "--retries", low=0, high=10), default=(0, 2),
-        help="the servers' BENCH_UPSTREAM_MAX_RETRIES values, comma-separated")  # fmt: skip
-    add("--users", type=_list(int, "--users", low=1, high=100_000), default=(32,), help="closed-loop users")
+        help="the servers' BENCH_UPSTREAM_MAX_RETRIES values, comma-separated (default: 0,2)")  # fmt: skip
+    add(
+        "--users",
+        type=_list(int, "--users", low=1, high=100_000),
+        default=(32,),
+        help="closed-loop users (default: %(default)s)",
+    )
     return parser
 
 
@@ -80,6 +87,7 @@ def main(argv: list[str]) -> int:
         _strip_paths,
         _variant_info,
         default_run_dir,
+        make_dirs,
         measure_point,
         record_measured_latency,
         upstream_latency_s,
@@ -104,7 +112,7 @@ def main(argv: list[str]) -> int:
     if (run_dir / RESULTS_FILE).exists():
         raise UserError(f"--out: {run_dir} already holds a run; choose another --out")
     for sub in ("raw", "logs"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_dirs(run_dir / sub)
     big_l = upstream_latency_s(settings.mock_profile, settings.time_scale)
     results = RunResults(
         metadata=collect_all(

@@ -199,7 +199,10 @@ def _gate(args: argparse.Namespace, started: float) -> int:
     run_dir = args.out or Path("results") / f"gate-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     if (run_dir / "comparison.json").exists():
         raise GateError(f"--out: {run_dir} already holds a gate run; pick another directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GateError(f"--out: cannot create {run_dir}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch_name:
         scratch = Path(scratch_name)
         with (
@@ -341,6 +344,10 @@ class SideSession(VariantSession):
 
     def spec(self) -> TargetSpec:
         return self.side.targets.get(self.group.variant) or super().spec()
+
+    def _target_env_extra(self) -> dict[str, str]:
+        # Your app's packages from this revision's tree, not from an installed copy of head's.
+        return {"PYTHONPATH": str(self.side.tree)}
 
     def _start_server(self) -> None:
         if self.group.variant in self.side.targets:  # your own app: the sweep's way, with this side's file

@@ -50,9 +50,17 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         verdict = json.loads(args.verdict.read_text())
-        readme = args.readme.read_text()
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {exc}") from None
+        raise UserError(f"--verdict {args.verdict}: {exc}") from None
+    try:
+        readme = args.readme.read_text()
+    except OSError as exc:
+        raise UserError(f"--readme {args.readme}: {exc.strerror or exc}") from None
+    claims = verdict.get("claims") if isinstance(verdict, dict) else None
+    if not isinstance(claims, list) or not all(
+        isinstance(c, dict) and {"status", "statement"} <= set(c) for c in claims
+    ):
+        raise UserError(f"--verdict {args.verdict}: not a verdict.json (claims with status and statement)")
     updated = with_block(readme, verdict_block(verdict), source=str(args.readme))
     if args.check:
         if updated != readme:

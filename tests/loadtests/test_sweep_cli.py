@@ -92,6 +92,8 @@ ENTRY_POINTS = [
     ["-m", "servers"],
     ["-m", "servers", "run"],
     ["-m", "mock_llm", "--bogus"],
+    ["-m", "loadtests", "sweep", "--preset", "quick", "--out", "/proc/no-such-dir/run"],
+    ["-m", "loadtests", "readme", "--verdict", "README.md"],
 ]
 
 
@@ -135,14 +137,20 @@ def test_the_old_profile_flag_still_selects_a_preset(capsys: pytest.CaptureFixtu
         main(["--profile", "quick", "--preset", "full", "--dry-run"])
 
 
-def test_every_option_says_its_default_in_help() -> None:
+@pytest.mark.parametrize("command", ["sweep", "capacity", "faults"])
+def test_every_option_says_its_default_in_help(command: str) -> None:
     import argparse
+    import importlib
 
-    from loadtests.sweep import build_parser
-
+    module = {
+        "sweep": "loadtests.sweep",
+        "capacity": "loadtests.driver.capacity",
+        "faults": "loadtests.driver.faults",
+    }
+    parser = importlib.import_module(module[command]).build_parser()
     silent = [
         a.option_strings[0]
-        for a in build_parser()._actions
+        for a in parser._actions
         if a.option_strings
         and a.help not in (None, argparse.SUPPRESS)
         and not isinstance(a, argparse._HelpAction | argparse._StoreTrueAction)
@@ -150,3 +158,11 @@ def test_every_option_says_its_default_in_help() -> None:
         and a.dest not in ("resume", "targets", "out")  # nothing to default: you name them or not
     ]
     assert silent == []
+    assert "(default: None)" not in parser.format_help()
+
+
+def test_capacity_help_shows_its_own_defaults_not_the_sweeps() -> None:
+    from loadtests.driver.capacity import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "or 'all' (default: analyse)" in text and "the preset's" not in text
