@@ -79,7 +79,7 @@ def test_the_token_reaches_locust_through_the_environment_not_argv() -> None:
                     ceiling=4, latency_s=1.0, token=secret)  # fmt: skip
     for role in ("local", "master", "worker"):
         argv = _locust_argv(spec, target, raw_prefix=Path("raw"), role=role, processes=1, run_time_s=10,
-                            seed=1, master_port=1, max_in_flight=10)  # fmt: skip
+                            seed=1, master_host="127.0.0.1", master_port=1, max_in_flight=10)  # fmt: skip
         assert not any(secret in arg for arg in argv), (role, argv)
     # loadgen.py (the locustfile) reads it from the variable pointrun sets.
     loadgen = (REPO / "loadtests" / "scenarios" / "loadgen.py").read_text()

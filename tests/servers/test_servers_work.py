@@ -60,6 +60,7 @@ def test_a_real_server_pays_the_work_per_request(servers_log_dir: Path, variant:
                 proc.wait_ready(timeout=60)
                 figures[work] = _server_cpu_ms_per_request(port, proc.pid, 60)
     added = figures[WORK_MS] - figures[0]
-    # The busy loop is exact in CPU time; the rest of a request's cost (about 5 ms here) moves with the
-    # machine's speed between two server processes by up to a third, and psutil ticks at 10 ms.
-    assert 0.85 * WORK_MS <= added <= WORK_MS + 0.5 * figures[0], figures
+    # The busy loop is exact in CPU time; the rest of a request's cost (3-6 ms here) moves with the
+    # machine's speed between two server processes, by up to its own size when other processes compete
+    # for the 2 cores (seen: 3.2 -> 7.2 ms), and psutil ticks at 10 ms. Twice the work would still fail.
+    assert 0.85 * WORK_MS <= added <= WORK_MS + max(figures[0], 5.0), figures
