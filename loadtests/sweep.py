@@ -417,6 +417,11 @@ def validate(settings: SweepSettings) -> SweepSettings:
         raise UserError("give --users (closed loop) or --rate (open loop), or both")
     for name in chosen:
         spec = variants[name]
+        if spec.builtin and not any(spec.supports(s) for s in scenarios):
+            raise UserError(
+                f"--scenarios: variant {name} cannot serve {', '.join(scenarios)}: "
+                + "; ".join(spec.unsupported.get(s, "") for s in scenarios)
+            )
         if not any(spec.supports(s) for s in scenarios):
             raise UserError(
                 f"--scenarios: target {name} ({spec.source}) has no scenario among {', '.join(scenarios)}; "
@@ -825,8 +830,18 @@ class VariantSession:
 # The sweep
 
 
-def _variant_info(name: str, *, verified: bool, reason: str | None, log_file: str | None) -> VariantInfo:
+def _variant_info(
+    name: str,
+    *,
+    verified: bool,
+    reason: str | None,
+    log_file: str | None,
+    scenarios: Sequence[str] = (),
+) -> VariantInfo:
+    """``scenarios``: the run's; those a verified variant cannot serve are named as its reason."""
     v = _known_variants()[name]
+    if verified and reason is None:
+        reason = v.unsupported_note(scenarios)
     return VariantInfo(
         name=name,
         framework=v.framework,
@@ -989,6 +1004,10 @@ class Sweep:
                 f"  {remote.worker_command(total)}",
                 soft_wrap=True,
             )
+        for name in self.settings.variants:
+            note = _known_variants()[name].unsupported_note(self.settings.scenarios)
+            if note is not None:  # skipped, not failed: the variant table says so too
+                console.print(f"{name}: {note}")
         # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the sweep the same way, stopping every child
         # (a shell may start us with SIGINT ignored).
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -1059,7 +1078,13 @@ class Sweep:
                         session.verify([s.scenario for s in group.specs])
                         _set_variant(
                             self.results,
-                            _variant_info(group.variant, verified=True, reason=None, log_file=log_file),
+                            _variant_info(
+                                group.variant,
+                                verified=True,
+                                reason=None,
+                                log_file=log_file,
+                                scenarios=self.settings.scenarios,
+                            ),
                         )
                         self.save()
                         progress.advance(task, VARIANT_OVERHEAD_S)

@@ -30,23 +30,34 @@ def cmd_list(args: argparse.Namespace) -> int:
         {"BENCH_JOB_DB": "unused"}
     )  # defaults: the command lines as a plain run starts them
     if args.json:
-        rows = [{**asdict(v), "app": v.app_target, "command": display_command(v, settings)} for v in VARIANTS]
+        rows = [
+            {
+                **asdict(v),
+                "app": v.app_target,
+                "scenarios": list(v.scenarios),
+                "command": display_command(v, settings),
+            }
+            for v in VARIANTS
+        ]
         print(json.dumps(rows, indent=2))
         return 0
+    width = max(len(v.name) for v in VARIANTS)
     header = (
-        f"{'variant':<18} {'server':<9} {'worker class':<12} {'workers':>7} {'threads':>7} "
-        f"{'conns':>6} {'ceiling':>7}"
+        f"{'variant':<{width}} {'server':<9} {'worker class':<12} {'workers':>7} {'threads':>7} "
+        f"{'conns':>6} {'ceiling':>7}  unsupported"
     )
     print(header)
     print("-" * len(header))
     for v in VARIANTS:
         print(
-            f"{v.name:<18} {v.server:<9} {v.worker_class:<12} {v.workers:>7} {v.threads:>7} "
-            f"{v.connections:>6} {v.predicted_ceiling:>7}"
+            f"{v.name:<{width}} {v.server:<9} {v.worker_class:<12} {v.workers:>7} {v.threads:>7} "
+            f"{v.connections:>6} {v.predicted_ceiling:>7}  {','.join(s for s, _ in v.unsupported) or '-'}"
         )
     print()
     for v in VARIANTS:
         print(f"{v.name}: {v.description}\n    {display_command(v, settings)}")
+        for scenario, why in v.unsupported:
+            print(f"    unsupported: {scenario}: {why}")
     return 0
 
 

@@ -64,6 +64,15 @@ def rate_limited(retry_after_s: int, limit_text: str) -> ApiError:
     )
 
 
+def websocket_unsupported() -> ApiError:
+    """A WebSocket handshake on a server that cannot upgrade the connection (granian's WSGI)."""
+    return ApiError(
+        status=501,
+        error="websocket_unsupported",
+        detail="This server cannot upgrade the connection to a WebSocket",
+    )
+
+
 def job_not_found() -> ApiError:
     return ApiError(status=404, error="job_not_found", detail="Job not found")
 

@@ -25,7 +25,12 @@ from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError, ValidationFailed, http_error
 from servers.gate import FASTAPI_DOC_PATHS
 from servers.jsonio import JSON_MEDIA_TYPE, render
-from servers.limits import WS_IDLE_CLOSE_CODE
+from servers.limits import (
+    WS_IDLE_CLOSE_CODE,
+    WS_POLICY_CLOSE_CODE,
+    WS_TOO_BIG_CLOSE_CODE,
+    ws_message_too_big,
+)
 from servers.models import AnalyseRequest, AnalyseResponse, ErrorBody, JobCreated, JobView
 from servers.prompts import analysis_params, chat_params
 from servers.service import (
@@ -46,6 +51,7 @@ from servers.validation import jsonable_errors
 
 Mode = Literal["async", "def", "blocking"]
 STREAM_MEDIA_TYPE = "text/plain; charset=utf-8"
+WS_DENIAL_EXTENSION = "websocket.http.response"  # ASGI's WebSocket Denial Response extension
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     429: {"model": ErrorBody},
@@ -198,8 +204,13 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
         try:
             who = core.authorize(websocket.headers.get("authorization"), websocket.query_params.get("token"))
         except ApiError as exc:
-            # Refuse before the handshake with a plain HTTP answer, as the Flask adapter does.
-            await websocket.send_denial_response(_json(exc.body(), exc.status, dict(exc.headers)))
+            # Refuse before the handshake with a plain HTTP answer, as the Flask adapter does. A server
+            # without the denial-response extension (gunicorn's asgi worker) can only refuse the ASGI
+            # way: a close before accept, which it answers with HTTP 403 (never a 500).
+            if WS_DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(_json(exc.body(), exc.status, dict(exc.headers)))
+            else:
+                await websocket.close(code=WS_POLICY_CLOSE_CODE)
             return
         await websocket.accept()
         try:
@@ -212,6 +223,9 @@ def create_app(settings: Settings, *, mode: Mode = "async") -> FastAPI:
                 if event["type"] == "websocket.disconnect":
                     return
                 message = event["text"] if event.get("text") is not None else event.get("bytes", b"")
+                if ws_message_too_big(message):  # a server that did not close it itself (granian)
+                    await websocket.close(code=WS_TOO_BIG_CLOSE_CODE)
+                    return
                 try:
                     async for chunk in await open_chat(chat_message(core, who, message)):
                         if isinstance(chunk, upstream.StreamFailure):

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from servers import upstream
-from servers.errors import ApiError, ValidationFailed, http_error
+from servers.errors import ApiError, ValidationFailed, http_error, websocket_unsupported
 from servers.jsonio import JSON_MEDIA_TYPE, render
 from servers.limits import MAX_WS_MESSAGE_BYTES, WS_IDLE_CLOSE_CODE
 from servers.models import AnalyseRequest
@@ -156,6 +156,9 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
                 core.authorize(request.headers.get("Authorization"), request.args.get("token"))
             except ApiError as exc:
                 return _json(exc.body(), exc.status, exc.headers)
+            if not can_upgrade(request.environ):
+                error = websocket_unsupported()
+                return _json(error.body(), error.status)
         return None
 
     @sock.route("/ws/chat")
@@ -188,3 +191,10 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
             ws.send(DONE_FRAME)
 
     return app
+
+
+def can_upgrade(environ: dict[str, Any]) -> bool:
+    """Whether the WSGI server hands over the raw socket flask-sock (simple-websocket) takes over: the
+    keys it looks for. granian's WSGI interface has none, so a handshake there is a 501, not a 500."""
+    keys = ("werkzeug.socket", "gunicorn.socket", "eventlet.input")
+    return any(k in environ for k in keys) or str(environ.get("SERVER_SOFTWARE", "")).startswith("gevent")

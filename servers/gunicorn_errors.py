@@ -4,6 +4,7 @@ error shape every other answer has, instead of its HTML page: a client parses on
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from servers.errors import ApiError, http_error
 
@@ -27,3 +28,26 @@ def install() -> None:
     from gunicorn import util
 
     util.write_error = _write_error
+
+
+def install_asgi() -> None:
+    """The same for gunicorn's asgi worker, whose protocol writes its own errors (text/plain) through
+    ``ASGIProtocol._send_error_response``."""
+    from gunicorn.asgi import protocol
+
+    def send_error_response(
+        self: protocol.ASGIProtocol, status: int, message: str, extra_headers: Any = ()
+    ) -> None:
+        reason = protocol._REASON_PHRASES.get(status) or "Error"
+        code = _CODES.get(status) or http_error(status).error
+        body = ApiError(
+            status=status, error=code, detail=f"{reason}: {message}" if message else reason
+        ).body()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        self._safe_write(head.encode("latin-1") + body)
+
+    protocol.ASGIProtocol._send_error_response = send_error_response  # type: ignore[method-assign]

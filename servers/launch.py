@@ -31,6 +31,8 @@ def server_argv(
     variant: Variant, *, host: str, port: int, settings: Settings, log_level: str, workers: int | None = None
 ) -> list[str]:
     n = workers if workers is not None else variant.workers
+    if variant.server == "granian":
+        return _granian_argv(variant, host=host, port=port, log_level=log_level, workers=n)
     if variant.server == "gunicorn":
         argv = [
             sys.executable,
@@ -57,7 +59,10 @@ def server_argv(
             argv += ["--threads", str(variant.threads)]
         if variant.worker_class == "gevent":
             argv += ["--worker-connections", str(variant.connections)]
-        else:
+        if variant.worker_class == "asgi":
+            # The same WebSocket message limit as uvicorn's --ws-max-size: both close with 1009.
+            argv += ["--websocket-max-message-size", str(MAX_WS_MESSAGE_BYTES)]
+        if variant.worker_class != "gevent":
             # Import the app once in the master and fork the workers: start-up is 4x cheaper (the
             # anthropic SDK alone takes seconds to import) and request handling is unchanged. Not
             # for gevent: its workers must monkey-patch before the app's modules are imported.
@@ -85,6 +90,32 @@ def server_argv(
         str(GRACEFUL_TIMEOUT_S),
         "--backlog",
         "2048",
+        *(["--limit-concurrency", str(variant.limit_concurrency)] if variant.limit_concurrency else []),
+    ]
+
+
+def _granian_argv(variant: Variant, *, host: str, port: int, log_level: str, workers: int) -> list[str]:
+    """granian with its defaults where they are what the variant is about: no --backlog (granian sizes
+    backpressure and the WSGI thread pool from it) and no --blocking-threads."""
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        variant.worker_class,  # wsgi | asgi
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+        "--no-access-log",
+        # A stop waits this long for a worker's in-flight requests, as the others' graceful timeout.
+        "--workers-kill-timeout",
+        str(GRACEFUL_TIMEOUT_S),
+        variant.app_target,
     ]
 
 

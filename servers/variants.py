@@ -12,14 +12,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 Framework = Literal["flask", "fastapi"]
-Server = Literal["gunicorn", "uvicorn"]
+Server = Literal["gunicorn", "uvicorn", "granian"]
 # flask: "sync" (def views) or "async-views"; fastapi: "async", "def" or "blocking" (see fastapi_app).
 Mode = Literal["sync", "async-views", "async", "def", "blocking"]
+# What a load scenario exercises, by endpoint: analyse (POST /analyse), stream (/analyse/stream), jobs
+# (/analyse/async + /jobs), chat (WS /ws/chat), overhead (/analyse against an instant upstream).
+Scenario = Literal["analyse", "stream", "jobs", "chat", "overhead"]
+SCENARIOS: tuple[Scenario, ...] = ("analyse", "stream", "jobs", "chat", "overhead")
 
 GTHREAD_THREADS = 32  # 4 x 32 = 128: the sweep's top load level, so the ceiling is reachable in theory
 GEVENT_CONNECTIONS = 1000  # gunicorn's default worker_connections
 SDK_POOL = 1000  # anthropic's default max_connections per client
 ANYIO_THREADS = 40  # anyio's default thread limiter, which runs FastAPI's plain def endpoints
+# granian 2.x sizes a worker from its listen backlog (default 1024): backpressure = backlog / workers
+# requests at once, and for WSGI half of that as blocking threads (granian/server/common.py).
+GRANIAN_BACKPRESSURE = 1024
+GRANIAN_WSGI_THREADS = GRANIAN_BACKPRESSURE // 2
+SHEDDING_LIMIT = 64  # uvicorn --limit-concurrency
+SYNC_MANY_WORKERS = 64  # flask-sync-64: the "just add workers" answer, one process per call in flight
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,10 +44,26 @@ class Variant:
     mode: Mode
     predicted_ceiling: int
     description: str
+    # uvicorn --limit-concurrency: past this many connections or tasks it answers 503 itself; 0: no limit.
+    limit_concurrency: int = 0
+    # Scenarios this way of serving cannot run, each with the reason: the sweep records them as
+    # unsupported instead of measuring a failure.
+    unsupported: tuple[tuple[Scenario, str], ...] = ()
+    # How a WebSocket handshake with a bad token is refused: 401 wherever the server can answer it over
+    # plain HTTP; a server without ASGI's denial-response extension can only close, which it sends as 403.
+    ws_refusal_status: int = 401
 
     @property
     def app_target(self) -> str:
         return "servers.wsgi:app" if self.framework == "flask" else "servers.asgi:app"
+
+    @property
+    def scenarios(self) -> tuple[Scenario, ...]:
+        missing = {name for name, _ in self.unsupported}
+        return tuple(s for s in SCENARIOS if s not in missing)
+
+    def supports(self, scenario: str) -> bool:
+        return scenario in self.scenarios
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -158,6 +184,91 @@ VARIANTS: tuple[Variant, ...] = (
         description=(
             "fastapi-async in 4 uvicorn processes (uvicorn --workers 4), the same process count as the "
             "Flask variants; ceiling 4 x the SDK pool."
+        ),
+    ),
+    Variant(
+        name="flask-granian",
+        framework="flask",
+        server="granian",
+        worker_class="wsgi",
+        workers=1,
+        threads=GRANIAN_WSGI_THREADS,
+        connections=GRANIAN_BACKPRESSURE,
+        mode="sync",
+        predicted_ceiling=GRANIAN_WSGI_THREADS,
+        description=(
+            "The unchanged Flask app on granian's WSGI interface with its defaults: one worker whose pool "
+            "of 512 blocking threads (half its backpressure of 1024) runs the sync views, so the sync "
+            "client waits in 512 threads at once."
+        ),
+        unsupported=(
+            ("chat", "granian's WSGI interface has no WebSocket upgrade (flask-sock needs the raw socket)"),
+        ),
+    ),
+    Variant(
+        name="fastapi-granian",
+        framework="fastapi",
+        server="granian",
+        worker_class="asgi",
+        workers=1,
+        threads=1,
+        connections=GRANIAN_BACKPRESSURE,
+        mode="async",
+        predicted_ceiling=SDK_POOL,
+        description=(
+            "fastapi-async on granian's ASGI interface (a Rust I/O loop, 1 worker): bounded by the SDK "
+            "pool (1000), under granian's backpressure of 1024."
+        ),
+    ),
+    Variant(
+        name="fastapi-gunicorn-asgi",
+        framework="fastapi",
+        server="gunicorn",
+        worker_class="asgi",
+        workers=1,
+        threads=1,
+        connections=GEVENT_CONNECTIONS,
+        mode="async",
+        predicted_ceiling=SDK_POOL,
+        description=(
+            "fastapi-async on gunicorn's native ASGI worker (-k asgi, 1 worker): gunicorn's own asyncio "
+            "protocol instead of uvicorn's; it counts but does not cap worker connections, so the SDK "
+            "pool (1000) bounds it. It lacks ASGI's WebSocket denial response, so a bad token's handshake "
+            "is refused with 403, not 401."
+        ),
+        ws_refusal_status=403,
+    ),
+    Variant(
+        name="fastapi-shedding",
+        framework="fastapi",
+        server="uvicorn",
+        worker_class="uvicorn",
+        workers=1,
+        threads=1,
+        connections=SHEDDING_LIMIT,
+        mode="async",
+        # uvicorn sheds when len(connections) >= 64 and the new connection is already counted: 63 served.
+        predicted_ceiling=SHEDDING_LIMIT - 1,
+        limit_concurrency=SHEDDING_LIMIT,
+        description=(
+            "fastapi-async with uvicorn --limit-concurrency 64: a request that finds 64 connections "
+            "open (its own included, so 63 are served) or 64 requests running gets uvicorn's own "
+            "plain-text 503 at once: it sheds instead of queueing; measure goodput, not only throughput."
+        ),
+    ),
+    Variant(
+        name="flask-sync-64",
+        framework="flask",
+        server="gunicorn",
+        worker_class="sync",
+        workers=SYNC_MANY_WORKERS,
+        threads=1,
+        connections=1,
+        mode="sync",
+        predicted_ceiling=SYNC_MANY_WORKERS,
+        description=(
+            'flask-sync with 64 workers: the usual answer to "Flask holds 4", one process per call in '
+            "flight, priced in memory and start-up."
         ),
     ),
 )

@@ -27,6 +27,7 @@ VARIANTS: dict[str, tuple[str, str, str, int, int, float]] = {
     "fastapi-def": ("fastapi", "uvicorn", "threadpool", 1, 40, 2.0),
     "fastapi-blocking": ("fastapi", "uvicorn", "asyncio", 1, 1, 1.5),
     "fastapi-workers": ("fastapi", "uvicorn", "asyncio", 4, 4000, 1.8),
+    "flask-granian": ("flask", "granian", "wsgi", 1, 512, 2.3),
 }
 SCENARIOS = ("analyse", "stream", "jobs", "chat", "overhead")
 STREAMING = frozenset({"stream", "chat"})

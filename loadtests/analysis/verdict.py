@@ -21,6 +21,8 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 * flask-gthread "holds 4 x N": at levels at or above its ceiling C, reproduced when the peak reaches
   FOLLOW_FRACTION x C with throughput >= FOLLOW_FRACTION x C / L, not reproduced when it stays at the
   worker count, depends in between.
+* "Flask on granian holds 100+ with no code change" (flask-granian): the "100+ comfortably" rule above,
+  its not-reproduced evidence starting "contradicted by the measurement" (``flask_granian_claim``).
 * "the framework alone sets the limit": depends when any counterexample (gevent Flask holding 100+,
   gthread Flask beyond 4, a capped FastAPI variant) is reproduced.
 """
@@ -28,7 +30,7 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from loadtests.analysis.levels import Level, levels_of, select
@@ -142,6 +144,11 @@ ASYNC_VIEWS_CAP = _Cap(
 )
 GTHREAD = "flask-gthread"
 FRAMEWORK_ID = "framework-decides"
+GRANIAN = _Comfort(
+    id="flask-granian-holds-100",
+    variant="flask-granian",
+    statement="Flask on granian holds 100+ with no code change",
+)
 
 
 def compute_verdict(run: RunResults) -> Verdict:
@@ -190,6 +197,10 @@ def compute_verdict(run: RunResults) -> Verdict:
         else:
             ceiling = ceilings.get(name) or _point_ceiling(closed(name)) or 0
             claims.append(_gthread_claim(closed(name), ceiling, workers.get(name, 4), big_l, scenario))
+    if GRANIAN.variant in ran:
+        claims.append(flask_granian_claim(closed(GRANIAN.variant), big_l, scenario))
+    else:
+        not_tested.append(GRANIAN.variant)
     framework = _framework_claim(claims)
     if framework is not None:
         claims.append(framework)
@@ -393,6 +404,18 @@ def _comfort_claim(
         status = "inconclusive"
         evidence += f"; fails at {high[0].users} users but passes higher up, so the data disagree"
     return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
+
+
+def flask_granian_claim(levels: list[Level], big_l: float | None, scenario: str | None) -> Claim:
+    """The unchanged Flask app (sync views, sync client) on granian's WSGI thread pool, judged by the
+    "100+ comfortably" rule from measured levels only: reproduced when the lowest level of 100+ users is
+    comfortable; contradicted, with the measured number, when a level shows a ceiling below 100 or no
+    level of 100+ users is comfortable; inconclusive without a level that decides. "No code change" is
+    the registry's (the same app and mode as flask-sync, tested there), not something a run measures."""
+    claim = _comfort_claim(GRANIAN, levels, big_l, scenario, "nuance")
+    if claim.status == "not_reproduced":
+        return replace(claim, evidence="contradicted by the measurement: " + claim.evidence)
+    return claim
 
 
 def _gthread_claim(

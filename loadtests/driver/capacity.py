@@ -309,7 +309,16 @@ def main(argv: list[str]) -> int:
                     scenarios = [s for s in settings.scenarios if supports(name, s)]
                     session.verify(scenarios)
                     log_file = _relative(session.server_log, run_dir)
-                    _set_variant(results, _variant_info(name, verified=True, reason=None, log_file=log_file))
+                    _set_variant(
+                        results,
+                        _variant_info(
+                            name,
+                            verified=True,
+                            reason=None,
+                            log_file=log_file,
+                            scenarios=settings.scenarios,
+                        ),
+                    )
                     save()
                     for scenario in scenarios:
                         seed = args.start_users or min(

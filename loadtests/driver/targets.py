@@ -30,6 +30,7 @@ import re
 import shutil
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ class TargetSpec:
     server: str = "?"
     worker_class: str = "?"
     workers: int = 0
+    # Scenarios a built-in variant cannot serve, with the registry's reason (skipped, not failed).
+    unsupported: dict[str, str] = field(default_factory=dict)
 
     def template_for(self, scenario: str) -> RequestTemplate | None:
         """The request ``scenario`` sends; ``overhead`` is the ``analyse`` request against the instant
@@ -90,8 +93,21 @@ class TargetSpec:
         return self.scenarios.get("analyse" if scenario == "overhead" else scenario)
 
     def supports(self, scenario: str) -> bool:
-        """A built-in variant serves every scenario; your own app, the ones its file has (and overhead)."""
-        return self.builtin or self.template_for(scenario) is not None
+        """A built-in variant serves every scenario its registry entry does not rule out; your own app,
+        the ones its file has (and overhead)."""
+        if self.builtin:
+            return scenario not in self.unsupported
+        return self.template_for(scenario) is not None
+
+    def unsupported_note(self, scenarios: Sequence[str]) -> str | None:
+        """What of ``scenarios`` this target was not measured in and why, for the run's variant table."""
+        missing = [s for s in scenarios if not self.supports(s)]
+        if not missing:
+            return None
+        return "unsupported: " + "; ".join(
+            f"{s} ({self.unsupported[s]})" if s in self.unsupported else f"{s} (not in its target file)"
+            for s in missing
+        )
 
     @property
     def predicted_ceiling(self) -> int:
@@ -266,6 +282,7 @@ def builtin_targets() -> dict[str, TargetSpec]:
             server=v.server,
             worker_class=v.worker_class,
             workers=v.workers,
+            unsupported=dict(v.unsupported),
         )
         for v in variants
     }

@@ -169,3 +169,29 @@ def test_the_default_preset_plans_to_fit_its_promise() -> None:
     # `make bench` promises about ten minutes (README): the sweep's own plan (its ETA) must agree.
     settings = PRESETS["default"]
     assert estimate_seconds(group_points(plan_points(settings), settings), settings) <= 12 * 60
+
+
+def test_a_scenario_a_variant_cannot_serve_is_skipped_and_named() -> None:
+    from loadtests.sweep import UserError, _variant_info, validate
+
+    settings = PRESETS["quick"].with_overrides(
+        {"variants": ("flask-granian", "fastapi-granian"), "scenarios": ("analyse", "chat"), "users": (2,)}
+    )
+    planned = {(s.variant, s.scenario) for s in plan_points(validate(settings))}
+    assert planned == {
+        ("flask-granian", "analyse"),
+        ("fastapi-granian", "analyse"),
+        ("fastapi-granian", "chat"),
+    }
+    info = _variant_info(
+        "flask-granian", verified=True, reason=None, log_file=None, scenarios=("analyse", "chat")
+    )
+    assert info.verified and info.reason is not None and info.reason.startswith("unsupported: chat (granian")
+    assert (
+        _variant_info(
+            "fastapi-granian", verified=True, reason=None, log_file=None, scenarios=("chat",)
+        ).reason
+        is None
+    )
+    with pytest.raises(UserError, match="variant flask-granian cannot serve chat: granian's WSGI"):
+        validate(settings.with_overrides({"scenarios": ("chat",)}))

@@ -2,8 +2,9 @@
 to the end, with the SDK's pool cut to 8 in the sweep's own environment (which it passes to the servers),
 so fastapi-async really holds only 8 calls; then the verdict on those real measurements.
 
-Nothing predicted decides: the registry still says 1000 for fastapi-async and 40 for fastapi-def, the
-warm-ups are detected from the data, and the verdict must report what the mock's gauge measured.
+Nothing predicted decides: the registry still says 1000 for fastapi-async, 40 for fastapi-def and 512 for
+flask-granian, the warm-ups are detected from the data, and the verdict must report what the mock's gauge
+measured.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ POOL = 8
 USERS = (80,)  # one level is enough for every claim here: above each cap, short of 100
 
 
-ARGS = ["--variants", "flask-sync,fastapi-async,fastapi-def", "--scenarios", "analyse",
+ARGS = ["--variants", "flask-sync,fastapi-async,fastapi-def,flask-granian", "--scenarios", "analyse",
         "--users", ",".join(map(str, USERS)), "--time-scale", str(TIME_SCALE), "--duration", "1",
         "--seed", "5"]  # fmt: skip
 
@@ -117,8 +118,13 @@ def test_an_interrupted_sweep_resumes_to_a_complete_run(interrupted: Interrupted
     assert f"{interrupted.kept} points done" in interrupted.second_output
     run_dir = interrupted.run_dir
     results = load_results(run_dir)
-    assert sorted(p.variant for p in results.points) == ["fastapi-async", "fastapi-def", "flask-sync"]
-    assert all(v.verified for v in results.variants) and len(results.variants) == 3
+    assert sorted(p.variant for p in results.points) == [
+        "fastapi-async",
+        "fastapi-def",
+        "flask-granian",
+        "flask-sync",
+    ]
+    assert all(v.verified for v in results.variants) and len(results.variants) == 4
     meta = results.metadata
     for key in ("python", "packages", "cpu_count", "cpu_model", "git_commit", "command_line", "seed",
                 "upstream_latency_s", "mock_profile", "time_scale", "scenarios", "load_models", "preset",
@@ -189,3 +195,9 @@ def test_the_verdict_follows_the_measurement(pooled_run: RunResults) -> None:
     assert (
         f"measured ceiling {POOL} in flight" in capped.evidence and "below the claimed 40" in capped.evidence
     )
+    # Flask on granian, unchanged, holds what its process's SDK pool allows: the registry's 512 threads
+    # never decide; the measured 8 contradicts "100+".
+    granian = claims["flask-granian-holds-100"]
+    assert granian.status == "not_reproduced", granian.evidence
+    assert granian.evidence.startswith("contradicted by the measurement: flask-granian (analyse")
+    assert f"measured ceiling {POOL} in flight at 80 users" in granian.evidence

@@ -156,3 +156,48 @@ def test_one_call_above_the_cap_is_not_a_reproduced_cap() -> None:
         lambda p: replace(p, upstream_peak_in_flight=5) if (p.users or 0) > 4 else p,
     )
     assert _claim(run, "flask-sync-holds-4").status != "reproduced"
+
+
+# Flask on granian: the real-process checks are the ceiling test (512 in flight, tests/servers) and the
+# pooled real sweep (a measured ceiling of 8 contradicts it); synthetic runs reach what those cannot: a
+# comfortable level of 100+ users on this machine's test budget, and the undecided cases.
+
+
+def test_flask_granian_comfortable_at_128_is_reproduced() -> None:
+    run = synthetic_run(variants=("flask-granian",), scenarios=("analyse",), users=(32, 128, 256))
+    claim = _claim(run, "flask-granian-holds-100")
+    assert claim.status == "reproduced", claim.evidence
+    assert claim.statement == "Flask on granian holds 100+ with no code change"
+    assert "at 128 users: 0 failed, peak 128 in flight" in claim.evidence
+
+
+def test_flask_granian_with_a_measured_ceiling_below_100_is_contradicted() -> None:
+    # The prediction (512) never decides: the measured ceiling of 40 does, at levels below 100 users too.
+    run = synthetic_run(
+        variants=("flask-granian",), scenarios=("analyse",), users=(16, 64), ceilings={"flask-granian": 40}
+    )
+    run = modify(run, lambda p: replace(p, predicted_ceiling=512))
+    claim = _claim(run, "flask-granian-holds-100")
+    assert claim.status == "not_reproduced", claim.evidence
+    assert claim.evidence.startswith("contradicted by the measurement: flask-granian (analyse")
+    assert "measured ceiling 40 in flight at 64 users" in claim.evidence
+
+
+def test_flask_granian_slow_at_every_level_of_100_plus_is_contradicted() -> None:
+    run = synthetic_run(variants=("flask-granian",), scenarios=("analyse",), users=(128, 256))
+    run = modify(run, lambda p: replace(p, throughput_rps=p.throughput_rps * 0.7))
+    claim = _claim(run, "flask-granian-holds-100")
+    assert claim.status == "not_reproduced" and claim.evidence.startswith("contradicted")
+    assert "< 90% of users/L" in claim.evidence
+
+
+def test_flask_granian_below_100_users_without_a_ceiling_is_inconclusive() -> None:
+    run = synthetic_run(variants=("flask-granian",), scenarios=("analyse",), users=(8, 64))
+    claim = _claim(run, "flask-granian-holds-100")
+    assert claim.status == "inconclusive" and "highest valid: 64 users" in claim.evidence
+
+
+def test_flask_granian_not_run_is_not_tested() -> None:
+    verdict = compute_verdict(synthetic_run(variants=("flask-sync",), scenarios=("analyse",)))
+    assert "flask-granian" in verdict.not_tested
+    assert "flask-granian-holds-100" not in {c.id for c in verdict.claims}

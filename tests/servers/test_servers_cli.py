@@ -8,6 +8,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from loadtests.driver.processes import LOOPBACK, free_port, python_module_argv
 from servers.variants import VARIANTS
 
@@ -65,15 +67,14 @@ def test_bad_setting_names_the_key() -> None:
     assert "BENCH_RATE_LIMIT" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_app_that_fails_to_boot_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["flask-sync", "flask-granian"])
+def test_app_that_fails_to_boot_is_named(tmp_path: Path, variant: str) -> None:
     # A broken module shadowing a dependency: the server dies on import, the CLI says why in its last line.
     (tmp_path / "flask_sock.py").write_text("raise ImportError('flask_sock is broken on purpose')\n")
-    result = _run(
-        "run", "flask-sync", "--port", str(free_port()), env={"PYTHONPATH": str(tmp_path)}, timeout=90
-    )
+    result = _run("run", variant, "--port", str(free_port()), env={"PYTHONPATH": str(tmp_path)}, timeout=90)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: variant flask-sync: the app failed to boot: ImportError"), last
+    assert last.startswith(f"error: variant {variant}: the app failed to boot: ImportError"), last
     assert "flask_sock is broken on purpose" in last
 
 
@@ -149,4 +150,51 @@ def test_sighup_stops_the_server_and_its_workers(tmp_path: Path) -> None:
             if driver.poll() is None:
                 driver.kill()
             for pid in _tree(driver.pid) if psutil.pid_exists(driver.pid) else []:
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_and_sigint_stop_every_worker_of_the_new_servers(tmp_path: Path) -> None:
+    """granian (a supervisor and its worker process) and gunicorn's asgi worker stop with `run` on
+    SIGTERM and on SIGINT, leaving no process behind; started together to keep the test short."""
+    import signal
+    import time
+
+    import psutil
+
+    from loadtests.driver.processes import http_ok
+
+    cases = [
+        ("flask-granian", signal.SIGTERM),
+        ("fastapi-granian", signal.SIGINT),
+        ("fastapi-gunicorn-asgi", signal.SIGINT),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    drivers: list[tuple[str, signal.Signals, int, subprocess.Popen[bytes]]] = []
+    try:
+        for variant, sig in cases:
+            port = free_port()
+            argv = python_module_argv("servers", "run", variant, "--port", str(port))
+            with open(tmp_path / f"run-{variant}.log", "wb") as log:
+                proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            drivers.append((variant, sig, port, proc))
+        end = time.monotonic() + 90
+        trees = {}
+        for variant, _sig, port, proc in drivers:
+            while not http_ok(f"http://{LOOPBACK}:{port}/health"):
+                assert proc.poll() is None and time.monotonic() < end, variant
+                time.sleep(0.1)
+            while len(tree := _tree(proc.pid)) < 2:  # the server and (at least) one worker process
+                assert time.monotonic() < end, (variant, tree)
+                time.sleep(0.1)
+            trees[variant] = tree
+        for _variant, sig, _port, proc in drivers:
+            os.kill(proc.pid, sig)
+        for variant, sig, _port, proc in drivers:
+            assert proc.wait(timeout=30) == 0, (variant, sig)
+            assert _gone(trees[variant]) == [], (variant, sig, trees[variant])
+    finally:
+        for _variant, _sig, _port, proc in drivers:
+            if proc.poll() is None:
+                proc.kill()
+            for pid in _tree(proc.pid) if psutil.pid_exists(proc.pid) else []:
                 os.kill(pid, signal.SIGKILL)

@@ -247,8 +247,45 @@ def test_registry() -> None:
         "fastapi-def",
         "fastapi-blocking",
         "fastapi-workers",
+        "flask-granian",
+        "fastapi-granian",
+        "fastapi-gunicorn-asgi",
+        "fastapi-shedding",
+        "flask-sync-64",
     ]
     assert get_variant("fastapi-def").predicted_ceiling == 40
+
+
+@pytest.mark.parametrize(
+    ("variant", "sibling"),
+    [
+        ("flask-granian", "flask-sync"),
+        ("flask-sync-64", "flask-sync"),
+        ("fastapi-granian", "fastapi-async"),
+        ("fastapi-gunicorn-asgi", "fastapi-async"),
+        ("fastapi-shedding", "fastapi-async"),
+    ],
+)
+def test_a_new_variant_differs_from_its_sibling_only_in_how_it_is_served(variant: str, sibling: str) -> None:
+    # "No code change": the same app module and the same code path; only the server's settings differ.
+    new, old = get_variant(variant), get_variant(sibling)
+    assert (new.framework, new.app_target, new.mode) == (old.framework, old.app_target, old.mode)
+    assert (new.server, new.worker_class, new.workers, new.limit_concurrency) != (
+        old.server,
+        old.worker_class,
+        old.workers,
+        old.limit_concurrency,
+    )
+
+
+def test_unsupported_scenarios_are_data() -> None:
+    granian = get_variant("flask-granian")
+    assert not granian.supports("chat") and granian.supports("stream") and granian.supports("jobs")
+    assert "chat" not in granian.scenarios and dict(granian.unsupported)["chat"]
+    assert all(get_variant(n).supports("chat") for n in ("fastapi-granian", "fastapi-gunicorn-asgi"))
+
+
+def test_unknown_variant_is_refused() -> None:
     with pytest.raises(UnknownVariantError, match="flask-sync"):
         get_variant("flask-turbo")
 

@@ -232,9 +232,18 @@ def test_corpus_is_large_and_named_uniquely() -> None:
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
 
 
+# A server that drops what a rule needs before the app sees it: that variant's own answer is pinned (so a
+# change in the server shows here) and documented in servers/README.md. granian's WSGI interface keeps
+# the first of two Content-Type fields and discards the other, so nothing can refuse the repeat.
+DEVIATIONS: dict[tuple[str, str], int] = {("flask-granian", "dup-content-type"): 200}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_every_variant_answers_the_same(answers: dict[str, dict[str, Answer]], case: Case) -> None:
-    by_variant = answers[case.name]
+    by_variant = dict(answers[case.name])
+    for key, status in DEVIATIONS.items():
+        if key[1] == case.name and key[0] in by_variant:
+            assert by_variant.pop(key[0]).status == status, key
     for variant, answer in by_variant.items():
         check_answer(case, variant, answer)
     reference = by_variant[FASTAPI[0]]

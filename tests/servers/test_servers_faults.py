@@ -15,6 +15,7 @@ from serverkit import TOKEN, AllVariants, request
 from websockets.sync.client import connect
 
 from servers.upstream import STREAM_ERROR_PREFIX
+from servers.variants import get_variant
 
 # fault -> (status, error code) every surface must report
 EXPECTED = {
@@ -88,8 +89,9 @@ def timings(all_variants: AllVariants) -> dict[str, dict[tuple[str, str], tuple[
     def run(variant: str) -> dict[tuple[str, str], tuple[float, dict[str, Any]]]:
         port = all_variants.ports[variant]
         out = {}
+        surfaces = [s for s in SURFACES if s != "chat" or get_variant(variant).supports("chat")]
         for fault in EXPECTED:
-            for surface in SURFACES:
+            for surface in surfaces:
                 started = time.monotonic()
                 _, error = CALLS[surface](port, fault)
                 out[(fault, surface)] = (time.monotonic() - started, error)

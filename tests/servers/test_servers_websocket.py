@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from serverkit import TOKEN, AllVariants, ServerSpec, fleet
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from servers.limits import MAX_WS_MESSAGE_BYTES
+from servers.variants import get_variant
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -51,9 +52,14 @@ def _limits(port: int) -> dict[str, Any]:
     return out
 
 
+def _chat_ports(all_variants: AllVariants) -> dict[str, int]:
+    return {v: port for v, port in all_variants.ports.items() if get_variant(v).supports("chat")}
+
+
 def test_size_limit_and_binary_frames_on_every_variant(all_variants: AllVariants) -> None:
-    with ThreadPoolExecutor(max_workers=len(all_variants.ports)) as pool:
-        results = dict(zip(all_variants.ports, pool.map(_limits, all_variants.ports.values()), strict=True))
+    ports = _chat_ports(all_variants)
+    with ThreadPoolExecutor(max_workers=len(ports)) as pool:
+        results = dict(zip(ports, pool.map(_limits, ports.values()), strict=True))
     for variant, out in results.items():
         assert out["binary"]["type"] == "error" and out["binary"]["status"] == 422, (variant, out)
         assert "text" in out["binary"]["detail"], (variant, out)
@@ -102,3 +108,19 @@ def test_idle_connection_is_closed(chat_ports: dict[str, int]) -> None:
         assert closed.value.rcvd is not None, variant
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle timeout"), variant
         assert IDLE_S * 0.9 <= took < IDLE_S + 5, (variant, took)
+
+
+def test_a_refused_or_impossible_handshake_is_never_a_500(all_variants: AllVariants) -> None:
+    """A bad token is a 401 before the handshake where the server can send one (the ASGI denial
+    extension, or WSGI); gunicorn's asgi worker can only refuse with the ASGI spec's 403. A server that
+    cannot upgrade at all (granian's WSGI) answers a valid handshake 501. The registry says which."""
+    for variant, port in all_variants.ports.items():
+        spec = get_variant(variant)
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{port}/ws/chat?token=wrong", open_timeout=15).close()
+        assert refused.value.response.status_code == spec.ws_refusal_status, variant
+        if not spec.supports("chat"):
+            with pytest.raises(InvalidStatus) as unsupported:
+                _open(port).close()
+            assert unsupported.value.response.status_code == 501, variant
+            assert json.loads(unsupported.value.response.body or b"{}")["error"] == "websocket_unsupported"
