@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -46,16 +47,23 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+def _usage() -> int:
+    print(USAGE)
+    for name, (_, summary) in COMMANDS.items():
+        print(f"  {name:8} {summary}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["--version"], ["-V"]):
         print(f"llm-wait-bench {version()}")
         return 0
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE)
-        for name, (_, summary) in COMMANDS.items():
-            print(f"  {name:8} {summary}")
-        return 0 if args else 2
+    if not args:
+        print(f"error: name a command: {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help"):
+        return run(lambda _argv: _usage(), [])
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
@@ -75,6 +83,9 @@ def run(command: Callable[[list[str]], int], argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... --help | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

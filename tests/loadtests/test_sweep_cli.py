@@ -87,6 +87,7 @@ ENTRY_POINTS = [
     ["-m", "loadtests", "compare", "only-one"],
     ["-m", "loadtests", "gate", "--rounds", "1"],
     ["-m", "loadtests", "nosuch"],
+    ["-m", "loadtests"],
     ["-m", "loadtests.driver.mockbench", "--bogus"],
     ["-m", "loadtests.reporting.workchart"],
     ["-m", "servers"],
