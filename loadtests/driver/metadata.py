@@ -47,6 +47,13 @@ def collect_cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def collect_memory_total_mb() -> int:
+    """The machine's physical memory: the capacity plan says where a plan exceeds it."""
+    import psutil
+
+    return int(psutil.virtual_memory().total / (1024 * 1024))
+
+
 def collect_cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -176,6 +183,7 @@ def collect_all(
         "packages": collect_packages(),
         "cpu_count": collect_cpu_count(),
         "cpu_model": collect_cpu_model(),
+        "memory_total_mb": collect_memory_total_mb(),
         "platform": collect_platform(),
         "machine_id": collect_machine_id(),
         "harness_version": collect_harness_version(repo),
