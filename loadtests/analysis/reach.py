@@ -16,7 +16,8 @@ from loadtests.results import Point
 
 LAG_FRACTION = 0.05  # before-upstream p95 above this share of L (and 1 s) is a server that falls behind
 LOW_MEMORY_FRACTION = 0.10  # the machine's available memory below this share of its total
-CONNECTION_STATUSES = frozenset({"0", "connection", "error", "reset", "timeout"})
+# The load generator records a transport failure as "error:<ExceptionName>" (no HTTP status at all).
+TRANSPORT_PREFIX = "error:"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,9 +53,10 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
     shed = int(statuses.get("503", 0))
     if shed:
         return "503 shedding", f"{shed:,} answered 503 ({shed / max(total, 1):.1%}); held {held:,}", False
-    conn = sum(v for k, v in statuses.items() if k.lower() in CONNECTION_STATUSES)
+    conn = {k: v for k, v in statuses.items() if k.startswith(TRANSPORT_PREFIX)}
     if conn:
-        return "connection errors", f"{conn:,} connection errors or timeouts; held {held:,}", False
+        kinds = ", ".join(f"{k.removeprefix(TRANSPORT_PREFIX)} {v:,}" for k, v in sorted(conn.items()))
+        return "connection errors", f"{sum(conn.values()):,} transport errors ({kinds}); held {held:,}", False
     if point.failed:
         shown = ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
         return "errors", f"{point.failed:,} failed ({failed_share:.1%}: {shown}); held {held:,}", False

@@ -109,6 +109,11 @@ def test_reach_names_the_cause_before_its_consequences() -> None:
         "concurrency cap",
         "the mock saw at most 100 of 128 streams in flight",
     )
+    refused = replace(point, failed=5, failures_by_status={"error:ConnectionRefusedError": 5})
+    assert first_failure(refused, facts)[:2] == (
+        "connection errors",
+        "5 transport errors (ConnectionRefusedError 5); held 128",
+    )
     starved = replace(broken, invalid_reasons=["load generator locust used 97% of a core"])
     assert first_failure(starved, facts)[0] == "load generator CPU"
 
