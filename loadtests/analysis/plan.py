@@ -218,3 +218,14 @@ def _check(basis: _Basis, n: int, model: str) -> tuple[str, float | None]:
 
 def _r2(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
+
+
+def memory_document(run: RunResults) -> dict[str, Any]:
+    """memory.json: the fits (USS and RSS) and the plan, as the report shows them."""
+    from loadtests.analysis.memory import memory_fits
+
+    return {
+        "fits": [f.to_dict() for f in memory_fits(run, "uss")],
+        "fits_rss": [f.to_dict() for f in memory_fits(run, "rss")],
+        "plan": [r.to_dict() for r in capacity_plan(run)],
+    }

@@ -7,6 +7,7 @@ are measured right is tests/loadtests/test_sweep_crosscheck.py's job, against `p
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -137,3 +138,9 @@ def test_the_report_draws_memory_and_reach_and_tabulates_the_plan(tmp_path) -> N
     for heading in ("## Memory per call in flight", "## Capacity plan", "## Reach: concurrent streams"):
         assert heading in report
     assert "| flask-sync | analyse | 100 | 100 | 100 | 1,625 |" in report
+    document = json.loads((tmp_path / "memory.json").read_text())
+    assert {f["variant"]: f["usable"] for f in document["fits"]} == {
+        "flask-sync": False,
+        "fastapi-async": True,
+    }
+    assert len(document["plan"]) == 6
