@@ -44,6 +44,10 @@ from loadtests.results import RESULTS_FILE, Point, RunResults
 ARTICLE_S = 2.0  # the article profile's call, before the time scale
 DEFAULT_VARIANTS = ("fastapi-async", "flask-gevent")
 DEFAULT_STREAMS = (1_000, 5_000, 10_000)
+# Each streamed chunk costs the server CPU (measured here: 68 ms for a 112-chunk answer at L = 8 s, one
+# core at about 15 streams/s); capped answers (about 15 chunks) keep a 10,000-stream level about holding
+# streams rather than relaying tokens, within two cores. The cap is recorded on every row.
+DEFAULT_MAX_TOKENS = 16
 STREAMS_PER_LOADGEN = 5_000  # Locust workers: one per this many users (sockets and CPU per process)
 WARMUP_MARGIN_S = 5.0
 START_OVERHEAD_S = 25.0  # a fresh mock and server, verification, Locust start and stop (for the plan)
@@ -93,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--window", type=_positive("--window"), help="measured seconds per level (default max(20, L/5))")
     add("--loadgen-processes", type=int, help=f"Locust workers (default: one per {STREAMS_PER_LOADGEN:,})")
     add("--upstream-pool", type=int, help="the servers' SDK connection pool (default: the SDK's own)")
+    add(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' default)",
+    )
     add("--budget", type=_positive("--budget"), default=20.0, help="minutes for the whole run, at most")
     add("--seed", type=int, default=1, help="seed for the mock and payloads")
     add("--out", type=Path, help="run directory (default: results/reach-<UTC date and time>/)")
@@ -150,6 +160,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--variants: unknown variant {unknown[0] if unknown else '(none)'!r}")
     if args.loadgen_processes is not None and not 1 <= args.loadgen_processes <= 16:
         raise UserError(f"--loadgen-processes must be 1..16, not {args.loadgen_processes}")
+    if args.max_tokens < 0:
+        raise UserError(f"--max-tokens must be 0 (the servers' default) or more, not {args.max_tokens}")
     if args.upstream_pool is not None and args.upstream_pool < 1:
         raise UserError(f"--upstream-pool must be at least 1, not {args.upstream_pool}")
     run_dir: Path = args.out or Path("results") / time.strftime("reach-%Y%m%dT%H%M%SZ", time.gmtime())
@@ -199,6 +211,7 @@ def main(argv: list[str]) -> int:
                     "max_rate": args.max_rate,
                     "window_s": args.window,
                     "upstream_pool": args.upstream_pool,
+                    "max_tokens": args.max_tokens or None,
                     "budget_min": args.budget,
                     "nofile": nofile["text"],
                     "rlimit_nofile": {k: nofile[k] for k in ("soft_before", "soft", "hard")},
@@ -235,6 +248,8 @@ def main(argv: list[str]) -> int:
             }
             if args.upstream_pool is not None:
                 server_env["BENCH_UPSTREAM_MAX_CONNECTIONS"] = str(args.upstream_pool)
+            if args.max_tokens:
+                server_env["BENCH_MAX_TOKENS"] = str(args.max_tokens)
             group = Group(variant=variant, mock_profile="article", server_env=server_env, label=f"{streams}")
             spec = PointSpec(
                 variant=variant, scenario="stream", load_model="closed", users=streams, rate=None, repeat=0
@@ -295,6 +310,7 @@ def main(argv: list[str]) -> int:
                     memory_total_mb=results.metadata.get("memory_total_mb"),
                 )
                 row = _row(point, facts, procs, args.upstream_pool)
+                row["max_tokens"] = args.max_tokens or None
                 results.reach.append(row)
                 print(
                     f"  {variant} {streams:,}: held {row['held']:,}, {row['completed']:,} completed, "
