@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=1, help="seed for the mock and payloads")
     add("--out", type=Path, help="run directory (default: results/reach-<UTC date and time>/)")
     add("--dry-run", action="store_true", help="print the plan and its expected wall time, run nothing")
+    add(
+        "--reclassify",
+        type=Path,
+        metavar="DIR",
+        help="re-read a finished reach run's rows from its points, logs and raw records (the current rules)",
+    )
     return parser
 
 
@@ -153,6 +159,8 @@ def main(argv: list[str]) -> int:
     )
 
     args = build_parser().parse_args(argv)
+    if args.reclassify is not None:
+        return reclassify(args.reclassify)
     known = _known_variants()
     variants = tuple(v.strip() for v in str(args.variants).split(",") if v.strip())
     unknown = [v for v in variants if v not in known]
@@ -330,6 +338,48 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def reclassify(run_dir: Path) -> int:
+    """Rows again from the stored points (what failed first is a pure reading of the evidence)."""
+    from loadtests.results import load_results
+
+    run = load_results(run_dir)
+    if not run.reach:
+        raise UserError(f"--reclassify: {run_dir} has no reach rows")
+    points = {(p.variant, p.users): p for p in run.points}
+    pool = (run.metadata.get("reach_settings") or {}).get("upstream_pool")
+    for i, old in enumerate(run.reach):
+        point = points.get((old["variant"], old["streams"]))
+        if point is None:
+            continue
+        facts = ReachFacts(
+            streams=int(old["streams"]),
+            latency_s=float(old["latency_s"]),
+            open_file_errors=_open_file_errors(run_dir / "logs", f"{old['streams']}", _point_id(point)),
+            available_memory_min_mb=old.get("available_memory_min_mb"),
+            memory_total_mb=run.metadata.get("memory_total_mb"),
+        )
+        row = _row(point, facts, int(old.get("loadgen_processes") or 1), pool)
+        row["max_tokens"] = old.get("max_tokens")
+        if (row["first_failure"], row["detail"]) != (old.get("first_failure"), old.get("detail")):
+            print(
+                f"  {row['variant']} {row['streams']:,}: {old.get('first_failure')} -> {row['first_failure']}"
+            )
+        run.reach[i] = row
+    run.save(run_dir if run_dir.is_dir() else run_dir.parent)
+    return 0
+
+
+def _point_id(point: Point) -> str:
+    return PointSpec(
+        variant=point.variant,
+        scenario=point.scenario,
+        load_model="closed",
+        users=point.users,
+        rate=None,
+        repeat=0,
+    ).point_id
+
+
 def _env() -> dict[str, str]:
     import os
 
@@ -405,6 +455,7 @@ def _row(point: Point, facts: ReachFacts, procs: int, pool: int | None) -> dict[
         "detail": detail,
         "ok": ok,
         "available_memory_min_mb": facts.available_memory_min_mb,
+        "open_file_errors": facts.open_file_errors,
     }
 
 

@@ -115,6 +115,10 @@ def test_reach_names_the_cause_before_its_consequences() -> None:
         "connection errors",
         "5 transport errors (ConnectionRefusedError 5); held 128",
     )
+    busy = replace(
+        capped, extra={**capped.extra, "server_cpu_bound": True, "server_max_process_percent": 99.5}
+    )
+    assert first_failure(busy, facts)[0] == "server CPU"  # the CPU explains the shortfall, not a cap
     starved = replace(broken, invalid_reasons=["load generator locust used 97% of a core"])
     assert first_failure(starved, facts)[0] == "load generator CPU"
 
