@@ -50,6 +50,17 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
         and facts.available_memory_min_mb < LOW_MEMORY_FRACTION * facts.memory_total_mb
     ):
         return "memory", f"{facts.available_memory_min_mb:,.0f} MB available at the lowest", False
+    if point.extra.get("server_cpu_bound"):
+        # Before errors and the cap: a process at 100 % of a core cannot accept or start what it was sent,
+        # so timeouts and a shortfall in flight are the CPU's doing (fastapi-async at 5,000 streams: 3,356
+        # held, its one loop at 99.5 %, the machine a third idle).
+        busiest = point.extra.get("server_max_process_percent")
+        errors = f", {point.failed:,} failed" if point.failed else ""
+        return (
+            "server CPU",
+            f"a server process at {busiest}% of a core; held {held:,} of {facts.streams:,}{errors}",
+            False,
+        )
     shed = int(statuses.get("503", 0))
     if shed:
         return "503 shedding", f"{shed:,} answered 503 ({shed / max(total, 1):.1%}); held {held:,}", False
@@ -60,15 +71,6 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
     if point.failed:
         shown = ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
         return "errors", f"{point.failed:,} failed ({failed_share:.1%}: {shown}); held {held:,}", False
-    if point.extra.get("server_cpu_bound"):
-        # Before the cap: a process at 100 % of a core cannot start the calls it was sent, so a shortfall
-        # in flight is the CPU's doing (fastapi-async at 5,000 streams: 3,356 held, its loop at 99.5 %).
-        busiest = point.extra.get("server_max_process_percent")
-        return (
-            "server CPU",
-            f"a server process at {busiest}% of a core; held {held:,} of {facts.streams:,}",
-            False,
-        )
     if short:
         return (
             "concurrency cap",
