@@ -158,7 +158,9 @@ def collect_command_line(argv: Sequence[str]) -> str:
             except ValueError:
                 arg = f".../{path.name}"
         shown.append(arg)
-    return shlex.join(["python", "-m", "loadtests", "sweep", *shown])
+    # The sweep passes its own flags; the other commands pass their name first (capacity, reach, ...).
+    command = [] if shown and shown[0] in ("capacity", "faults", "gate", "reach") else ["sweep"]
+    return shlex.join(["python", "-m", "loadtests", *command, *shown])
 
 
 def collect_all(
