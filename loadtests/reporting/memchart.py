@@ -13,7 +13,7 @@ from collections import defaultdict
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from loadtests.analysis.memory import memory_fits
+from loadtests.analysis.memory import memory_fits, worker_uss_mb
 from loadtests.reporting import charts as c
 
 
@@ -78,9 +78,11 @@ def memory_chart(ctx: c._Context, scenario: str) -> c.Chart | None:
             title += f", {low.variant} {_kb(low.mb_per_call)}"
     else:
         title = "Memory against calls in flight: no variant spanned enough calls for a slope"
-    heavy = max(points, key=lambda p: p.server_uss_mb or 0.0)
-    if heavy.valid and not usable:
-        title += f" (largest tree: {heavy.variant}, {heavy.server_uss_mb:,.0f} MB)"
+    for variant, fit in fits.items():
+        worker = worker_uss_mb(by_variant[variant])
+        if not fit.usable and worker is not None and fit.processes and fit.processes > 2:
+            # A ceiling, no slope: what one more worker process costs is the figure to read.
+            title += f"; {variant} {worker:,.0f} MB per worker process"
     subtitle = (
         f"{scenario} scenario · closed loop · one marker per point: peak USS of the whole tree (master, "
         "workers) sampled every 0.5 s · dashed: least-squares fit (the slope is memory per in-flight call)"
