@@ -513,7 +513,8 @@ def sync_price_claim(
 ) -> Claim | None:
     """flask-sync's measured worker USS times 128 processes (plus its measured master and launcher)
     against fastapi-async's measured tree at the valid point nearest 128 calls in flight; CPU from each
-    one's measured CPU per request at 128 / L requests per second. None when neither variant ran."""
+    one's measured CPU per request at 128 / L requests per second. None when the run has no memory
+    readings for either (then the claim is not tested, and older runs' verdicts stay as they were)."""
     from loadtests.analysis.memory import worker_uss_mb
 
     big_l = upstream_latency(run)
@@ -524,8 +525,8 @@ def sync_price_claim(
         for p in run.points
         if p.variant == asynchronous and p.valid and p.load_model == "closed" and p.in_flight_mean
     ]
-    if not sync_points and not async_points:
-        return None
+    if not any(p.server_uss_mb is not None for p in [*sync_points, *async_points]):
+        return None  # a run from before memory was measured (or without either variant): not tested
     worker = worker_uss_mb(sync_points)
     with_memory = [p for p in sync_points if p.server_uss_mb is not None and p.extra.get("memory")]
     near = [p for p in async_points if p.server_uss_mb is not None and (p.in_flight_mean or 0) >= 0.75 * n]
