@@ -196,11 +196,20 @@ def _check(basis: _Basis, n: int, model: str) -> tuple[str, float | None]:
         and p.server_uss_mb is not None
         and 1 / CHECK_FACTOR <= p.in_flight_mean / n <= CHECK_FACTOR
     ]
-    if not near or model == "none":
+    if not near:
         top = max((p.in_flight_mean or 0.0 for p in basis.points), default=0.0)
         return (f"not measured: this run held at most {top:.0f} calls in flight on {basis.variant}", None)
     point = min(near, key=lambda p: abs(math.log((p.in_flight_mean or 1.0) / n)))
     assert point.in_flight_mean is not None and point.server_uss_mb is not None
+    if model == "none":  # no memory plan to check, but the point's own figures still say what N costs
+        cpu_only = point.cpu.server_percent / 100.0 if point.cpu else None
+        return (
+            f"{point.users} users, {point.in_flight_mean:.0f} in flight: "
+            f"measured {point.server_uss_mb:.0f} MB"
+            + (f", {cpu_only:.2f} cores" if cpu_only is not None else "")
+            + " (no memory slope to check)",
+            None,
+        )
     _, _, planned, _ = _memory_at(basis, point.in_flight_mean)
     if planned is None:
         return ("no plan to check", None)
