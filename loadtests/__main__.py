@@ -22,6 +22,10 @@ COMMANDS = {
         "loadtests.driver.faults",
         "goodput and upstream calls per request as upstream fails",
     ),
+    "reach": (
+        "loadtests.driver.reach",
+        "how many concurrent streams each variant holds, and what fails first",
+    ),
     "report": ("loadtests.reporting.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": (
         "loadtests.reporting.compare",

@@ -97,6 +97,12 @@ class Point:
     hung: int = 0  # requests open longer than the window and than 1.5 x its slowest answer
     breakdown_ms: dict[str, Any] | None = None  # p50/p95/p99 before, during and after the upstream call
     overhead_ms: Percentiles | None = None  # latency minus the upstream's time, per request
+    # Memory (optional too): the server's whole process tree, peak over the window, sampled at least once a
+    # second (details in extra["memory"]); and the mock's gauge averaged over the window, so memory can be
+    # set against the calls actually in flight rather than the users offered.
+    server_rss_mb: float | None = None
+    server_uss_mb: float | None = None
+    in_flight_mean: float | None = None
 
     @property
     def load(self) -> float:
@@ -135,6 +141,9 @@ class RunResults:
     # From ``python -m loadtests faults``: {"variant", "fault_rate", "retries", "goodput_rps", ...,
     # "point": {...}} per variant, retry budget and fault rate.
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # From ``python -m loadtests reach``: {"variant", "streams", "held", "first_failure", ..., "point"} per
+    # variant and level.
+    reach: list[dict[str, Any]] = field(default_factory=list)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +154,7 @@ class RunResults:
             "points": [asdict(p) for p in self.points],
             "capacity": list(self.capacity),
             "faults": list(self.faults),
+            "reach": list(self.reach),
         }
 
     @classmethod
@@ -166,7 +176,7 @@ class RunResults:
             for i, item in enumerate(_require(data, "points", list, source))
         ]
         lists = {}
-        for key in ("capacity", "faults"):
+        for key in ("capacity", "faults", "reach"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
                 raise ResultsFormatError(f"{source}: key {key!r} must be a list of objects")

@@ -29,6 +29,7 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -204,6 +205,9 @@ def compute_verdict(run: RunResults) -> Verdict:
     framework = _framework_claim(claims)
     if framework is not None:
         claims.append(framework)
+    price = sync_price_claim(run)
+    if price is not None:
+        claims.append(price)
     return Verdict(claims=claims, scenario=scenario, upstream_latency_s=big_l, not_tested=not_tested)
 
 
@@ -515,3 +519,85 @@ def _num(value: float | None) -> str:
 
 def _seconds(ms: float | None) -> str:
     return "unknown" if ms is None else f"{ms / 1000:.3g} s"
+
+
+# --- the price of concurrency (issue 12): a claim of its own, so other edits here merge cleanly ----------
+
+SYNC_PRICE_ID = "price-of-128-sync-vs-async"
+SYNC_PRICE_CALLS = 128
+SYNC_PRICE_STATEMENT = (
+    "Holding 128 calls in flight costs more memory with sync workers (one process per call) than with one "
+    "async process"
+)
+
+
+def sync_price_claim(
+    run: RunResults, *, sync: str = "flask-sync", asynchronous: str = "fastapi-async"
+) -> Claim | None:
+    """flask-sync's measured worker USS times 128 processes (plus its measured master and launcher)
+    against fastapi-async's measured tree at the valid point nearest 128 calls in flight; CPU from each
+    one's measured CPU per request at 128 / L requests per second. None when the run has no memory
+    readings for either (then the claim is not tested, and older runs' verdicts stay as they were)."""
+    from loadtests.analysis.memory import worker_uss_mb
+
+    big_l = upstream_latency(run)
+    n = SYNC_PRICE_CALLS
+    sync_points = [p for p in run.points if p.variant == sync and p.valid and p.load_model == "closed"]
+    async_points = [
+        p
+        for p in run.points
+        if p.variant == asynchronous and p.valid and p.load_model == "closed" and p.in_flight_mean
+    ]
+    if not any(p.server_uss_mb is not None for p in [*sync_points, *async_points]):
+        return None  # a run from before memory was measured (or without either variant): not tested
+    worker = worker_uss_mb(sync_points)
+    with_memory = [p for p in sync_points if p.server_uss_mb is not None and p.extra.get("memory")]
+    near = [p for p in async_points if p.server_uss_mb is not None and (p.in_flight_mean or 0) >= 0.75 * n]
+    missing = []
+    if big_l is None:
+        missing.append("the run has no L")
+    if worker is None or not with_memory:
+        missing.append(f"{sync} has no valid point with per-worker memory")
+    if not near:
+        missing.append(f"{asynchronous} has no valid point with at least {0.75 * n:.0f} calls in flight")
+    if missing:
+        return _no_data(SYNC_PRICE_ID, SYNC_PRICE_STATEMENT, "nuance", "; ".join(missing))
+    assert worker is not None and big_l is not None
+    # The sync tree's parts that do not grow with workers (gunicorn's master, the launcher), measured.
+    base = statistics.median(
+        (p.server_uss_mb or 0.0) - sum(p.extra["memory"].get("leaf_uss_mb", [])) for p in with_memory
+    )
+    sync_mb = base + n * worker
+    point = min(near, key=lambda p: abs((p.in_flight_mean or 0) - n))
+    async_mb = point.server_uss_mb or 0.0
+    rate = n / big_l
+    sync_cpu = _median_cpu(sync_points)
+    async_cpu = point.server_cpu_ms_per_request
+    cpu_text = "CPU unknown"
+    if sync_cpu is not None and async_cpu is not None:
+        cpu_text = (
+            f"CPU at {n}/L = {rate:.0f} requests/s: {sync} {sync_cpu:.1f} ms per request = "
+            f"{sync_cpu * rate / 1000:.2f} cores, {asynchronous} {async_cpu:.1f} ms = "
+            f"{async_cpu * rate / 1000:.2f} cores (each measured per request)"
+        )
+    status: Status = "reproduced" if sync_mb > async_mb else "not_reproduced"
+    ratio = f", {sync_mb / async_mb:.0f}x less" if async_mb > 0 else ""
+    evidence = (
+        f"{sync}: {n} x {worker:.1f} MB (median worker USS, measured on its {len(with_memory)} valid "
+        f"point(s)) + {base:.1f} MB (master and launcher) = {sync_mb:,.0f} MB, derived from measured "
+        f"per-process memory, not a measured {n}-process tree; {asynchronous} at {point.users} users "
+        f"({point.in_flight_mean:.0f} in flight): {async_mb:,.0f} MB USS measured for the whole tree{ratio}; "
+        f"{cpu_text}"
+    )
+    return Claim(
+        id=SYNC_PRICE_ID, statement=SYNC_PRICE_STATEMENT, status=status, evidence=evidence, source="nuance"
+    )
+
+
+def _median_cpu(points: Sequence[Any]) -> float | None:
+    values = [
+        p.server_cpu_ms_per_request
+        for p in points
+        if p.server_cpu_ms_per_request is not None and not p.extra.get("server_cpu_bound")
+    ]
+    return statistics.median(values) if values else None

@@ -47,6 +47,13 @@ def collect_cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def collect_memory_total_mb() -> int:
+    """The machine's physical memory: the capacity plan says where a plan exceeds it."""
+    import psutil
+
+    return int(psutil.virtual_memory().total / (1024 * 1024))
+
+
 def collect_cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -151,7 +158,9 @@ def collect_command_line(argv: Sequence[str]) -> str:
             except ValueError:
                 arg = f".../{path.name}"
         shown.append(arg)
-    return shlex.join(["python", "-m", "loadtests", "sweep", *shown])
+    # The sweep passes its own flags; the other commands pass their name first (capacity, reach, ...).
+    command = [] if shown and shown[0] in ("capacity", "faults", "gate", "reach") else ["sweep"]
+    return shlex.join(["python", "-m", "loadtests", *command, *shown])
 
 
 def collect_all(
@@ -176,6 +185,7 @@ def collect_all(
         "packages": collect_packages(),
         "cpu_count": collect_cpu_count(),
         "cpu_model": collect_cpu_model(),
+        "memory_total_mb": collect_memory_total_mb(),
         "platform": collect_platform(),
         "machine_id": collect_machine_id(),
         "harness_version": collect_harness_version(repo),

@@ -33,6 +33,7 @@ from loadtests.analysis.stats import nearest_rank, percentiles
 from loadtests.analysis.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
 from loadtests.driver import cpu as cpu_sampling
 from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.memory import MemorySampler, MemoryWindow
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
 from loadtests.results import CpuUsage, Point
 
@@ -284,6 +285,7 @@ class Watcher:
         self._offsets: dict[Path, int] = {}
         self._partial: dict[Path, bytes] = {}
         self.gauge_errors = 0
+        self.gauge_samples: list[tuple[float, float]] = []  # (wall time, in flight), for the window's mean
 
     def poll_gauge(self) -> None:
         try:
@@ -291,7 +293,9 @@ class Watcher:
         except (OSError, ValueError):
             self.gauge_errors += 1
             return
-        self.series.add_gauge(time.time(), float(gauge["in_flight"]))
+        now = time.time()
+        self.series.add_gauge(now, float(gauge["in_flight"]))
+        self.gauge_samples.append((now, float(gauge["in_flight"])))
 
     def read_new(self) -> None:
         for path in self.work.glob("raw.*.csv"):
@@ -509,7 +513,11 @@ def run_point(
         window_start_mono = time.monotonic()
         cpu_before = cpu_sampling.snapshot(groups, trees=("server", "mock"))
         machine_before = cpu_sampling.machine_busy_seconds()
-        watcher.wait(window_start + duration, processes)
+        sampler = MemorySampler(root_pid=target.server_pid).start()
+        try:
+            watcher.wait(window_start + duration, processes)
+        finally:
+            memory = sampler.stop()
         window_end = time.time()
         cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
         machine_s = cpu_sampling.machine_busy_seconds() - machine_before
@@ -545,8 +553,10 @@ def run_point(
     server_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "server")
     mock_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "mock")
     loadgen_s = cpu_sampling.group_seconds(cpu_before, cpu_after, "loadgen")
-    # The sweep itself sleeps through the window; whatever else was busy is a neighbour's load.
-    other_percent = max(0.0, machine_s - server_s - mock_s - loadgen_s) / seconds * 100.0
+    # The sweep itself sleeps through the window (but for its memory sampler, whose CPU is measured);
+    # whatever else was busy is a neighbour's load.
+    own_s = memory.sampler_cpu_s if memory is not None else 0.0
+    other_percent = max(0.0, machine_s - server_s - mock_s - loadgen_s - own_s) / seconds * 100.0
     steady_state = steady_record(
         timing,
         warm,
@@ -572,7 +582,15 @@ def run_point(
         server_max_process_percent=max(per_process["server"].values(), default=None),
         steady_state=steady_state,
         calls=calls if spec.scenario in JOINABLE else None,
+        memory=memory,
+        in_flight_mean=mean_in_flight(watcher.gauge_samples, window_start, window_end),
     )
+
+
+def mean_in_flight(samples: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """The mock's gauge averaged over the polls inside the window (polled every GAUGE_INTERVAL_S)."""
+    inside = [value for t, value in samples if start <= t <= end]
+    return round(sum(inside) / len(inside), 2) if inside else None
 
 
 def steady_record(
@@ -629,6 +647,8 @@ def build_point(
     server_max_process_percent: float | None = None,
     steady_state: dict[str, Any] | None = None,
     calls: Sequence[Sequence[Any]] | None = None,
+    memory: MemoryWindow | None = None,
+    in_flight_mean: float | None = None,
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
@@ -720,6 +740,8 @@ def build_point(
         extra["mock_delay_error_ms"] = mock_stats["delay_error_ms"]
     if mock_stats:
         extra["mock_by_status"] = mock_stats.get("by_status", {})
+    if memory is not None:
+        extra["memory"] = memory.to_extra()
     if window.counts:
         counts = sorted(window.counts)
         key = {"stream": "chunks", "chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")
@@ -769,6 +791,9 @@ def build_point(
         hung=window.hung,
         breakdown_ms=breakdown,
         overhead_ms=overhead,
+        server_rss_mb=None if memory is None else round(memory.rss_peak_mb, 2),
+        server_uss_mb=None if memory is None else round(memory.uss_peak_mb, 2),
+        in_flight_mean=in_flight_mean,
     )
 
 

@@ -41,7 +41,7 @@ ARTICLE_HIGH = "fastapi-async"
 NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
 CHART_KINDS = (
     "throughput", "inflight", "latency", "ttft", "errors", "cpu", "breakdown", "open-latency", "capacity",
-    "goodput",
+    "goodput", "memory", "reach",
 )  # fmt: skip
 
 
@@ -70,11 +70,13 @@ class _Context:
 
 def build_charts(run: RunResults, style: Style) -> list[Chart]:
     """Every chart the run has data for, in reading order."""
+    from loadtests.reporting.memchart import memory_chart, reach_chart  # they build on this module
+
     ctx = _context(run, style)
     charts: list[Chart] = []
     with rc_context(style.rc()):
         for scenario in _scenarios(ctx, "closed"):
-            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu, _breakdown):
+            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu, _breakdown, memory_chart):
                 chart = builder(ctx, scenario)
                 if chart is not None:
                     charts.append(chart)
@@ -88,6 +90,9 @@ def build_charts(run: RunResults, style: Style) -> list[Chart]:
                 charts.append(chart)
         if run.faults:
             charts.append(_faults(ctx))
+        reach = reach_chart(ctx)
+        if reach is not None:
+            charts.append(reach)
     return charts
 
 

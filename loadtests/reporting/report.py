@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtests.analysis.plan import memory_document
 from loadtests.analysis.verdict import compute_verdict
 from loadtests.errors import UserError
 from loadtests.reporting.chart_style import SIZES, THEMES, make_style
@@ -97,13 +98,15 @@ def write_report(run_dir: Path, *, theme: str = "light", size: str = "blog") -> 
         chart.figure.clear()
     verdict_path = run_dir / "verdict.json"
     atomic_write_text(verdict_path, json.dumps(verdict.to_dict(), indent=2) + "\n")
+    memory_path = run_dir / "memory.json"  # the fits and the plan, for machines (the report shows both)
+    atomic_write_text(memory_path, json.dumps(memory_document(run), indent=2) + "\n")
     md_path = run_dir / "report.md"
     atomic_write_text(md_path, render_markdown(run, verdict, entries, run_name=run_dir.resolve().name))
     html_path = run_dir / "report.html"
     atomic_write_text(
         html_path, render_html(run, verdict, entries, run_name=run_dir.resolve().name, theme=style.theme)
     )
-    return [*written, verdict_path, md_path, html_path]
+    return [*written, verdict_path, memory_path, md_path, html_path]
 
 
 if __name__ == "__main__":

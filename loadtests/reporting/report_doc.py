@@ -193,6 +193,9 @@ def _document(run: RunResults, verdict: Verdict, charts: Sequence[ChartEntry], r
     blocks += _capacity_blocks(run)
     blocks += _fault_blocks(run)
     blocks += _breakdown_blocks(run)
+    from loadtests.reporting.memory_doc import memory_blocks, plan_blocks, reach_blocks  # built on this
+
+    blocks += memory_blocks(run) + plan_blocks(run) + reach_blocks(run)
     blocks += _chart_blocks(charts)
     blocks += _invalid_blocks(run)
     blocks += _variant_blocks(run)

@@ -5,7 +5,9 @@ fastapi-async at the same time, 8 closed-loop users each, behind a 0.2 s upstrea
 window their throughput and percentiles must agree within 5 % (measuring at the same time means both see
 the same machine, which on a shared 2-core box matters more than anything). The same real point, judged
 with an artificially tiny CPU limit, must come out invalid ("a starved load generator"), proving the check
-runs on real CPU readings.
+runs on real CPU readings. The point's memory (the server tree's peak RSS, sampled by psutil) must agree
+within 10 % with an independent `ps` sample of the same tree taken meanwhile, and its mean calls in flight
+with the users.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -62,6 +65,29 @@ def _nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(math.ceil(q / 100 * len(ordered)), 1) - 1]
 
 
+def _ps_tree_rss_mb(root: int) -> float:
+    """RSS of ``root`` and all its descendants, summed from one `ps` listing (KiB -> MB)."""
+    rows = [line.split() for line in subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True, check=True
+    ).stdout.splitlines()]  # fmt: skip
+    children: dict[int, list[int]] = {}
+    rss = {}
+    for pid, ppid, kib in rows:
+        children.setdefault(int(ppid), []).append(int(pid))
+        rss[int(pid)] = int(kib)
+    todo, total = [root], 0
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / 1024.0
+
+
+def _ps_sampler(root: int, stop: threading.Event, out: list[tuple[float, float]]) -> None:
+    while not stop.wait(0.5):
+        out.append((time.time(), _ps_tree_rss_mb(root)))
+
+
 async def _independent(port: int, stop_at: list[float], samples: list[tuple[float, float]]) -> None:
     await asyncio.gather(*(_user(port, i / USERS * L, stop_at, samples) for i in range(USERS)))
 
@@ -98,12 +124,17 @@ def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path
     samples: list[tuple[float, float]] = []
     client = threading.Thread(target=asyncio.run, args=(_independent(port, stop_at, samples),))
     client.start()
+    ps_stop, ps_samples = threading.Event(), []  # type: ignore[var-annotated]
+    ps = threading.Thread(target=_ps_sampler, args=(server.pid, ps_stop, ps_samples))
+    ps.start()
     try:
         point = run_point(spec, target, timing, run_dir=tmp_path / "run", loadgen_processes=1, seed=1,
                           max_in_flight=100, env=dict(os.environ))  # fmt: skip
     finally:
         stop_at[0] = 0.0
+        ps_stop.set()
         client.join(timeout=30)
+        ps.join(timeout=30)
 
     assert not point.valid
     assert any(reason.startswith("load generator locust used") for reason in point.invalid_reasons)
@@ -118,3 +149,12 @@ def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path
     assert point.latency_ms.p50 == pytest.approx(_nearest_rank(latencies, 50), rel=0.05)
     assert point.latency_ms.p95 == pytest.approx(_nearest_rank(latencies, 95), rel=0.05)
     assert point.latency_ms.mean == pytest.approx(sum(latencies) / len(latencies), rel=0.05)
+
+    # Memory: psutil's tree peak against `ps` over the same window; both clients keep 2 x USERS in flight.
+    in_window = [mb for t, mb in ps_samples if window_start <= t <= window_end]
+    assert len(in_window) >= 4 and point.server_rss_mb is not None and point.server_uss_mb is not None
+    assert point.server_rss_mb == pytest.approx(max(in_window), rel=0.10), (point.server_rss_mb, in_window)
+    assert 0 < point.server_uss_mb < point.server_rss_mb
+    memory = point.extra["memory"]
+    assert memory["samples"] >= point.duration_s / 0.5 - 1 and memory["processes_max"] >= 2
+    assert point.in_flight_mean == pytest.approx(2 * USERS, rel=0.10)
