@@ -87,7 +87,7 @@ MIN_ROUNDS = 3
 # request in the same window (compare.machine_speed_ms): the machine's speed drifts between rounds, and a
 # revision compared with itself failed on raw CPU when head's rounds happened to land in slower spells.
 # Latency p50/p95 of the overhead scenario are its overhead (the instant upstream takes ~0 ms): reported.
-GATE_METRICS = ("throughput_rel", "errors", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel")
+GATE_METRICS = ("throughput_rel", "errors", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel", "memory")
 GATE_PRESETS: dict[str, SweepSettings] = {
     # About 4 minutes for 5 rounds on 2 cores: the article's two variants against an instant upstream,
     # where CPU per request decides throughput and overhead. Two users leave the machine some idle CPU:

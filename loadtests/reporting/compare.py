@@ -54,6 +54,10 @@ METRICS: dict[str, tuple[Callable[[Point], float | None], bool, str]] = {
     "overhead_p50_rel": (lambda p: _per_speed(p.overhead_ms.p50 if p.overhead_ms else None, p), False, "x"),
     "overhead_p95_rel": (lambda p: _per_speed(p.overhead_ms.p95 if p.overhead_ms else None, p), False, "x"),
     "throughput_rel": (lambda p: _times_speed(p.throughput_rps, p), True, "x"),
+    # The server tree's peak unique memory over the window: what holding the load costs (a leak, a
+    # heavier import, a cache per request move it). Per call in flight it is a slope across levels
+    # (analysis.memory); at the gate's one level, the total is the figure a change moves.
+    "memory": (lambda p: p.server_uss_mb, False, "MB"),
 }
 # p99 of a short window is too noisy to fail a build.
 # CPU and overhead are gated relative to the machine's speed in the same window (the raw ones are shown).
@@ -545,6 +549,7 @@ COLUMNS = {
     "overhead_p50_rel": "overhead p50 (x mock CPU)",
     "overhead_p95_rel": "overhead p95 (x mock CPU)",
     "throughput_rel": "throughput (x mock CPU)",
+    "memory": "server USS (MB)",
 }
 
 

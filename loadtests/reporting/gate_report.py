@@ -11,7 +11,7 @@ from loadtests.results import RunResults
 
 FIGURES: tuple[tuple[str, str, Any], ...] = tuple(
     (COLUMNS[name], name, METRICS[name][0])
-    for name in ("cpu", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel", "throughput_rel")
+    for name in ("cpu", "cpu_rel", "overhead_p50_rel", "overhead_p95_rel", "throughput_rel", "memory")
 )
 BAR_WIDTH = 28
 
