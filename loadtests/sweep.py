@@ -431,18 +431,11 @@ def validate(settings: SweepSettings) -> SweepSettings:
     return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def check_hosts(settings: SweepSettings) -> None:
     """Workers on other hosts need a master and a server they can reach, and a server reachable beyond
     loopback needs tokens of your own (the servers refuse the public default there)."""
+    from servers.cli import is_loopback as _is_loopback  # the servers' own rule, so the two agree
+
     if settings.remote_workers:
         if _is_loopback(settings.master_bind):
             raise UserError(
