@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,11 +31,53 @@ class ProcessStartError(RuntimeError):
     """A child process exited or never became ready; the message names it and its log file."""
 
 
+# Linux's default when /proc cannot be read.
+_DEFAULT_EPHEMERAL = (32768, 60999)
+_LOWEST_PORT = 15000  # below this sit the well-known services a developer may run
+_handed_out: set[int] = set()
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (and ``bind(0)``)."""
+    try:
+        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+    return low, high
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port that was free a moment ago (the OS picks it)."""
+    """A port that was free a moment ago, outside the ephemeral range, never the same twice in a process.
+
+    Why not ``bind(0)``: that port comes from the ephemeral range, and between closing the probe and
+    the child's own bind any outgoing connection (a readiness probe, an SDK's pool) may take it; the
+    child then fails to bind (uvicorn exits 3). Outgoing connections never use ports below the range.
+    """
+    low, _high = ephemeral_port_range()
+    rng = random.Random(f"{os.getpid()}-{time.monotonic_ns()}")
+    if low - _LOWEST_PORT >= 1000:
+        for _ in range(500):
+            port = rng.randrange(_LOWEST_PORT, low)
+            if port not in _handed_out and _bindable(port, host):
+                _handed_out.add(port)
+                return port
+    while True:  # a machine whose ephemeral range leaves no room below it
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+def _bindable(port: int, host: str) -> bool:
+    """Strict: no SO_REUSEADDR, so a port still in TIME_WAIT counts as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
