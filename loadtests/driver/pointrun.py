@@ -340,14 +340,39 @@ def _trend_window(series: steady.Series, now: float) -> tuple[int, int]:
     return max(0, hi - steady.MIN_BINS), hi
 
 
+RATE_DEFICIT_SD = 4.0  # completions this many Poisson SDs below the arrivals: the rate is not sustained
+
+
+def _rate_not_sustained(series: steady.Series, hi: int, *, first: int, offered: float | None) -> str | None:
+    """Why an open-loop point cannot be sustained, or None: completions since the first upstream period
+    fell more than RATE_DEFICIT_SD Poisson SDs below the arrivals offered over the same time."""
+    if offered is None or hi - first < 2 * steady.MIN_BINS:
+        return None
+    seconds = (hi - first) * series.bin_s
+    seen = sum(series.completions[first:hi])
+    expected = offered * seconds
+    if seen >= expected - RATE_DEFICIT_SD * math.sqrt(expected):
+        return None
+    return (
+        f"the offered rate was not sustained: {seen / seconds:.2f} completions/s over {seconds:.1f} s "
+        f"against {offered:g} arrivals/s offered (more than {RATE_DEFICIT_SD:g} SDs short)"
+    )
+
+
 def detect_warmup(
     watcher: Watcher,
     timing: Timing,
     processes: Sequence[ManagedProcess],
     *,
     slo_latency_ms: float | None,
+    offered_rps: float | None = None,
 ) -> WarmupOutcome:
-    """Wait until completions, latency and the gauge have settled (or the bound): analysis.steady."""
+    """Wait until completions, latency and the gauge have settled (or the bound): analysis.steady.
+
+    Open loop (``offered_rps``): a variant that completes fewer requests than the arrivals allow is cut
+    short, since it cannot reach a steady state: a queue inside the server (fastapi-blocking's blocked
+    loop) leaves the mock's gauge and even the latency trend flat for a while.
+    """
     series = watcher.series
     t0 = series.t0
     next_bin = t0 + timing.bin_s
@@ -362,6 +387,13 @@ def detect_warmup(
         settled, trends = series.settled_trends(hi, first=series.bin_of(t0 + timing.latency_s))
         rates = [r for r in series.rates(lo, hi) if r is not None]
         rate = sum(rates) / len(rates) if rates else None
+        short = _rate_not_sustained(
+            series, hi, first=series.bin_of(t0 + timing.latency_s), offered=offered_rps
+        )
+        if short is not None:
+            return WarmupOutcome(
+                warmup_s=now - t0, settled=False, trends=trends, rate_rps=rate, abandoned=short
+            )
         if settled:
             return WarmupOutcome(warmup_s=now - t0, settled=True, trends=trends, rate_rps=rate)
         latency = trends["latency_ms"]
@@ -378,8 +410,8 @@ def detect_warmup(
                 trends=trends,
                 rate_rps=rate,
                 abandoned=(
-                    f"the SLO was already broken before steady state: mean latency {latency.mean:.0f} ms "
-                    f"over the last {latency.bins} bins, above {slo_latency_ms:.0f} ms and still rising"
+                    f"latency past its limit before steady state: mean {latency.mean:.0f} ms over the last "
+                    f"{latency.bins} bins, above {slo_latency_ms:.0f} ms and still rising"
                 ),
             )
         if now - t0 >= timing.max_warmup_s:
@@ -470,7 +502,9 @@ def run_point(
     try:
         for proc in processes:
             proc.start()
-        expected_markers = total_processes  # remote workers write theirs to the shared run directory
+        # Remote workers write theirs to the shared run directory; a process given no user (1 user on 2
+        # processes) never starts a recorder, so it writes none.
+        expected_markers = min(total_processes, spec.users) if spec.users else total_processes
         deadline = time.monotonic() + START_TIMEOUT_S
         markers: list[Path] = []
         while time.monotonic() < deadline:
@@ -501,7 +535,13 @@ def run_point(
                 rate_rps=sum(r or 0.0 for r in rates) / len(rates) if rates else None,
             )
         else:
-            warm = detect_warmup(watcher, timing, processes, slo_latency_ms=slo_latency_ms)
+            warm = detect_warmup(
+                watcher,
+                timing,
+                processes,
+                slo_latency_ms=slo_latency_ms,
+                offered_rps=spec.rate if spec.load_model == "open" else None,
+            )
         duration = timing.latency_s if warm.abandoned else window_seconds(timing, warm.rate_rps)
         groups = {
             "loadgen": [proc.pid for proc in processes],
@@ -652,9 +692,13 @@ def build_point(
 ) -> Point:
     """Everything after the window: pure, so it is tested without processes."""
     seconds = window.seconds
-    # Successful completions per second, from the interpolated counting curve (no quantisation by the
-    # window's edges; see rawdata.smooth_count); the plain count is kept in extra.
-    throughput = window.completed_smooth / seconds if seconds > 0 else 0.0
+    # Successful completions per second. Closed loop: from the interpolated counting curve (saturated
+    # workers finish in phase-locked clusters that quantise a count; see rawdata.smooth_count). Open
+    # loop: the plain count, the unbiased estimate for completions that follow Poisson arrivals (a slope
+    # through a few dozen of them scatters more: 2.75 against a count of 2.65 at 2 rps was seen).
+    # Both are kept in extra.
+    completed = window.completed_smooth if spec.load_model == "closed" else float(window.completed)
+    throughput = completed / seconds if seconds > 0 else 0.0
     latency = percentiles(window.latencies_ms)
     finished = percentiles(window.finished_latencies_ms)
     ttft = percentiles(window.ttfts_ms)
@@ -727,6 +771,7 @@ def build_point(
         and server_max_process_percent > SERVER_BUSY,
         "throughput_span_rps": span_throughput(window.completion_times),
         "throughput_count_rps": round(window.completed / seconds, 4) if seconds > 0 else 0.0,
+        "throughput_smooth_rps": round(window.completed_smooth / seconds, 4) if seconds > 0 else 0.0,
         "expected_throughput_rps": (
             round(min(spec.users or 0, target.ceiling) / (measured_l or target.latency_s), 3)
             if spec.load_model == "closed" and (measured_l or target.latency_s) > 0 and predicted

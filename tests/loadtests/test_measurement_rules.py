@@ -57,6 +57,13 @@ def test_phase_locked_workers_do_not_quantise_the_throughput() -> None:
     assert len(plain) > 1  # the trap this estimator avoids
 
 
+def test_one_cluster_in_a_short_window_is_counted_not_extrapolated() -> None:
+    # Seen on a cut-short open-loop point of flask-sync: a 1.04 s window held one cluster of four
+    # completions, and the slope through them read 77.9 requests/s.
+    ends = [20.30, 20.33, 20.36, 20.38]
+    assert smooth_count(ends, 19.9, 20.94) == 4.0
+
+
 def test_a_request_stuck_since_before_the_window_is_hung_a_queued_one_is_not() -> None:
     queued = [
         Record(start=float(t), latency_ms=32_000.0, ttft_ms=None, status="200", ok=True) for t in range(60)
@@ -103,3 +110,31 @@ def test_the_join_splits_latency_and_counts_what_it_cannot_match() -> None:
     assert breakdown["after_upstream"]["p99"] == pytest.approx(100.0)
     assert breakdown["clock_mismatch"] == 0
     assert overhead is not None and overhead.max == pytest.approx(500.0)
+
+
+def _poisson_completions(rate: float, seconds: float, *, seed: int) -> steady.Series:
+    rng = random.Random(seed)
+    series = steady.Series(t0=0.0, bin_s=0.5, open_loop=True)
+    t = rng.expovariate(rate)
+    while t < seconds:
+        series.add_completion(t + 1.0, 1000.0)  # each request takes L = 1 s
+        t += rng.expovariate(rate)
+    return series
+
+
+def test_an_open_loop_rate_the_server_cannot_complete_is_cut_short_and_a_sustained_one_is_not() -> None:
+    from loadtests.driver.pointrun import _rate_not_sustained
+
+    hi, first = 40, 2  # 20 s of bins; the first upstream period left out
+    # Sustained: 200 seeds of Poisson arrivals at 3/s completing one period later; none is flagged.
+    for seed in range(200):
+        series = _poisson_completions(3.0, 30.0, seed=seed)
+        assert _rate_not_sustained(series, hi, first=first, offered=3.0) is None, seed
+    # fastapi-blocking at 3 rps: one upstream call at a time, so 1 completion/s whatever arrives.
+    blocked = steady.Series(t0=0.0, bin_s=0.5, open_loop=True)
+    for k in range(1, 21):
+        blocked.add_completion(float(k), 1000.0 * k)
+    why = _rate_not_sustained(blocked, hi, first=first, offered=3.0)
+    assert why is not None and "1.00 completions/s" in why and "3 arrivals/s" in why
+    assert _rate_not_sustained(blocked, hi, first=first, offered=None) is None  # closed loop: not judged
+    assert _rate_not_sustained(blocked, 12, first=first, offered=3.0) is None  # too soon to tell

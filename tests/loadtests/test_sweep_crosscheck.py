@@ -158,3 +158,19 @@ def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path
     memory = point.extra["memory"]
     assert memory["samples"] >= point.duration_s / 0.5 - 1 and memory["processes_max"] >= 2
     assert point.in_flight_mean == pytest.approx(2 * USERS, rel=0.10)
+
+
+def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """1 user on 2 load processes: the idle one starts no recorder, and the point must not wait for it
+    (the full preset's capacity search of fastapi-blocking starts at 1 user and broke here)."""
+    mock, server, port, mock_port = fastapi_async
+    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=1, rate=None,
+                     repeat=0)  # fmt: skip
+    target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
+                    server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
+                    token=TOKEN)  # fmt: skip
+    timing = plan_timing(latency_s=L, duration_s=2.0, warmup_s=None)
+    point = run_point(spec, target, timing, run_dir=tmp_path / "run", loadgen_processes=2, seed=1,
+                      max_in_flight=100, env=dict(os.environ))  # fmt: skip
+    assert point.valid, point.invalid_reasons
+    assert point.upstream_peak_in_flight == 1 and point.completed >= 10
