@@ -7,7 +7,8 @@ offers at most min(users, ceiling) / L requests per second.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 ALL_SCENARIOS = ("analyse", "stream", "jobs", "chat", "overhead")
@@ -34,24 +35,57 @@ class SweepSettings:
     master_bind: str = "127.0.0.1"  # where the Locust master listens
     master_port: int = 5557  # fixed so remote workers know it (a free port when no remote worker)
     server_host: str = "127.0.0.1"  # where the server under test listens; the load generators use it
+    # Levels of one scenario that differ from users and rates (the full preset's few chosen points); an
+    # explicit --users or --rate replaces them for every scenario.
+    scenario_users: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    scenario_rates: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # Closed-loop scenarios whose capacity under the default SLO is searched (loadtests.driver.capacity)
+    # in the same variant session as the fixed points: the data, not a prediction, choose those levels.
+    capacity_scenarios: tuple[str, ...] = ()
+    capacity_max_points: int = 6
+    capacity_max_users: int = 1024
+
+    def users_for(self, scenario: str) -> tuple[int, ...]:
+        return tuple(self.scenario_users.get(scenario, self.users))
+
+    def rates_for(self, scenario: str) -> tuple[float, ...]:
+        return tuple(self.scenario_rates.get(scenario, self.rates))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("variants", "scenarios", "users", "rates", "targets"):
+        for key in _TUPLES:
             data[key] = list(data[key])
+        for key in _LEVEL_MAPS:
+            data[key] = {scenario: list(levels) for scenario, levels in data[key].items()}
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepSettings:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        for key in ("variants", "scenarios", "users", "rates", "targets"):
+        for key in _TUPLES:
             values[key] = tuple(values.get(key, ()))
+        for key in _LEVEL_MAPS:
+            levels = values.get(key, {})
+            if not isinstance(levels, dict):
+                raise ValueError(f"{key} must map scenarios to levels, not {levels!r}")
+            values[key] = {str(scenario): tuple(v) for scenario, v in levels.items()}
         return cls(**values)
 
     def with_overrides(self, overrides: dict[str, Any]) -> SweepSettings:
-        return replace(self, **overrides)
+        """Explicit settings win: --users replaces every scenario's closed-loop levels of the preset and its
+        capacity search (unless --capacity is given too); --rate every scenario's open-loop levels."""
+        values = dict(overrides)
+        if "users" in values:
+            values.setdefault("scenario_users", {})
+            values.setdefault("capacity_scenarios", ())
+        if "rates" in values:
+            values.setdefault("scenario_rates", {})
+        return replace(self, **values)
 
+
+_TUPLES = ("variants", "scenarios", "users", "rates", "targets", "capacity_scenarios")
+_LEVEL_MAPS = ("scenario_users", "scenario_rates")
 
 PRESETS: dict[str, SweepSettings] = {
     # CI: the article's two variants, the headline scenario, L = 1 s as in default, so compare can gate.
@@ -72,8 +106,13 @@ PRESETS: dict[str, SweepSettings] = {
         time_scale=0.5,
         duration_s=5.0,
     ),
-    # Publishing: every variant and scenario, both load models (about 1.5-2 hours by the sweep's own plan;
-    # fastapi-blocking alone needs long warm-ups: at 128 users each request queues 128 upstream periods).
+    # Publishing (results/reference): every variant and scenario, both load models, within 45 minutes here.
+    # analyse: 16 and 128 users (what the verdict's claims need: 2 x each cap, and 100+), then a capacity
+    # search (at most 5 levels; the fixed levels are reused, not measured again), and open loop at 3 rps
+    # (4 sync workers 75 % busy: queueing without overload) and 16 rps (4 x what 4 workers sustain at
+    # L = 1 s). stream, jobs, chat: 8 users, above every sync ceiling (4) and below the others, so each shows
+    # who caps and who does not. overhead: 2 users on the instant mock (as the gate: more would saturate
+    # the 2 cores and make the window unsteady).
     "full": SweepSettings(
         variants=(
             "flask-sync",
@@ -84,12 +123,22 @@ PRESETS: dict[str, SweepSettings] = {
             "fastapi-def",
             "fastapi-blocking",
             "fastapi-workers",
+            "flask-granian",
+            "fastapi-granian",
+            "fastapi-gunicorn-asgi",
+            "fastapi-shedding",
+            "flask-sync-64",
         ),
         scenarios=ALL_SCENARIOS,
-        users=(1, 4, 16, 64, 128),
-        rates=(2, 8, 32),
+        users=(8,),
+        rates=(),
+        scenario_users={"analyse": (16, 128), "overhead": (2,)},
+        scenario_rates={"analyse": (3.0, 16.0)},
+        capacity_scenarios=("analyse",),
+        capacity_max_points=5,
         time_scale=0.5,
-        duration_s=5.0,
+        duration_s=3.0,  # at least: the window still grows to 30 completions (8 s at 4 rps)
+        max_warmup_s=60.0,  # 60 L: a point not settled by then is invalid anyway (fastapi-blocking's jobs)
         repeat=1,
         loadgen_processes=2,
     ),

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from loadtests.driver.capacity import Slo, guess_levels, judge, search, seed_level
 from loadtests.driver.interrupts import deferred_interrupts
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import (
@@ -70,6 +71,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOKEN = "bench-local-token"
 POINT_OVERHEAD_S = 3.5  # Locust start and stop, merging raw files (for the ETA)
 VARIANT_OVERHEAD_S = 6.0  # starting and verifying a variant and its mock (for the ETA)
+OPEN_LOOP_CUT_L = 10.0  # an open-loop point whose mean latency rises past this x L is cut short
 SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "variants": "--variants",
     "scenarios": "--scenarios",
@@ -89,6 +91,7 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "master_bind": "--master-bind",
     "master_port": "--master-port",
     "server_host": "--server-host",
+    "capacity_scenarios": "--capacity",
 }
 
 
@@ -118,6 +121,10 @@ def _csv(kind: type, flag: str) -> Any:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _names_or_none(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else _names(text)
 
 
 def _positive(kind: type, flag: str) -> Any:
@@ -202,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="rates",
         type=_csv(float, "--rate"),
         help=f"open-loop levels in requests/s, e.g. 1,2,4, or none {_default_text('rates')}",
+    )
+    add(
+        "--capacity",
+        dest="capacity_scenarios",
+        type=_names_or_none,
+        metavar="SCENARIOS",
+        help="closed-loop scenarios whose capacity under the SLO is searched (loadtests capacity's rules), "
+        f"or none {_default_text('capacity_scenarios')}",
     )
     add(
         "--repeat",
@@ -389,6 +404,16 @@ def check_numbers(settings: SweepSettings) -> SweepSettings:
             ok = ok and math.isfinite(item) and item > 0 and (kind is float or float(item).is_integer())
             if not ok:
                 raise UserError(f"{SETTING_FLAGS[key]}: {item!r} is not a positive finite {kind.__name__}")
+    for key, kind in (("scenario_users", int), ("scenario_rates", float)):
+        for scenario, levels in getattr(settings, key).items():
+            for item in levels:
+                ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
+                if not (ok and item > 0 and (kind is float or float(item).is_integer())):
+                    raise UserError(f"{key} of {scenario}: {item!r} is not a positive finite {kind.__name__}")
+    for key, minimum in (("capacity_max_points", 2), ("capacity_max_users", 1)):
+        value = getattr(settings, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise UserError(f"{key}: {value!r} is not a whole number of at least {minimum}")
     if not isinstance(settings.seed, int):
         raise UserError(f"--seed: {settings.seed!r} is not an integer")
     return settings
@@ -413,7 +438,19 @@ def validate(settings: SweepSettings) -> SweepSettings:
             f"--mock-profile: unknown profile {settings.mock_profile!r}; "
             f"choose from {', '.join(_known_profiles())}"
         )
-    if not settings.users and not settings.rates:
+    for name in settings.capacity_scenarios:
+        if name not in ALL_SCENARIOS:
+            raise UserError(f"--capacity: unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
+        if name == "overhead":
+            raise UserError(
+                "--capacity: overhead has no upstream wait (L = 0), so an SLO in units of L is empty"
+            )
+    unknown = sorted((set(settings.scenario_users) | set(settings.scenario_rates)) - set(ALL_SCENARIOS))
+    if unknown:
+        raise UserError(f"per-scenario levels name unknown scenario(s) {', '.join(unknown)}")
+    # A preset's capacity search of a scenario the command line left out is dropped, not an error.
+    capacity = tuple(c for c in settings.capacity_scenarios if c in scenarios)
+    if not any(settings.users_for(s) or settings.rates_for(s) or s in capacity for s in scenarios):
         raise UserError("give --users (closed loop) or --rate (open loop), or both")
     for name in chosen:
         spec = variants[name]
@@ -428,7 +465,9 @@ def validate(settings: SweepSettings) -> SweepSettings:
                 f"its file has {', '.join(spec.scenarios)}"
             )
     check_hosts(settings)
-    return settings.with_overrides({"variants": chosen, "scenarios": scenarios})
+    return settings.with_overrides(
+        {"variants": chosen, "scenarios": scenarios, "capacity_scenarios": capacity}
+    )
 
 
 def check_hosts(settings: SweepSettings) -> None:
@@ -475,7 +514,7 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
         for scenario in settings.scenarios:
             if not supports(variant, scenario):
                 continue  # a target file without that scenario: recorded as unsupported, not as failed
-            for users in settings.users:
+            for users in settings.users_for(scenario):
                 for repeat in range(settings.repeat):
                     specs.append(
                         PointSpec(
@@ -487,7 +526,7 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
                             repeat=repeat,
                         )
                     )
-            for rate in settings.rates:
+            for rate in settings.rates_for(scenario):
                 for repeat in range(settings.repeat):
                     specs.append(
                         PointSpec(
@@ -517,15 +556,35 @@ class Group:
     mock_args: tuple[str, ...] = ()  # more mock options (the faults command's --error-rate, --errors)
     server_env: dict[str, str] = field(default_factory=dict)  # more server settings (BENCH_*)
     label: str = ""  # tells this group's logs from another's of the same variant
+    capacity: list[str] = field(default_factory=list)  # scenarios whose capacity is searched, after specs
 
 
-def group_points(specs: Sequence[PointSpec], settings: SweepSettings) -> list[Group]:
+def capacity_todo(settings: SweepSettings, results: RunResults | None = None) -> list[tuple[str, str]]:
+    """(variant, scenario) pairs whose capacity search is still to run (a finished one is in results)."""
+    done = {(e.get("variant"), e.get("scenario")) for e in (results.capacity if results else [])}
+    return [
+        (variant, scenario)
+        for variant in settings.variants
+        for scenario in settings.capacity_scenarios
+        if scenario in settings.scenarios and supports(variant, scenario) and (variant, scenario) not in done
+    ]
+
+
+def group_points(
+    specs: Sequence[PointSpec], settings: SweepSettings, capacity: Sequence[tuple[str, str]] = ()
+) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for spec in specs:
         profile = mock_profile_for(spec.scenario, settings)
         groups.setdefault((spec.variant, profile), Group(variant=spec.variant, mock_profile=profile))
         groups[(spec.variant, profile)].specs.append(spec)
-    return list(groups.values())
+    for variant, scenario in capacity:
+        profile = mock_profile_for(scenario, settings)
+        groups.setdefault((variant, profile), Group(variant=variant, mock_profile=profile))
+        groups[(variant, profile)].capacity.append(scenario)
+    order = {name: index for index, name in enumerate(settings.variants)}
+    # sorted() is stable: a variant's groups keep their order (the upstream mock first, then instant)
+    return sorted(groups.values(), key=lambda g: order.get(g.variant, len(order)))
 
 
 def timing_for(spec: PointSpec, settings: SweepSettings) -> Timing:
@@ -544,8 +603,29 @@ def point_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
     return guess_seconds(spec, timing_for(spec, settings), ceiling=ceiling) + POINT_OVERHEAD_S
 
 
+def capacity_guess(variant: str, scenario: str, settings: SweepSettings) -> list[PointSpec]:
+    """For the ETA only: the levels a capacity search would measure if the predicted ceiling held (a
+    fixed closed-loop level of the same scenario is measured once, by the sweep, and reused)."""
+    levels = guess_levels(
+        _known_variants()[variant].predicted_ceiling,
+        max_users=settings.capacity_max_users,
+        max_points=settings.capacity_max_points,
+    )
+    fixed = set(settings.users_for(scenario))
+    return [
+        PointSpec(variant=variant, scenario=scenario, load_model="closed", users=u, rate=None, repeat=0)
+        for u in levels
+        if u not in fixed
+    ]
+
+
+def group_guess_s(group: Group, settings: SweepSettings) -> float:
+    searched = [spec for c in group.capacity for spec in capacity_guess(group.variant, c, settings)]
+    return sum(point_guess_s(s, settings) for s in [*group.specs, *searched])
+
+
 def estimate_seconds(groups: Sequence[Group], settings: SweepSettings) -> float:
-    return sum(VARIANT_OVERHEAD_S + sum(point_guess_s(s, settings) for s in g.specs) for g in groups)
+    return sum(VARIANT_OVERHEAD_S + group_guess_s(g, settings) for g in groups)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -939,16 +1019,19 @@ def dry_run(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
         )
         done = set()
     todo = [s for s in plan_points(settings) if s.key not in done]
-    groups = group_points(todo, settings)
+    searches = capacity_todo(settings, results if args.resume is not None else None)
+    groups = group_points(todo, settings, searches)
     for group in groups:
-        loads = ", ".join(
+        loads = [
             f"{s.scenario} {s.users} u" if s.load_model == "closed" else f"{s.scenario} {s.rate:g} rps"
             for s in group.specs
-        )
-        print(f"  {group.variant} (mock {group.mock_profile}): {loads}")
+        ]
+        loads += [f"{c} capacity search (<= {settings.capacity_max_points} levels)" for c in group.capacity]
+        print(f"  {group.variant} (mock {group.mock_profile}): {', '.join(loads)}")
     estimate = estimate_seconds(groups, settings)
+    searched = f" and {len(searches)} capacity searches" if searches else ""
     print(
-        f"plan: {len(todo)} points over {len(groups)} variant runs, about {estimate / 60:.1f} min "
+        f"plan: {len(todo)} points{searched} over {len(groups)} variant runs, about {estimate / 60:.1f} min "
         "(nothing run)"
     )
     return 0
@@ -975,14 +1058,18 @@ class Sweep:
         self.results.points = [p for p in self.results.points if not p.extra.get(MEASUREMENT_FAILED)]
         done = {point_key(p) for p in self.results.points}
         todo = [s for s in plan_points(self.settings) if s.key not in done]
-        groups = group_points(todo, self.settings)
-        total_points = len(todo)
+        searches = capacity_todo(self.settings, self.results)
+        groups = group_points(todo, self.settings, searches)
+        total_points = len(todo) + sum(
+            len(capacity_guess(v, c, self.settings)) for v, c in searches
+        )  # searched levels are guessed, so the count is about
         if self.resumed:
             console.print(f"resuming {self.run_dir}: {len(done)} points done, {total_points} to go")
         estimate = estimate_seconds(groups, self.settings)
+        searched = f" (with {len(searches)} capacity searches)" if searches else ""
         console.print(
-            f"sweep: {total_points} points over {len(groups)} variant runs, about {estimate / 60:.1f} min; "
-            f"writing {self.run_dir / RESULTS_FILE}"
+            f"sweep: about {total_points} points{searched} over {len(groups)} variant runs, about "
+            f"{estimate / 60:.1f} min; writing {self.run_dir / RESULTS_FILE}"
         )
         if self.settings.remote_workers:
             remote = RemoteWorkers(
@@ -1068,7 +1155,7 @@ class Sweep:
                 try:
                     with VariantSession(group, self.settings, self.run_dir) as session:
                         log_file = _relative(session.server_log, self.run_dir)
-                        session.verify([s.scenario for s in group.specs])
+                        session.verify([*(s.scenario for s in group.specs), *group.capacity])
                         _set_variant(
                             self.results,
                             _variant_info(
@@ -1099,6 +1186,8 @@ class Sweep:
                                 f"p95 {point.latency_ms.p95 if point.latency_ms else float('nan'):.0f} ms, "
                                 f"peak {point.upstream_peak_in_flight} — {status}"
                             )
+                        for scenario in group.capacity:
+                            points_done = self._search(session, scenario, progress, task, points_done)
                 except (ProcessStartError, ContractError) as exc:
                     log = self.run_dir / "logs" / f"{group.variant}.server.log"
                     reason = str(exc)
@@ -1118,8 +1207,62 @@ class Sweep:
                         ),
                     )
                     self.save()
-                    skipped = sum(point_guess_s(s, self.settings) for s in group.specs)
-                    progress.advance(task, VARIANT_OVERHEAD_S + skipped)
+                    progress.advance(task, VARIANT_OVERHEAD_S + group_guess_s(group, self.settings))
+
+    def _search(self, session: VariantSession, scenario: str, progress: Any, task: Any, done: int) -> int:
+        """One capacity search in this variant's session (loadtests.driver.capacity's rules and SLO)."""
+        variant = session.group.variant
+        slo = Slo()
+        big_l = upstream_latency_s(self.settings.mock_profile, self.settings.time_scale)
+        # Every closed-loop point of this variant and scenario is a level the search need not measure
+        # again: its own from an interrupted run, and the sweep's fixed points (measured in full).
+        prior = [
+            p
+            for p in self.results.points
+            if p.variant == variant and p.scenario == scenario and p.load_model == "closed"
+        ]
+        guessed = capacity_guess(variant, scenario, self.settings)
+
+        def on_point(point: Point) -> None:
+            nonlocal done
+            self.results.points.append(point)
+            self.save()
+            done += 1
+            progress.update(task, done=done)
+            if guessed:  # the ETA's guess of this search, one level at a time
+                progress.advance(task, point_guess_s(guessed.pop(0), self.settings))
+            judged = judge(point, slo, point.upstream_latency_s or big_l)
+            verdict = "meets the SLO" if judged.passed else f"fails the SLO ({judged.why})"
+            progress.console.print(
+                f"  {variant} {scenario} capacity search, {point.users} u: {point.throughput_rps:.2f} rps, "
+                f"p95 {point.latency_ms.p95 if point.latency_ms else float('nan'):.0f} ms, "
+                f"peak {point.upstream_peak_in_flight} — {verdict}"
+            )
+
+        progress.update(task, description=f"{variant} {scenario} capacity search")
+        entry = search(
+            variant,
+            scenario,
+            measure=lambda spec: measure_point(
+                session, spec, self.settings, self.run_dir, slo_latency_ms=slo.p95_factor * big_l * 1000.0
+            ),
+            slo=slo,
+            nominal_latency_s=big_l,
+            start=seed_level(_known_variants()[variant].predicted_ceiling),
+            max_users=self.settings.capacity_max_users,
+            max_points=self.settings.capacity_max_points,
+            on_point=on_point,
+            prior=prior,
+        )
+        self.results.capacity.append(entry)
+        self.save()
+        for spec in guessed:  # levels the guess had and the search did not need
+            progress.advance(task, point_guess_s(spec, self.settings))
+        progress.console.print(
+            f"  {variant} {scenario}: capacity {entry['users']} users ({entry['throughput_rps']} rps), "
+            f"bound {entry['bound']}, {entry['points']} levels"
+        )
+        return done
 
 
 def measure_point(
@@ -1134,6 +1277,11 @@ def measure_point(
     variant when it does not), then measure. A point whose measurement broke is kept, invalid."""
     timing = timing_for(spec, settings)
     latency = timing.latency_s
+    if slo_latency_ms is None and spec.load_model == "open" and latency > 0:
+        # An offered rate the variant cannot sustain shows as latency rising without end: once its mean
+        # passes OPEN_LOOP_CUT_L x L and still rises, the point ends (invalid, and says so) instead of
+        # queueing until --max-warmup.
+        slo_latency_ms = OPEN_LOOP_CUT_L * latency * 1000.0
     restarted = not session.settle(timeout_s=max(3.0, 2 * latency))
     drained = True
     if restarted:

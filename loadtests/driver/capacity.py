@@ -13,7 +13,8 @@ read from the first failing level above it:
 - ``machine``: the machine's CPUs were saturated, or other processes competed for them;
 - ``errors``: requests failed beyond the SLO with the gauge still following the users;
 - ``max_users``: nothing failed up to ``--max-users``;
-- ``max_points``: the points ran out before any level above the capacity failed (raise ``--max-points``).
+- ``max_points``: the points ran out before any level above the capacity failed (raise ``--max-points``);
+- ``measurement``: a level's measurement broke (its point says why); the search stopped there.
 
 The registry's predicted ceiling may seed the first level tried (a first guess, clamped to 128 so a wrong
 prediction of 1000 costs nothing); it never decides. A target without a prediction starts at 8.
@@ -32,7 +33,7 @@ from typing import Any
 
 from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
 from loadtests.driver.metadata import collect_all, utc_now
-from loadtests.driver.pointrun import PointSpec
+from loadtests.driver.pointrun import MEASUREMENT_FAILED, PointSpec
 from loadtests.driver.processes import ProcessStartError
 from loadtests.driver.verify import ContractError
 from loadtests.errors import OneLineParser, UserError
@@ -190,6 +191,23 @@ def next_level(passed: dict[int, bool], *, start: int, max_users: int) -> int | 
     return None if mid in passed else mid
 
 
+def seed_level(predicted: int | None, start_users: int | None = None) -> int:
+    """The first level tried: --start-users, else the prediction clamped to SEED_CAP, else DEFAULT_START."""
+    return start_users or min(predicted or DEFAULT_START, SEED_CAP)
+
+
+def guess_levels(predicted: int | None, *, max_users: int, max_points: int) -> list[int]:
+    """For the ETA only: the levels the search would measure if the prediction held (it never decides)."""
+    truth = predicted if predicted is not None else 4 * DEFAULT_START
+    passed: dict[int, bool] = {}
+    while len(passed) < max_points:
+        users = next_level(passed, start=seed_level(predicted), max_users=max_users)
+        if users is None:
+            break
+        passed[users] = users <= truth
+    return list(passed)
+
+
 def bound_of(point: Point | None) -> str:
     """What stopped the capacity, read from the lowest failing level above it (None: nothing failed)."""
     if point is None:
@@ -321,9 +339,8 @@ def main(argv: list[str]) -> int:
                     )
                     save()
                     for scenario in scenarios:
-                        seed = args.start_users or min(
-                            variants[name].predicted_ceiling or DEFAULT_START, SEED_CAP
-                        )  # no prediction (your own app without a ceiling): start at 8
+                        # no prediction (your own app without a ceiling): start at 8
+                        seed = seed_level(variants[name].predicted_ceiling, args.start_users)
                         entry = search(
                             name,
                             scenario,
@@ -383,12 +400,20 @@ def search(
     max_users: int,
     max_points: int,
     on_point: Any = None,
+    prior: Sequence[Point] = (),
 ) -> dict[str, Any]:
-    """Measure levels chosen by :func:`next_level` until the capacity is found or the points run out."""
+    """Measure levels chosen by :func:`next_level` until the capacity is found or the points run out.
+    ``prior``: levels of this search measured before (an interrupted run, resumed): judged, not measured."""
     began = time.monotonic()
     passed: dict[int, bool] = {}
     points: dict[int, Point] = {}
     why: dict[int, str] = {}
+    broken: int | None = None
+    for point in prior:
+        if point.users is None:
+            continue
+        verdict = judge(point, slo, point.upstream_latency_s or nominal_latency_s)
+        passed[point.users], points[point.users], why[point.users] = verdict.passed, point, verdict.why
     while len(passed) < max_points:
         users = next_level(passed, start=start, max_users=max_users)
         if users is None:
@@ -400,6 +425,9 @@ def search(
         point.extra["capacity_search"] = True
         if on_point is not None:
             on_point(point)
+        if point.extra.get(MEASUREMENT_FAILED):  # the harness broke, not the server: nothing was judged
+            broken = users
+            break
         verdict = judge(point, slo, point.upstream_latency_s or nominal_latency_s)
         passed[users] = verdict.passed
         points[users] = point
@@ -409,6 +437,8 @@ def search(
     above = sorted(u for u, p in passed.items() if not p and u > capacity)
     first_fail = points[above[0]] if above else None
     bound = bound_of(first_fail) if first_fail is not None or capacity >= max_users else "max_points"
+    if broken is not None:
+        bound = "measurement"
     best = points.get(capacity)
     return {
         "variant": variant,
@@ -427,6 +457,7 @@ def search(
             for u in sorted(passed)
         ],
         "first_failing_users": above[0] if above else None,
+        "measurement_failed_users": broken,
         "in_flight_at_capacity": best.upstream_peak_in_flight if best is not None else None,
         "p95_ms_at_capacity": best.latency_ms.p95 if best is not None and best.latency_ms else None,
         "slo": slo.describe(),
