@@ -1,6 +1,7 @@
 """``python -m loadtests readme [--check]``: the README's verdict block, written from the committed
-reference run's ``verdict.json`` (never copied by hand). ``--check`` exits 1 when the README differs, so a
-test and CI notice a verdict that changed without its README, or a README edited without a run.
+reference run's ``verdict.json``, and loadtests/README.md's accuracy section, from its ``results.json``
+(never copied by hand). ``--check`` exits 1 when either differs, so a test and CI notice a verdict that
+changed without its README, or a README edited without a run.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.errors import OneLineParser, UserError
+from loadtests.reporting.accuracy import accuracy_block
+from loadtests.results import ResultsFormatError, load_results
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- verdict:start -->", "<!-- verdict:end -->"
+ACCURACY_START, ACCURACY_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 DEFAULT_VERDICT = REPO / "results" / "reference" / "verdict.json"
 DEFAULT_README = REPO / "README.md"
+DEFAULT_ACCURACY_README = REPO / "loadtests" / "README.md"
 
 
 def verdict_block(verdict: dict[str, Any]) -> str:
@@ -28,18 +33,24 @@ def verdict_block(verdict: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_block(readme: str, block: str, *, source: str) -> str:
-    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise UserError(f"{source}: needs exactly one {START} ... {END} pair, in that order")
-    head, rest = readme.split(START, 1)
-    _old, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+def with_block(readme: str, block: str, *, source: str, start: str = START, end: str = END) -> str:
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise UserError(f"{source}: needs exactly one {start} ... {end} pair, in that order")
+    head, rest = readme.split(start, 1)
+    _old, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m loadtests readme", description=__doc__)
     parser.add_argument("--verdict", type=Path, default=DEFAULT_VERDICT, help="default: %(default)s")
     parser.add_argument("--readme", type=Path, default=DEFAULT_README, help="default: %(default)s")
+    parser.add_argument(
+        "--accuracy-readme",
+        type=Path,
+        default=DEFAULT_ACCURACY_README,
+        help="where the accuracy section goes; the run is the verdict's directory (default: %(default)s)",
+    )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the README's block differs; write nothing"
     )
@@ -61,16 +72,48 @@ def main(argv: list[str]) -> int:
         isinstance(c, dict) and {"status", "statement"} <= set(c) for c in claims
     ):
         raise UserError(f"--verdict {args.verdict}: not a verdict.json (claims with status and statement)")
-    updated = with_block(readme, verdict_block(verdict), source=str(args.readme))
+    run_dir = args.verdict.parent
+    try:
+        run = load_results(run_dir)
+    except ResultsFormatError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        accuracy_readme = args.accuracy_readme.read_text()
+    except OSError as exc:
+        raise UserError(f"--accuracy-readme {args.accuracy_readme}: {exc.strerror or exc}") from None
+    pairs = [
+        (args.readme, readme, with_block(readme, verdict_block(verdict), source=str(args.readme)), "verdict"),
+        (
+            args.accuracy_readme,
+            accuracy_readme,
+            with_block(
+                accuracy_readme,
+                accuracy_block(run, run_name=_shown(run_dir)),
+                source=str(args.accuracy_readme),
+                start=ACCURACY_START,
+                end=ACCURACY_END,
+            ),
+            "accuracy",
+        ),
+    ]
+    stale = [(path, what) for path, old, new, what in pairs if new != old]
     if args.check:
-        if updated != readme:
-            print(f"{args.readme}: its verdict block differs from {args.verdict}; run make readme")
-            return 1
-        return 0
-    if updated != readme:
-        args.readme.write_text(updated)
-        print(f"{args.readme}: verdict block rewritten from {args.verdict}")
+        for path, what in stale:
+            print(f"{path}: its {what} block differs from {run_dir}; run make readme")
+        return 1 if stale else 0
+    for path, old, new, what in pairs:
+        if new != old:
+            path.write_text(new)
+            print(f"{path}: {what} block rewritten from {run_dir}")
     return 0
+
+
+def _shown(run_dir: Path) -> str:
+    """The run as the repository names it (results/reference), not as this machine's path."""
+    try:
+        return str(run_dir.resolve().relative_to(REPO))
+    except ValueError:
+        return run_dir.name
 
 
 if __name__ == "__main__":

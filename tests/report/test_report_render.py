@@ -194,3 +194,25 @@ def test_the_readme_verdict_block_is_the_reference_runs(tmp_path: Path) -> None:
     assert readme.main(["--check", "--readme", str(edited)]) == 1
     assert readme.main(["--readme", str(edited)]) == 0
     assert edited.read_text() == readme.DEFAULT_README.read_text()
+
+
+def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
+    """loadtests/README.md's accuracy figures come from results/reference/results.json: a figure typed over,
+    or a run whose points changed, fails here."""
+    from loadtests.reporting import readme
+    from loadtests.results import load_results
+
+    section = readme.DEFAULT_ACCURACY_README.read_text()
+    edited = tmp_path / "README.md"
+    edited.write_text(section.replace("points valid.**", "points valid (all of them).**", 1))
+    assert readme.main(["--check", "--accuracy-readme", str(edited)]) == 1
+    run = load_results(readme.DEFAULT_VERDICT.parent)
+    valid = sum(p.valid for p in run.points)
+    assert f"**{valid} of {len(run.points)} points valid.**" in section  # counted, not restated
+    # A run with one point fewer is another run: its section differs.
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "verdict.json").write_text(readme.DEFAULT_VERDICT.read_text())
+    run.points = run.points[1:]
+    run.save(copy)
+    assert readme.main(["--check", "--verdict", str(copy / "verdict.json")]) == 1
