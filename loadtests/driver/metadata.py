@@ -69,13 +69,15 @@ def collect_platform() -> str:
 
 
 def collect_git(repo: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout, or (None, None) outside git."""
+    """(commit, dirty) of the checkout, or (None, None) outside git. Dirty means code or configuration
+    differs from the commit; results/ does not count (a run that replaces a committed one, such as
+    results/reference, changes it while the code it runs is the commit's)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=repo,
             capture_output=True,
             text=True,
