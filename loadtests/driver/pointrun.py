@@ -789,7 +789,7 @@ def build_point(
         extra["memory"] = memory.to_extra()
     if window.counts:
         counts = sorted(window.counts)
-        key = {"stream": "chunks", "chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")
+        key = {"chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")
         extra[f"{key}_per_request"] = {
             "mean": round(sum(counts) / len(counts), 2),
             "p50": nearest_rank(counts, 50),

@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from loadtests.analysis.reach import ReachFacts, first_failure
+from loadtests.argtypes import number
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import PointSpec, Timing, failed_point, run_point
 from loadtests.driver.processes import ProcessStartError
@@ -64,19 +65,6 @@ def _csv_ints(text: str) -> tuple[int, ...]:
     return values
 
 
-def _positive(flag: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m loadtests reach",
@@ -87,14 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
     add("--streams", type=_csv_ints, default=DEFAULT_STREAMS, help="levels: concurrent streams")
-    add("--min-latency", type=_positive("--min-latency"), default=60.0, help="L at the lowest level, s")
+    add(
+        "--min-latency",
+        type=number("--min-latency", above=0, what="a positive number"),
+        default=60.0,
+        help="L at the lowest level, s",
+    )
     add(
         "--max-rate",
-        type=_positive("--max-rate"),
+        type=number("--max-rate", above=0, what="a positive number"),
         default=40.0,
         help="streams started per second at most: L = max(min-latency, N / this)",
     )
-    add("--window", type=_positive("--window"), help="measured seconds per level (default max(20, L/5))")
+    add(
+        "--window",
+        type=number("--window", above=0, what="a positive number"),
+        help="measured seconds per level (default max(20, L/5))",
+    )
     add("--loadgen-processes", type=int, help=f"Locust workers (default: one per {STREAMS_PER_LOADGEN:,})")
     add("--upstream-pool", type=int, help="the servers' SDK connection pool (default: the SDK's own)")
     add(
@@ -103,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_TOKENS,
         help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' default)",
     )
-    add("--budget", type=_positive("--budget"), default=20.0, help="minutes for the whole run, at most")
+    add(
+        "--budget",
+        type=number("--budget", above=0, what="a positive number"),
+        default=20.0,
+        help="minutes for the whole run, at most",
+    )
     add("--seed", type=int, default=1, help="seed for the mock and payloads")
     add("--out", type=Path, help="run directory (default: results/reach-<UTC date and time>/)")
     add("--dry-run", action="store_true", help="print the plan and its expected wall time, run nothing")

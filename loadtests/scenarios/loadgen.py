@@ -80,7 +80,7 @@ class Outcome:
     ok: bool
     total_s: float
     first_s: float | None = None  # time to first chunk / frame; job scenario: time to the 202
-    n: int = 0  # chunks, frames or polls
+    n: int = 0  # body bytes (analyse, stream), frames (chat) or polls (jobs)
     error: str = ""
 
 
