@@ -175,7 +175,6 @@ class RemoteWorkers:
         """What to run on each other host, again after every point (a worker leaves with its master)."""
         return (
             f"BENCH_LOADGEN_TOKEN=<the first of BENCH_API_TOKENS> BENCH_LOADGEN_PROCS={total} "
-            f"BENCH_LOADGEN_INDEX=<a distinct number from {total - self.count} to {total - 1}> "
             f"locust -f - --worker --master-host {self.bind} --master-port {self.port}"
         )
 
@@ -476,11 +475,8 @@ def run_point(
             )
         )
         for index in range(loadgen_processes):
-            worker_env = {
-                **env,
-                "BENCH_LOADGEN_INDEX": str(index),
-                "BENCH_LOADGEN_PROCS": str(total_processes),
-            }
+            # Each worker's index is Locust's own worker_index (loadgen.proc_index), given by the master.
+            worker_env = {**env, "BENCH_LOADGEN_PROCS": str(total_processes)}
             processes.append(
                 ManagedProcess(
                     f"{point_id} locust worker {index}",
