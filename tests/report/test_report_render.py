@@ -216,3 +216,19 @@ def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
     run.points = run.points[1:]
     run.save(copy)
     assert readme.main(["--check", "--verdict", str(copy / "verdict.json")]) == 1
+
+
+def test_a_second_chart_set_sits_beside_the_first(tmp_path: Path) -> None:
+    """report --charts-dir: a dark, talk-size set in its own folder; the default set stays untouched."""
+    from loadtests.analysis.synthetic import synthetic_run
+    from loadtests.reporting.report import main
+
+    run_dir = tmp_path / "run"
+    synthetic_run(variants=("flask-sync",), scenarios=("analyse",), users=(1, 8), rates=()).save(run_dir)
+    assert main([str(run_dir)]) == 0
+    light = (run_dir / "charts" / "analyse-throughput.png").read_bytes()
+    assert main([str(run_dir), "--theme", "dark", "--size", "talk", "--charts-dir", "charts-dark-talk"]) == 0
+    assert _png_size(run_dir / "charts-dark-talk" / "analyse-throughput.png") == (3840, 2160)
+    assert (run_dir / "charts" / "analyse-throughput.png").read_bytes() == light
+    assert "charts-dark-talk/analyse-throughput.png" in (run_dir / "report.md").read_text()
+    assert main([str(run_dir), "--charts-dir", "../elsewhere"]) == 2
