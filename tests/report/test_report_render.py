@@ -194,6 +194,15 @@ def test_the_readme_verdict_block_is_the_reference_runs(tmp_path: Path) -> None:
     assert readme.main(["--check", "--readme", str(edited)]) == 1
     assert readme.main(["--readme", str(edited)]) == 0
     assert edited.read_text() == readme.DEFAULT_README.read_text()
+    # The key figures too: a number typed over inside their block is caught.
+    text = readme.DEFAULT_README.read_text()
+    head, block = text.split(readme.FIGURES_START, 1)
+    block, tail = block.split(readme.FIGURES_END, 1)
+    assert "| flask-sync |" in block and " rps" in block
+    edited.write_text(
+        head + readme.FIGURES_START + block.replace(" rps", "0 rps", 1) + readme.FIGURES_END + tail
+    )
+    assert readme.main(["--check", "--readme", str(edited)]) == 1
 
 
 def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
