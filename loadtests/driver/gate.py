@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ROUNDS,
         help="rounds a side (default 5)",
     )
-    parser.add_argument("--preset", choices=sorted(GATE_PRESETS), default="gate", help="what to measure")
+    parser.add_argument(
+        "--preset", choices=sorted(GATE_PRESETS), default="gate", help="what to measure (default: gate)"
+    )
     parser.add_argument(
         "--tolerance",
         type=number("--tolerance", above=0, below=1, what="between 0 and 1 (0.10 = 10%)"),

@@ -70,27 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtests reach",
         description="Try each variant at 1,000, 5,000 and 10,000 concurrent streams (closed loop, an L "
         "long enough to keep the request rate within the CPU) and record what fails first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
-    add("--streams", type=_csv_ints, default=DEFAULT_STREAMS, help="levels: concurrent streams")
+    add(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help="comma-separated variant names (default: %(default)s)",
+    )
+    add(
+        "--streams",
+        type=_csv_ints,
+        default=DEFAULT_STREAMS,
+        help="levels: concurrent streams (default: 1000,5000,10000)",
+    )
     add(
         "--min-latency",
         type=number("--min-latency", above=0, what="a positive number"),
         default=60.0,
-        help="L at the lowest level, s",
+        help="L at the lowest level, s (default: %(default)s)",
     )
     add(
         "--max-rate",
         type=number("--max-rate", above=0, what="a positive number"),
         default=40.0,
-        help="streams started per second at most: L = max(min-latency, N / this)",
+        help="streams started per second at most: L = max(min-latency, N / this) (default: %(default)s)",
     )
     add(
         "--window",
         type=number("--window", above=0, what="a positive number"),
-        help="measured seconds per level (default max(20, L/5))",
+        help="measured seconds per level (default: max(20, L/5))",
     )
     add("--loadgen-processes", type=int, help=f"Locust workers (default: one per {STREAMS_PER_LOADGEN:,})")
     add("--upstream-pool", type=int, help="the servers' SDK connection pool (default: the SDK's own)")
@@ -98,22 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens",
         type=int,
         default=DEFAULT_MAX_TOKENS,
-        help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' default)",
+        help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' own; "
+        "default: %(default)s)",
     )
     add(
         "--budget",
         type=number("--budget", above=0, what="a positive number"),
         default=20.0,
-        help="minutes for the whole run, at most",
+        help="minutes for the whole run, at most (default: %(default)s)",
     )
-    add("--seed", type=int, default=1, help="seed for the mock and payloads")
+    add("--seed", type=int, default=1, help="seed for the mock and payloads (default: %(default)s)")
     add("--out", type=Path, help="run directory (default: results/reach-<UTC date and time>/)")
     add("--dry-run", action="store_true", help="print the plan and its expected wall time, run nothing")
     add(
         "--reclassify",
         type=Path,
         metavar="DIR",
-        help="re-read a finished reach run's rows from its points, logs and raw records (the current rules)",
+        help="re-read a finished reach run's rows from its points, logs and raw records (the current "
+        "rules); nothing is measured",
     )
     return parser
 
