@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from loadtests.argtypes import number
 from loadtests.driver.capacity import Slo, guess_levels, judge, search, seed_level
 from loadtests.driver.interrupts import deferred_interrupts
 from loadtests.driver.metadata import collect_all, utc_now
@@ -127,21 +128,6 @@ def _names_or_none(text: str) -> tuple[str, ...]:
     return () if text.strip().lower() == "none" else _names(text)
 
 
-def _positive(kind: type, flag: str) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{flag} takes a finite number, not {text!r}")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be positive, not {text}")
-        return value
-
-    return parse
-
-
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -220,23 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--repeat",
-        type=_positive(int, "--repeat"),
+        type=number("--repeat", kind=int, above=0, what="positive"),
         help=f"measure each point N times {_default_text('repeat')}",
     )
     add(
         "--max-in-flight",
-        type=_positive(int, "--max-in-flight"),
+        type=number("--max-in-flight", kind=int, above=0, what="positive"),
         help=f"open-loop in-flight cap per process {_default_text('max_in_flight')}",
     )
     add_shared_arguments(parser)
     add(
         "--remote-workers",
-        type=_positive(int, "--remote-workers"),
+        type=number("--remote-workers", kind=int, above=0, what="positive"),
         help="Locust workers expected from other hosts, besides --loadgen-processes (default: 0); "
         "see loadtests/README.md, 'Load generation on more than one machine'",
     )
     add("--master-bind", metavar="HOST", help="address the Locust master listens on (default: 127.0.0.1)")
-    add("--master-port", type=_positive(int, "--master-port"), help="its port (default: 5557)")
+    add(
+        "--master-port",
+        type=number("--master-port", kind=int, above=0, what="positive"),
+        help="its port (default: 5557)",
+    )
     add(
         "--server-host",
         metavar="HOST",
@@ -272,7 +262,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: SweepSetting
     )
     add(
         "--time-scale",
-        type=_positive(float, "--time-scale"),
+        type=number("--time-scale", kind=float, above=0, what="positive"),
         help=f"mock time scale (article: L = 2 s x this) {_preset_default('time_scale')}",
     )
     add(
@@ -297,7 +287,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: SweepSetting
     )
     add(
         "--loadgen-processes",
-        type=_positive(int, "--loadgen-processes"),
+        type=number("--loadgen-processes", kind=int, above=0, what="positive"),
         help=f"Locust worker processes {_preset_default('loadgen_processes')}",
     )
     add(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
+from loadtests.argtypes import number
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import MEASUREMENT_FAILED, PointSpec
 from loadtests.driver.processes import ProcessStartError
@@ -57,45 +58,6 @@ class Slo:
         )
 
 
-def _positive_float(flag: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
-        return value
-
-    return parse
-
-
-def _fraction(flag: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
-        if not 0 <= value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be a fraction in [0, 1), not {text}")
-        return value
-
-    return parse
-
-
-def _count(flag: str, minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a whole number, not {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{flag} must be at least {minimum}, not {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     from loadtests.sweep import add_shared_arguments
 
@@ -110,32 +72,36 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add(
         "--max-users",
-        type=_count("--max-users", 1),
+        type=number("--max-users", kind=int, minimum=1),
         default=1024,
         help="highest level tried (default: %(default)s)",
     )
     add(
         "--max-points",
-        type=_count("--max-points", 2),
+        type=number("--max-points", kind=int, minimum=2),
         default=8,
         help="levels measured per variant, at most (default: %(default)s)",
     )
-    add("--start-users", type=_count("--start-users", 1), help="first level (default: the seed rule above)")
+    add(
+        "--start-users",
+        type=number("--start-users", kind=int, minimum=1),
+        help="first level (default: the seed rule above)",
+    )
     add(
         "--slo-p95",
-        type=_positive_float("--slo-p95"),
+        type=number("--slo-p95", above=0, what="a positive number"),
         default=1.25,
         help="p95 latency limit, in units of L (default: %(default)s)",
     )
     add(
         "--slo-failed",
-        type=_fraction("--slo-failed"),
+        type=number("--slo-failed", minimum=0, below=1, what="a fraction in [0, 1)"),
         default=0.001,
         help="failed share limit (default: %(default)s)",
     )
     add(
         "--slo-hung",
-        type=_count("--slo-hung", 0),
+        type=number("--slo-hung", kind=int, minimum=0),
         default=0,
         help="hung requests allowed (default: %(default)s)",
     )

@@ -44,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from loadtests.argtypes import number
 from loadtests.driver.gate_git import (
     GateError,
     Side,
@@ -119,26 +120,6 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see python -m loadtests gate --help)")
 
 
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--rounds takes a whole number, not {text!r}") from None
-    if value < MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"--rounds must be at least {MIN_ROUNDS}, not {value}")
-    return value
-
-
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--tolerance takes a number, not {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"--tolerance must be between 0 and 1 (0.10 = 10%), not {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m loadtests gate",
@@ -147,10 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("base", nargs="?", help="baseline revision (default: merge base with origin/main)")
     parser.add_argument("head", nargs="?", default="HEAD", help="revision under test (default: HEAD)")
-    parser.add_argument("--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="rounds a side (default 5)")
-    parser.add_argument("--preset", choices=sorted(GATE_PRESETS), default="gate", help="what to measure")
     parser.add_argument(
-        "--tolerance", type=_tolerance, default=0.10, help="minimum effect (default 0.10 = 10%%)"
+        "--rounds",
+        type=number("--rounds", kind=int, minimum=MIN_ROUNDS),
+        default=DEFAULT_ROUNDS,
+        help="rounds a side (default 5)",
+    )
+    parser.add_argument(
+        "--preset", choices=sorted(GATE_PRESETS), default="gate", help="what to measure (default: gate)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=number("--tolerance", above=0, below=1, what="between 0 and 1 (0.10 = 10%)"),
+        default=0.10,
+        help="minimum effect (default 0.10 = 10%%)",
     )
     parser.add_argument("--out", type=Path, help="run directory (default: results/gate-<UTC timestamp>/)")
     parser.add_argument(

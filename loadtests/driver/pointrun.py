@@ -175,7 +175,6 @@ class RemoteWorkers:
         """What to run on each other host, again after every point (a worker leaves with its master)."""
         return (
             f"BENCH_LOADGEN_TOKEN=<the first of BENCH_API_TOKENS> BENCH_LOADGEN_PROCS={total} "
-            f"BENCH_LOADGEN_INDEX=<a distinct number from {total - self.count} to {total - 1}> "
             f"locust -f - --worker --master-host {self.bind} --master-port {self.port}"
         )
 
@@ -476,11 +475,8 @@ def run_point(
             )
         )
         for index in range(loadgen_processes):
-            worker_env = {
-                **env,
-                "BENCH_LOADGEN_INDEX": str(index),
-                "BENCH_LOADGEN_PROCS": str(total_processes),
-            }
+            # Each worker's index is Locust's own worker_index (loadgen.proc_index), given by the master.
+            worker_env = {**env, "BENCH_LOADGEN_PROCS": str(total_processes)}
             processes.append(
                 ManagedProcess(
                     f"{point_id} locust worker {index}",
@@ -789,7 +785,7 @@ def build_point(
         extra["memory"] = memory.to_extra()
     if window.counts:
         counts = sorted(window.counts)
-        key = {"stream": "chunks", "chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")
+        key = {"chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")
         extra[f"{key}_per_request"] = {
             "mean": round(sum(counts) / len(counts), 2),
             "p50": nearest_rank(counts, 50),

@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from loadtests.analysis.reach import ReachFacts, first_failure
+from loadtests.argtypes import number
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import PointSpec, Timing, failed_point, run_point
 from loadtests.driver.processes import ProcessStartError
@@ -64,54 +65,65 @@ def _csv_ints(text: str) -> tuple[int, ...]:
     return values
 
 
-def _positive(flag: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive number, not {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m loadtests reach",
         description="Try each variant at 1,000, 5,000 and 10,000 concurrent streams (closed loop, an L "
         "long enough to keep the request rate within the CPU) and record what fails first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated variant names")
-    add("--streams", type=_csv_ints, default=DEFAULT_STREAMS, help="levels: concurrent streams")
-    add("--min-latency", type=_positive("--min-latency"), default=60.0, help="L at the lowest level, s")
+    add(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help="comma-separated variant names (default: %(default)s)",
+    )
+    add(
+        "--streams",
+        type=_csv_ints,
+        default=DEFAULT_STREAMS,
+        help="levels: concurrent streams (default: 1000,5000,10000)",
+    )
+    add(
+        "--min-latency",
+        type=number("--min-latency", above=0, what="a positive number"),
+        default=60.0,
+        help="L at the lowest level, s (default: %(default)s)",
+    )
     add(
         "--max-rate",
-        type=_positive("--max-rate"),
+        type=number("--max-rate", above=0, what="a positive number"),
         default=40.0,
-        help="streams started per second at most: L = max(min-latency, N / this)",
+        help="streams started per second at most: L = max(min-latency, N / this) (default: %(default)s)",
     )
-    add("--window", type=_positive("--window"), help="measured seconds per level (default max(20, L/5))")
+    add(
+        "--window",
+        type=number("--window", above=0, what="a positive number"),
+        help="measured seconds per level (default: max(20, L/5))",
+    )
     add("--loadgen-processes", type=int, help=f"Locust workers (default: one per {STREAMS_PER_LOADGEN:,})")
     add("--upstream-pool", type=int, help="the servers' SDK connection pool (default: the SDK's own)")
     add(
         "--max-tokens",
         type=int,
         default=DEFAULT_MAX_TOKENS,
-        help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' default)",
+        help="the servers' BENCH_MAX_TOKENS: answer length, so chunks per stream (0: the servers' own; "
+        "default: %(default)s)",
     )
-    add("--budget", type=_positive("--budget"), default=20.0, help="minutes for the whole run, at most")
-    add("--seed", type=int, default=1, help="seed for the mock and payloads")
+    add(
+        "--budget",
+        type=number("--budget", above=0, what="a positive number"),
+        default=20.0,
+        help="minutes for the whole run, at most (default: %(default)s)",
+    )
+    add("--seed", type=int, default=1, help="seed for the mock and payloads (default: %(default)s)")
     add("--out", type=Path, help="run directory (default: results/reach-<UTC date and time>/)")
     add("--dry-run", action="store_true", help="print the plan and its expected wall time, run nothing")
     add(
         "--reclassify",
         type=Path,
         metavar="DIR",
-        help="re-read a finished reach run's rows from its points, logs and raw records (the current rules)",
+        help="re-read a finished reach run's rows from its points, logs and raw records (the current "
+        "rules); nothing is measured",
     )
     return parser
 

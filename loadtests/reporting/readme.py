@@ -1,7 +1,7 @@
 """``python -m loadtests readme [--check]``: the README's verdict block, written from the committed
-reference run's ``verdict.json``, and loadtests/README.md's accuracy section, from its ``results.json``
-(never copied by hand). ``--check`` exits 1 when either differs, so a test and CI notice a verdict that
-changed without its README, or a README edited without a run.
+reference run's ``verdict.json``, its key figures and loadtests/README.md's accuracy section, from its
+``results.json`` (never copied by hand). ``--check`` exits 1 when any block differs, so a test and CI
+notice a verdict that changed without its README, or a README edited without a run.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Any
 
 from loadtests.errors import OneLineParser, UserError
 from loadtests.reporting.accuracy import accuracy_block
+from loadtests.reporting.figures import figures_block
 from loadtests.results import ResultsFormatError, load_results
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- verdict:start -->", "<!-- verdict:end -->"
 ACCURACY_START, ACCURACY_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+FIGURES_START, FIGURES_END = "<!-- figures:start -->", "<!-- figures:end -->"
 DEFAULT_VERDICT = REPO / "results" / "reference" / "verdict.json"
 DEFAULT_README = REPO / "README.md"
 DEFAULT_ACCURACY_README = REPO / "loadtests" / "README.md"
@@ -81,14 +83,23 @@ def main(argv: list[str]) -> int:
         accuracy_readme = args.accuracy_readme.read_text()
     except OSError as exc:
         raise UserError(f"--accuracy-readme {args.accuracy_readme}: {exc.strerror or exc}") from None
+    run_name = _shown(run_dir)
+    readme_new = with_block(readme, verdict_block(verdict), source=str(args.readme))
+    readme_new = with_block(
+        readme_new,
+        figures_block(run, run_name=run_name),
+        source=str(args.readme),
+        start=FIGURES_START,
+        end=FIGURES_END,
+    )
     pairs = [
-        (args.readme, readme, with_block(readme, verdict_block(verdict), source=str(args.readme)), "verdict"),
+        (args.readme, readme, readme_new, "verdict and figures"),
         (
             args.accuracy_readme,
             accuracy_readme,
             with_block(
                 accuracy_readme,
-                accuracy_block(run, run_name=_shown(run_dir)),
+                accuracy_block(run, run_name=run_name),
                 source=str(args.accuracy_readme),
                 start=ACCURACY_START,
                 end=ACCURACY_END,

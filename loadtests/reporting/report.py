@@ -44,17 +44,27 @@ def _parser() -> argparse.ArgumentParser:
         default="blog",
         help="blog: 9x5.6 in; talk: 16:9 with large type (default blog)",
     )
+    parser.add_argument(
+        "--charts-dir",
+        default=CHARTS_DIR,
+        help="folder of the run directory the charts go to, so a second set (say dark, talk size) can sit "
+        "beside the first; the report shows this set (default: charts)",
+    )
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
     try:
         args = _parser().parse_args(list(argv))
-        written = write_report(args.run_dir, theme=args.theme, size=args.size)
+        if not args.charts_dir or "/" in args.charts_dir or args.charts_dir.startswith("."):
+            raise UserError(
+                f"--charts-dir: {args.charts_dir!r} must be a plain folder name, such as charts-dark"
+            )
+        written = write_report(args.run_dir, theme=args.theme, size=args.size, charts_name=args.charts_dir)
     except (UserError, ResultsFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    charts = [p for p in written if p.parent.name == CHARTS_DIR]
+    charts = [p for p in written if p.parent.name == args.charts_dir]
     if charts:
         print(f"{charts[0].parent}/: {len(charts) // 2} charts (PNG + SVG)")
     for path in written[len(charts) :]:
@@ -65,7 +75,9 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def write_report(run_dir: Path, *, theme: str = "light", size: str = "blog") -> list[Path]:
+def write_report(
+    run_dir: Path, *, theme: str = "light", size: str = "blog", charts_name: str = CHARTS_DIR
+) -> list[Path]:
     """Render everything for one run; returns the files written (charts first)."""
     if not run_dir.exists():
         raise UserError(f"report: run directory {run_dir} does not exist (run `make bench` first)")
@@ -74,7 +86,7 @@ def write_report(run_dir: Path, *, theme: str = "light", size: str = "blog") -> 
         run_dir = run_dir.parent  # a results.json path was given
     style = make_style(theme, size)  # type: ignore[arg-type]
     verdict = compute_verdict(run)
-    charts_dir = run_dir / CHARTS_DIR
+    charts_dir = run_dir / charts_name
     charts_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*charts_dir.glob("*.png"), *charts_dir.glob("*.svg")]:
         stale.unlink()  # a chart the run no longer has must not linger beside the new ones
@@ -90,7 +102,7 @@ def write_report(run_dir: Path, *, theme: str = "light", size: str = "blog") -> 
                 kind=chart.kind,
                 title=chart.title,
                 subtitle=chart.subtitle,
-                png=f"{CHARTS_DIR}/{png.name}",
+                png=f"{charts_name}/{png.name}",
                 svg_text=svg.read_text(),
                 invalid=chart.invalid,
             )

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import gevent
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
+from locust.runners import WorkerRunner
 
 FLUSH_INTERVAL_S = 0.25  # the sweep reads these files while the point runs, to see when the load settled
 RAW_HEADER = "start,latency_ms,ttft_ms,status,ok,n,lag_ms,error,rid,mono\n"
@@ -80,7 +81,7 @@ class Outcome:
     ok: bool
     total_s: float
     first_s: float | None = None  # time to first chunk / frame; job scenario: time to the 202
-    n: int = 0  # chunks, frames or polls
+    n: int = 0  # body bytes (analyse, stream), frames (chat) or polls (jobs)
     error: str = ""
 
 
@@ -126,9 +127,14 @@ def _opt(environment: Any, name: str) -> Any:
     return getattr(options, name)
 
 
-def proc_index() -> int:
-    """This load process's index among ``proc_count()``; from the environment, because a Locust master
-    overwrites its workers' custom options with its own."""
+def proc_index(environment: Any = None) -> int:
+    """This load process's index among ``proc_count()``: a Locust worker's own ``worker_index`` (the
+    master numbers its workers as they connect, so workers on other hosts need no index of their own);
+    else BENCH_LOADGEN_INDEX (a custom option would not do: a master overwrites its workers' options)."""
+    runner = getattr(environment, "runner", None)
+    index = getattr(runner, "worker_index", -1)
+    if isinstance(runner, WorkerRunner) and isinstance(index, int) and index >= 0:
+        return index
     return int(os.environ.get("BENCH_LOADGEN_INDEX", "0"))
 
 
@@ -322,7 +328,7 @@ class BenchUser(User):
         parts = urlsplit(self.host or "")
         self.hostname, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         RECORDER.start(_opt(env, "bench_raw"))
-        index = BenchUser._count * proc_count() + proc_index()
+        index = BenchUser._count * proc_count() + proc_index(env)
         BenchUser._count += 1
         self.open_loop = _opt(env, "bench_model") == "open"
         if not self.open_loop:
@@ -387,7 +393,7 @@ class BenchUser(User):
         env = self.environment
         rate = float(_opt(env, "bench_rate"))
         cap = int(_opt(env, "bench_max_in_flight"))
-        rng = random.Random(_opt(env, "bench_seed") * 1_000_003 + proc_index())
+        rng = random.Random(_opt(env, "bench_seed") * 1_000_003 + proc_index(env))
         http = http_client(self.host or "", concurrency=cap, timeout=self.timeout)
         self.http = http
         in_flight: set[gevent.Greenlet] = set()

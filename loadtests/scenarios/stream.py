@@ -1,4 +1,4 @@
-"""``POST /analyse/stream``: time to the first chunk, total time and the number of chunks received.
+"""``POST /analyse/stream``: time to the first byte of the body, total time and the bytes received.
 
 A stream is a success only when it is complete and does not end with the server's error marker
 (``\n[error] {json}``, written when the upstream failed after the first byte went out).
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPParseError
 
 from loadtests.scenarios.loadgen import BenchUser, Outcome
 
@@ -36,42 +37,38 @@ class StreamUser(BenchUser):
                 ok=False,
                 total_s=elapsed,
                 first_s=read.first_s,
-                n=read.chunks,
+                n=read.size,
                 error=error,
             )
         ok = status == 200 and read.size > 0 and read.complete
         label = str(status) if read.complete or status != 200 else "truncated"
-        return Outcome(status=label, ok=ok, total_s=elapsed, first_s=read.first_s, n=read.chunks)
+        return Outcome(status=label, ok=ok, total_s=elapsed, first_s=read.first_s, n=read.size)
 
 
 @dataclass(slots=True)
 class Streamed:
-    first_s: float | None  # time to the first piece of the body
-    chunks: int
-    size: int
+    first_s: float | None  # time to the first byte of the body
+    size: int  # bytes of body received
     tail: bytes  # the end of the body: enough to find a marker split across two reads
     complete: bool
 
 
 def read_streamed(response: Any, started: float) -> Streamed:
-    """Read whatever the socket delivers, so the first piece of the body is timed as it arrives
-    (response.read(n) would wait for n bytes)."""
-    first: float | None = None
-    chunks = 0
-    size = 0
-    tail = b""
-    while True:
-        if response._body_buffer:
-            if first is None:
-                first = time.perf_counter() - started
-            chunks += 1
-            size += len(response._body_buffer)
-            tail = (tail + bytes(response._body_buffer))[-4096:]
-            del response._body_buffer[:]
-        if response.message_complete or response._sock is None:
-            break
-        data = response._sock.recv(65536)
-        if not data:
-            break
-        response.feed(data)
-    return Streamed(first_s=first, chunks=chunks, size=size, tail=tail, complete=response.message_complete)
+    """Read the body with geventhttpclient's public reads: ``read(1)`` returns as soon as one byte is
+    there (already parsed with the headers, or the first receive), so the first byte is timed as it
+    arrives; iterating reads the rest until the message is complete. A connection closed mid-body
+    raises in the parser: the stream is incomplete, never silently short (its size then leaves out the
+    block the parser was filling; a failed request's size is not used)."""
+    try:
+        head = response.read(1)
+    except HTTPParseError:
+        return Streamed(first_s=None, size=0, tail=b"", complete=False)
+    first = time.perf_counter() - started if head else None
+    size, tail = len(head), head
+    try:
+        for block in response:
+            size += len(block)
+            tail = (tail + block)[-4096:]
+    except HTTPParseError:
+        return Streamed(first_s=first, size=size, tail=tail, complete=False)
+    return Streamed(first_s=first, size=size, tail=tail, complete=bool(response.message_complete))

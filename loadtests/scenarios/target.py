@@ -40,7 +40,7 @@ class TargetUser(BenchUser):
             ok = status == self.expect_status and read.complete
             return Outcome(
                 status=str(status) if read.complete else "truncated", ok=ok,
-                total_s=time.perf_counter() - started, first_s=read.first_s, n=read.chunks,
+                total_s=time.perf_counter() - started, first_s=read.first_s, n=read.size,
             )  # fmt: skip
         body = response.read()
         ok = status == self.expect_status

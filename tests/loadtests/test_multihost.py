@@ -86,7 +86,7 @@ def test_a_worker_on_another_host_joins_the_sweep(
          "--master-bind", ip_a, "--server-host", ip_a, "--out", str(run_dir)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    worker_env = {**env, "BENCH_LOADGEN_TOKEN": TOKEN, "BENCH_LOADGEN_PROCS": "2", "BENCH_LOADGEN_INDEX": "1"}
+    worker_env = {**env, "BENCH_LOADGEN_TOKEN": TOKEN, "BENCH_LOADGEN_PROCS": "2"}
     worker_pids: list[int] = []
     worker_dir = tmp_path / "worker"  # where the worker keeps the locustfile it downloads from the master
     worker_dir.mkdir()

@@ -138,7 +138,7 @@ def test_the_old_profile_flag_still_selects_a_preset(capsys: pytest.CaptureFixtu
         main(["--profile", "quick", "--preset", "full", "--dry-run"])
 
 
-@pytest.mark.parametrize("command", ["sweep", "capacity", "faults"])
+@pytest.mark.parametrize("command", ["sweep", "capacity", "faults", "reach", "gate"])
 def test_every_option_says_its_default_in_help(command: str) -> None:
     import argparse
     import importlib
@@ -147,6 +147,8 @@ def test_every_option_says_its_default_in_help(command: str) -> None:
         "sweep": "loadtests.sweep",
         "capacity": "loadtests.driver.capacity",
         "faults": "loadtests.driver.faults",
+        "reach": "loadtests.driver.reach",
+        "gate": "loadtests.driver.gate",
     }
     parser = importlib.import_module(module[command]).build_parser()
     silent = [
@@ -156,7 +158,7 @@ def test_every_option_says_its_default_in_help(command: str) -> None:
         and a.help not in (None, argparse.SUPPRESS)
         and not isinstance(a, argparse._HelpAction | argparse._StoreTrueAction)
         and "default" not in a.help
-        and a.dest not in ("resume", "targets", "out")  # nothing to default: you name them or not
+        and a.dest not in ("resume", "targets", "out", "reclassify", "target")  # nothing to default
     ]
     assert silent == []
     assert "(default: None)" not in parser.format_help()

@@ -13,6 +13,7 @@ with the users.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.analysis import validity
+from loadtests.analysis.rawdata import read_records
 from loadtests.driver.pointrun import PointSpec, Target, plan_timing, run_point
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
@@ -174,3 +176,22 @@ def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: 
                       max_in_flight=100, env=dict(os.environ))  # fmt: skip
     assert point.valid, point.invalid_reasons
     assert point.upstream_peak_in_flight == 1 and point.completed >= 10
+
+
+def test_each_load_process_gets_its_own_index_from_locust(fastapi_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Users are staggered over one period by their global index (user x processes + Locust's
+    worker_index): 4 users on 2 workers start at 4 distinct offsets; a shared index would pair them."""
+    mock, server, port, mock_port = fastapi_async
+    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=4, rate=None,
+                     repeat=0)  # fmt: skip
+    target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
+                    server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
+                    token=TOKEN)  # fmt: skip
+    timing = plan_timing(latency_s=L, duration_s=1.0, warmup_s=None)
+    run_dir = tmp_path / "run"
+    point = run_point(spec, target, timing, run_dir=run_dir, loadgen_processes=2, seed=1,
+                      max_in_flight=100, env=dict(os.environ))  # fmt: skip
+    assert point.valid and point.raw_file is not None, point.invalid_reasons
+    first = sorted(r.start for r in read_records([run_dir / point.raw_file]))[:4]
+    gaps = [b - a for a, b in itertools.pairwise(first)]
+    assert min(gaps) > 0.1 * L, (first, gaps)  # golden-ratio offsets 0, 0.24, 0.62, 0.85 of L apart

@@ -194,6 +194,15 @@ def test_the_readme_verdict_block_is_the_reference_runs(tmp_path: Path) -> None:
     assert readme.main(["--check", "--readme", str(edited)]) == 1
     assert readme.main(["--readme", str(edited)]) == 0
     assert edited.read_text() == readme.DEFAULT_README.read_text()
+    # The key figures too: a number typed over inside their block is caught.
+    text = readme.DEFAULT_README.read_text()
+    head, block = text.split(readme.FIGURES_START, 1)
+    block, tail = block.split(readme.FIGURES_END, 1)
+    assert "| flask-sync |" in block and " rps" in block
+    edited.write_text(
+        head + readme.FIGURES_START + block.replace(" rps", "0 rps", 1) + readme.FIGURES_END + tail
+    )
+    assert readme.main(["--check", "--readme", str(edited)]) == 1
 
 
 def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
@@ -216,3 +225,19 @@ def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
     run.points = run.points[1:]
     run.save(copy)
     assert readme.main(["--check", "--verdict", str(copy / "verdict.json")]) == 1
+
+
+def test_a_second_chart_set_sits_beside_the_first(tmp_path: Path) -> None:
+    """report --charts-dir: a dark, talk-size set in its own folder; the default set stays untouched."""
+    from loadtests.analysis.synthetic import synthetic_run
+    from loadtests.reporting.report import main
+
+    run_dir = tmp_path / "run"
+    synthetic_run(variants=("flask-sync",), scenarios=("analyse",), users=(1, 8), rates=()).save(run_dir)
+    assert main([str(run_dir)]) == 0
+    light = (run_dir / "charts" / "analyse-throughput.png").read_bytes()
+    assert main([str(run_dir), "--theme", "dark", "--size", "talk", "--charts-dir", "charts-dark-talk"]) == 0
+    assert _png_size(run_dir / "charts-dark-talk" / "analyse-throughput.png") == (3840, 2160)
+    assert (run_dir / "charts" / "analyse-throughput.png").read_bytes() == light
+    assert "charts-dark-talk/analyse-throughput.png" in (run_dir / "report.md").read_text()
+    assert main([str(run_dir), "--charts-dir", "../elsewhere"]) == 2
