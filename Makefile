@@ -18,9 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv/ and install every pinned dependency
 
-test: install ## run the test suite (real mock, servers and Locust on loopback); ~N min here
-	$(PY) -m pytest -n 2 -m "not serial"
-	$(PY) -m pytest -m serial
+test: install ## run the test suite (real mock, servers and Locust on loopback), ~10 min here
+	$(PY) -m pytest
 
 lint: install ## ruff lint and format check, actionlint on the workflows
 	$(VENV)/bin/ruff check .
