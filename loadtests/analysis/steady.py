@@ -123,6 +123,15 @@ class Series:
         self.gauge_sum[index] += in_flight
         self.gauge_n[index] += 1
 
+    def bin_reaching(self, count: int) -> int | None:
+        """The first bin by whose end ``count`` completions have happened, or None (not yet)."""
+        total = 0
+        for index, n in enumerate(self.completions):
+            total += n
+            if total >= count:
+                return index + 1
+        return None
+
     def rates(self, lo: int, hi: int) -> list[float | None]:
         return [self.completions[i] / self.bin_s if i < len(self.completions) else 0.0 for i in range(lo, hi)]
 
@@ -162,8 +171,8 @@ class Series:
             trends = self.trends(lo, hi)
             if all_settled(trends):
                 return True, trends
-        if not trends:
-            trends = self.trends(max(first, hi - MIN_BINS), hi)
+        if not trends:  # what the last bins say, for the record and the SLO check, even before ``first``
+            trends = self.trends(max(first, hi - MIN_BINS) if first < hi else max(0, hi - MIN_BINS), hi)
         return False, trends
 
 

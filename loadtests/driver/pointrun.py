@@ -365,6 +365,7 @@ def detect_warmup(
     *,
     slo_latency_ms: float | None,
     offered_rps: float | None = None,
+    users: int | None = None,
 ) -> WarmupOutcome:
     """Wait until completions, latency and the gauge have settled (or the bound): analysis.steady.
 
@@ -383,7 +384,14 @@ def detect_warmup(
             continue
         watcher.read_new()
         lo, hi = _trend_window(series, now)
-        settled, trends = series.settled_trends(hi, first=series.bin_of(t0 + timing.latency_s))
+        first = series.bin_of(t0 + timing.latency_s)
+        if users:
+            # Closed loop: until as many requests have completed as there are users, the completions seen
+            # are the first requests of the users who waited least (fastapi-blocking at 16 users looked
+            # flat at 13 s, its first cycle taking 16), so no trend window may start before that.
+            cycled = series.bin_reaching(users)
+            first = max(first, cycled if cycled is not None else hi + 1)
+        settled, trends = series.settled_trends(hi, first=first)
         rates = [r for r in series.rates(lo, hi) if r is not None]
         rate = sum(rates) / len(rates) if rates else None
         short = _rate_not_sustained(
@@ -537,6 +545,7 @@ def run_point(
                 processes,
                 slo_latency_ms=slo_latency_ms,
                 offered_rps=spec.rate if spec.load_model == "open" else None,
+                users=spec.users if spec.load_model == "closed" else None,
             )
         duration = timing.latency_s if warm.abandoned else window_seconds(timing, warm.rate_rps)
         groups = {

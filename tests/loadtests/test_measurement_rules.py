@@ -29,6 +29,21 @@ def test_a_climbing_latency_is_not_settled_however_flat_the_rate() -> None:
     assert settled
 
 
+def test_no_trend_window_starts_before_every_user_could_have_completed_once() -> None:
+    # 16 users, one upstream call at a time, L = 1 s: a completion a second. Until 16 have completed, the
+    # ones seen can look settled (here all fast, as the users served first) while 16 s waits are still to
+    # come: a window inside that first cycle must not count as steady, however flat it looks.
+    series = steady.Series(t0=0.0, bin_s=0.5)
+    for k in range(1, 41):
+        series.add_completion(float(k) - 0.3, latency_ms=1000.0 if k < 16 else 16000.0)
+        series.add_gauge(float(k) - 0.5, 1.0)
+        series.add_gauge(float(k), 1.0)
+    assert series.bin_reaching(16) == 32 and series.bin_reaching(41) is None
+    assert series.settled_trends(hi=30)[0]  # flat to the eye: the trap
+    assert not series.settled_trends(hi=30, first=32)[0]  # the rule: not before the first cycle
+    assert series.settled_trends(hi=80, first=32)[0]  # cycling at 16 s a request since
+
+
 def test_noise_excuses_a_small_drift_never_a_large_one() -> None:
     rng = random.Random(4)
     flat = [10.0 + rng.gauss(0, 1.0) for _ in range(12)]
