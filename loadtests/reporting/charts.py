@@ -835,9 +835,15 @@ def _loads(series: dict[str, list[Level]]) -> list[float]:
     return sorted({lv.load for lvs in series.values() for lv in lvs})
 
 
+MIN_TICK_OCTAVES = 0.4  # closer labels on a log2 axis overlap (a capacity search's 86, 107, 128)
+
+
 def _log2_x(ax: Axes, loads: Sequence[float], *, sparse: bool = False) -> None:
     ax.set_xscale("log", base=2)
-    ticks = list(loads)
+    ticks: list[float] = []
+    for load in sorted(loads):
+        if not ticks or math.log2(load) - math.log2(ticks[-1]) >= MIN_TICK_OCTAVES:
+            ticks.append(load)
     if sparse and len(ticks) > 5:
         ticks = ticks[:: math.ceil(len(ticks) / 5)]
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
