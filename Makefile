@@ -30,7 +30,7 @@ format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install ## run the default sweep (about 10 minutes) into results/<timestamp>/
+bench: install ## run the default sweep (about 11 minutes) into results/<timestamp>/
 	$(PY) -m loadtests sweep --preset default
 
 bench-quick: install ## run the quick sweep (about 2 minutes, used by CI)
