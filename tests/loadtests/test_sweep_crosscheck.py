@@ -28,6 +28,7 @@ from loadtests.analysis import validity
 from loadtests.analysis.rawdata import read_records
 from loadtests.driver.pointrun import PointSpec, Target, plan_timing, run_point
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
+from loadtests.results import Point
 
 TIME_SCALE = 0.1
 L = 2.0 * TIME_SCALE
@@ -162,18 +163,23 @@ def test_harness_agrees_with_an_independent_client(fastapi_async, tmp_path: Path
     assert point.in_flight_mean == pytest.approx(2 * USERS, rel=0.10)
 
 
-def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """1 user on 2 load processes: the idle one starts no recorder, and the point must not wait for it
-    (the full preset's capacity search of fastapi-blocking starts at 1 user and broke here)."""
+def _on_two_load_processes(fastapi_async, run_dir: Path, *, users: int, duration_s: float) -> Point:  # type: ignore[no-untyped-def]
+    """One closed-loop analyse point of fastapi-async measured by two Locust workers."""
     mock, server, port, mock_port = fastapi_async
-    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=1, rate=None,
+    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=users, rate=None,
                      repeat=0)  # fmt: skip
     target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
                     server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
                     token=TOKEN)  # fmt: skip
-    timing = plan_timing(latency_s=L, duration_s=2.0, warmup_s=None)
-    point = run_point(spec, target, timing, run_dir=tmp_path / "run", loadgen_processes=2, seed=1,
-                      max_in_flight=100, env=dict(os.environ))  # fmt: skip
+    timing = plan_timing(latency_s=L, duration_s=duration_s, warmup_s=None)
+    return run_point(spec, target, timing, run_dir=run_dir, loadgen_processes=2, seed=1,
+                     max_in_flight=100, env=dict(os.environ))  # fmt: skip
+
+
+def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """1 user on 2 load processes: the idle one starts no recorder, and the point must not wait for it
+    (the full preset's capacity search of fastapi-blocking starts at 1 user and broke here)."""
+    point = _on_two_load_processes(fastapi_async, tmp_path / "run", users=1, duration_s=2.0)
     # Measured, not broken (validity under a loaded machine is another matter: a late mock, say).
     assert not point.extra.get("measurement_failed"), point.invalid_reasons
     assert point.upstream_peak_in_flight == 1 and point.completed >= 10
@@ -182,16 +188,8 @@ def test_fewer_users_than_load_processes_still_measure(fastapi_async, tmp_path: 
 def test_each_load_process_gets_its_own_index_from_locust(fastapi_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Users are staggered over one period by their global index (user x processes + Locust's
     worker_index): 4 users on 2 workers start at 4 distinct offsets; a shared index would pair them."""
-    mock, server, port, mock_port = fastapi_async
-    spec = PointSpec(variant="fastapi-async", scenario="analyse", load_model="closed", users=4, rate=None,
-                     repeat=0)  # fmt: skip
-    target = Target(url=f"http://{LOOPBACK}:{port}", mock_url=f"http://{LOOPBACK}:{mock_port}",
-                    server_pid=server.pid, mock_pid=mock.pid, ceiling=1000, latency_s=L,
-                    token=TOKEN)  # fmt: skip
-    timing = plan_timing(latency_s=L, duration_s=1.0, warmup_s=None)
     run_dir = tmp_path / "run"
-    point = run_point(spec, target, timing, run_dir=run_dir, loadgen_processes=2, seed=1,
-                      max_in_flight=100, env=dict(os.environ))  # fmt: skip
+    point = _on_two_load_processes(fastapi_async, run_dir, users=4, duration_s=1.0)
     # Only the start times are judged here: whether the point is valid (a late mock under load) is not.
     assert point.raw_file is not None and point.completed >= 8, point.invalid_reasons
     first = sorted(r.start for r in read_records([run_dir / point.raw_file]))[:4]
