@@ -383,6 +383,13 @@ _NUMBERS = {
 }
 
 
+def _positive_number(item: object, kind: type) -> bool:
+    """A positive finite number, whole when ``kind`` is int (a bool is not a number here)."""
+    if not isinstance(item, int | float) or isinstance(item, bool):
+        return False
+    return math.isfinite(item) and item > 0 and (kind is float or float(item).is_integer())
+
+
 def check_numbers(settings: SweepSettings) -> SweepSettings:
     """What the flags' parsers guarantee, for settings that come from a file (``--resume``)."""
     for key, (kind, many) in _NUMBERS.items():
@@ -390,15 +397,12 @@ def check_numbers(settings: SweepSettings) -> SweepSettings:
         if value is None and key == "warmup_s":
             continue
         for item in value if many else (value,):
-            ok = isinstance(item, int | float) and not isinstance(item, bool)
-            ok = ok and math.isfinite(item) and item > 0 and (kind is float or float(item).is_integer())
-            if not ok:
+            if not _positive_number(item, kind):
                 raise UserError(f"{SETTING_FLAGS[key]}: {item!r} is not a positive finite {kind.__name__}")
     for key, kind in (("scenario_users", int), ("scenario_rates", float)):
         for scenario, levels in getattr(settings, key).items():
             for item in levels:
-                ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
-                if not (ok and item > 0 and (kind is float or float(item).is_integer())):
+                if not _positive_number(item, kind):
                     raise UserError(f"{key} of {scenario}: {item!r} is not a positive finite {kind.__name__}")
     for key, minimum in (("capacity_max_points", 2), ("capacity_max_users", 1)):
         value = getattr(settings, key)
