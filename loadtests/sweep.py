@@ -1175,11 +1175,7 @@ class Sweep:
                                 if point.valid
                                 else "[red]invalid[/]: " + "; ".join(point.invalid_reasons)
                             )
-                            progress.console.print(
-                                f"  {spec.label()}: {point.throughput_rps:.2f} rps, "
-                                f"p95 {point.latency_ms.p95 if point.latency_ms else float('nan'):.0f} ms, "
-                                f"peak {point.upstream_peak_in_flight} — {status}"
-                            )
+                            progress.console.print(f"  {spec.label()}: {_figures(point)} — {status}")
                         for scenario in group.capacity:
                             points_done = self._search(session, scenario, progress, task, points_done)
                 except (ProcessStartError, ContractError) as exc:
@@ -1228,9 +1224,7 @@ class Sweep:
             judged = judge(point, slo, point.upstream_latency_s or big_l)
             verdict = "meets the SLO" if judged.passed else f"fails the SLO ({judged.why})"
             progress.console.print(
-                f"  {variant} {scenario} capacity search, {point.users} u: {point.throughput_rps:.2f} rps, "
-                f"p95 {point.latency_ms.p95 if point.latency_ms else float('nan'):.0f} ms, "
-                f"peak {point.upstream_peak_in_flight} — {verdict}"
+                f"  {variant} {scenario} capacity search, {point.users} u: {_figures(point)} — {verdict}"
             )
 
         progress.update(task, description=f"{variant} {scenario} capacity search")
@@ -1257,6 +1251,12 @@ class Sweep:
             f"bound {entry['bound']}, {entry['points']} levels"
         )
         return done
+
+
+def _figures(point: Point) -> str:
+    """A finished point in one line of progress: throughput, p95 and the mock's peak in flight."""
+    p95 = point.latency_ms.p95 if point.latency_ms else float("nan")
+    return f"{point.throughput_rps:.2f} rps, p95 {p95:.0f} ms, peak {point.upstream_peak_in_flight}"
 
 
 def measure_point(
