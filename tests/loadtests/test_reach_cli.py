@@ -27,6 +27,13 @@ def test_the_plan_keeps_the_rate_within_the_cap_and_prints_its_wall_time(capsys,
     assert not (tmp_path / "r").exists()  # a dry run runs nothing, writes nothing
 
 
+def test_the_plan_runs_level_by_level_so_a_short_budget_cuts_the_largest_levels(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--dry-run", "--variants", "fastapi-async,flask-gevent", "--streams", "1000,5000"]) == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines() if "streams  L =" in line]
+    first, second = ["fastapi-async", "flask-gevent"], ["1,000", "5,000"]
+    assert rows == [[variant, streams] for streams in second for variant in first]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
