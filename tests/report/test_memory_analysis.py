@@ -119,8 +119,15 @@ def test_reach_names_the_cause_before_its_consequences() -> None:
         capped, extra={**capped.extra, "server_cpu_bound": True, "server_max_process_percent": 99.5}
     )
     assert first_failure(busy, facts)[0] == "server CPU"  # the CPU explains the shortfall, not a cap
-    starved = replace(broken, invalid_reasons=["load generator locust used 97% of a core"])
+    starved = replace(refused, invalid_reasons=["load generator locust used 97% of a core"])
     assert first_failure(starved, facts)[0] == "load generator CPU"
+    # Refusals retried at once load the load generator: the 503s are the cause, its CPU the consequence.
+    storm = replace(broken, invalid_reasons=["load generator locust used 96% of a core"])
+    failure, detail, held = first_failure(storm, facts)
+    assert (failure, held) == ("503 shedding", False) and "locust used 96% of a core" in detail
+    # A few 503s among many transport errors are not what broke first.
+    mixed = replace(storm, failed=45, failures_by_status={"503": 5, "error:TimeoutError": 40})
+    assert first_failure(mixed, facts)[0] == "load generator CPU"
 
 
 def test_the_report_draws_memory_and_reach_and_tabulates_the_plan(tmp_path) -> None:  # type: ignore[no-untyped-def]
