@@ -1228,15 +1228,13 @@ class Sweep:
             )
 
         progress.update(task, description=f"{variant} {scenario} capacity search")
-        entry = search(
-            variant,
+        entry = search_in_session(
+            session,
             scenario,
-            measure=lambda spec: measure_point(
-                session, spec, self.settings, self.run_dir, slo_latency_ms=slo.p95_factor * big_l * 1000.0
-            ),
+            self.settings,
+            self.run_dir,
             slo=slo,
             nominal_latency_s=big_l,
-            start=seed_level(_known_variants()[variant].predicted_ceiling),
             max_users=self.settings.capacity_max_users,
             max_points=self.settings.capacity_max_points,
             on_point=on_point,
@@ -1251,6 +1249,39 @@ class Sweep:
             f"bound {entry['bound']}, {entry['points']} levels"
         )
         return done
+
+
+def search_in_session(
+    session: VariantSession,
+    scenario: str,
+    settings: SweepSettings,
+    run_dir: Path,
+    *,
+    slo: Slo,
+    nominal_latency_s: float,
+    max_users: int,
+    max_points: int,
+    start_users: int | None = None,
+    on_point: Any = None,
+    prior: Sequence[Point] = (),
+) -> dict[str, Any]:
+    """One capacity search on a started variant, for both the capacity command and ``sweep --capacity``:
+    each level is a sweep point cut short once its latency is past the SLO and rising, and the first
+    level is seeded from the variant's prediction (no prediction: start at 8)."""
+    variant = session.group.variant
+    slo_latency_ms = slo.p95_factor * nominal_latency_s * 1000.0
+    return search(
+        variant,
+        scenario,
+        measure=lambda spec: measure_point(session, spec, settings, run_dir, slo_latency_ms=slo_latency_ms),
+        slo=slo,
+        nominal_latency_s=nominal_latency_s,
+        start=seed_level(_known_variants()[variant].predicted_ceiling, start_users),
+        max_users=max_users,
+        max_points=max_points,
+        on_point=on_point,
+        prior=prior,
+    )
 
 
 def _figures(point: Point) -> str:

@@ -207,7 +207,6 @@ def main(argv: list[str]) -> int:
         Group,
         VariantSession,
         _explicit,
-        _known_variants,
         _relative,
         _set_variant,
         _strip_paths,
@@ -215,9 +214,9 @@ def main(argv: list[str]) -> int:
         default_run_dir,
         link_latest,
         make_dirs,
-        measure_point,
         mock_profile_for,
         record_measured_latency,
+        search_in_session,
         supports,
         target_metadata,
         upstream_latency_s,
@@ -275,7 +274,6 @@ def main(argv: list[str]) -> int:
         results.save(run_dir)
 
     save()
-    variants = _known_variants()
     started = time.monotonic()
     print(
         f"capacity: {len(settings.variants)} variant(s) x {len(settings.scenarios)} scenario(s), SLO "
@@ -305,21 +303,14 @@ def main(argv: list[str]) -> int:
                     )
                     save()
                     for scenario in scenarios:
-                        # no prediction (your own app without a ceiling): start at 8
-                        seed = seed_level(variants[name].predicted_ceiling, args.start_users)
-                        entry = search(
-                            name,
+                        entry = search_in_session(
+                            session,
                             scenario,
-                            measure=lambda spec: measure_point(
-                                session,
-                                spec,
-                                settings,
-                                run_dir,
-                                slo_latency_ms=slo.p95_factor * big_l * 1000.0,
-                            ),
+                            settings,
+                            run_dir,
                             slo=slo,
                             nominal_latency_s=big_l,
-                            start=seed,
+                            start_users=args.start_users,
                             max_users=args.max_users,
                             max_points=args.max_points,
                             on_point=lambda point: (results.points.append(point), save()),
