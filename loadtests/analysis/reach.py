@@ -38,6 +38,7 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
     lag_ms = _before_upstream_p95(point)
     loadgen = [r for r in point.invalid_reasons if r.startswith("load generator")]
     short = facts.streams - held > peak_tolerance(facts.streams)
+    busiest = point.extra.get("server_max_process_percent")
     if point.extra.get("measurement_failed"):
         return "measurement failed", "; ".join(point.invalid_reasons), False
     if facts.open_file_errors:
@@ -52,7 +53,6 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
         if loadgen:
             detail += f"; the users retried at once, which loaded the load generator ({loadgen[0]})"
         elif point.extra.get("server_cpu_bound"):
-            busiest = point.extra.get("server_max_process_percent")
             detail += f"; the users retried at once, which kept a server process at {busiest}% of a core"
         return "503 shedding", detail, False
     if loadgen:
@@ -67,7 +67,6 @@ def first_failure(point: Point, facts: ReachFacts) -> tuple[str, str, bool]:
         # Before errors and the cap: a process at 100 % of a core cannot accept or start what it was sent,
         # so timeouts and a shortfall in flight are the CPU's doing (fastapi-async at 5,000 streams: 3,356
         # held, its one loop at 99.5 %, the machine a third idle).
-        busiest = point.extra.get("server_max_process_percent")
         errors = f", {point.failed:,} failed" if point.failed else ""
         return (
             "server CPU",
