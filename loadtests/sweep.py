@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import statistics
 import sys
 import time
@@ -28,12 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from loadtests.argtypes import number
 from loadtests.driver.capacity import Slo, guess_levels, judge, search, seed_level
-from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.interrupts import deferred_interrupts, stop_signals_interrupt
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import (
     MEASUREMENT_FAILED,
@@ -942,10 +940,6 @@ def make_dirs(*paths: Path) -> None:
             raise UserError(f"--out: cannot create {path}: {exc.strerror or exc}") from None
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.legacy_profile is not None:
@@ -1082,14 +1076,10 @@ class Sweep:
             note = _known_variants()[name].unsupported_note(self.settings.scenarios)
             if note is not None:  # skipped, not failed: the variant table says so too
                 console.print(f"{name}: {note}")
-        # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) end the sweep the same way, stopping every child
-        # (a shell may start us with SIGINT ignored).
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        previous_hup = signal.signal(signal.SIGHUP, _raise_interrupt)
-        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         started = time.monotonic()
         try:
-            self._run_groups(groups, total_points, estimate, console)
+            with stop_signals_interrupt():
+                self._run_groups(groups, total_points, estimate, console)
         except KeyboardInterrupt:
             self.save()
             kept = len(self.results.points)
@@ -1100,9 +1090,6 @@ class Sweep:
             )
             return 130
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGHUP, previous_hup)
-            signal.signal(signal.SIGINT, previous_int)
             # Working files (per-point Locust output, the variants' job databases); every process is stopped.
             shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
         self.results.metadata["finished_at"] = utc_now()

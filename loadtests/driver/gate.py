@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -41,7 +40,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 from loadtests.argtypes import number
@@ -60,7 +58,7 @@ from loadtests.driver.gate_git import (
     toplevel,
     worktree,
 )
-from loadtests.driver.interrupts import deferred_interrupts
+from loadtests.driver.interrupts import deferred_interrupts, stop_signals_interrupt
 from loadtests.driver.metadata import collect_all, collect_harness_version, utc_now
 from loadtests.driver.pointrun import PointSpec
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, ProcessStartError, free_port
@@ -157,28 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    # Ctrl-C and SIGTERM end the gate the same way (a shell may start us with SIGINT ignored): every
-    # process stops and both worktrees go, through the context managers below.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # On a stop signal every process stops and both worktrees go, through the context managers below.
     started = time.monotonic()
     try:
-        return _gate(args, started)
+        with stop_signals_interrupt():
+            return _gate(args, started)
     except GateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: every process stopped and the worktrees removed", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
 
 
 def _gate(args: argparse.Namespace, started: float) -> int:

@@ -1,4 +1,5 @@
-"""Cleanup that a Ctrl-C cannot cut short: stopping child processes must finish, or they are orphaned."""
+"""How a run ends on a signal: Ctrl-C, SIGTERM and SIGHUP stop it the same way, and stopping child
+processes cannot itself be cut short, or they are orphaned."""
 
 from __future__ import annotations
 
@@ -8,10 +9,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """In the block, SIGINT, SIGTERM and SIGHUP (a closed terminal) raise KeyboardInterrupt.
+
+    SIGINT is set too, not left as it came: a shell starts a background job with SIGINT ignored, and
+    such a run must still stop on Ctrl-C sent to it, with its children, and keep what it measured.
+    """
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 @contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt if one came."""
+    """Hold the stop signals until the block ends, then raise KeyboardInterrupt if one came."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -20,7 +42,7 @@ def deferred_interrupts() -> Iterator[None]:
     def hold(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
