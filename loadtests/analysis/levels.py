@@ -39,6 +39,9 @@ class Level:
     predicted_ceiling: int
     invalid_reasons: tuple[str, ...]
     server_cpu_bound: bool = False  # a server process was near 100% of a core: the limit was CPU
+    # This level's own upstream latency when the run's levels differ in it (a reach run: L grows with
+    # the streams); None when the run's one L applies.
+    latency_s: float | None = None
 
     @property
     def users(self) -> int:
@@ -120,7 +123,14 @@ def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
         predicted_ceiling=used[0].predicted_ceiling,
         invalid_reasons=reasons,
         server_cpu_bound=any(p.extra.get("server_cpu_bound", False) for p in used),
+        latency_s=_own_latency(used),
     )
+
+
+def _own_latency(points: Sequence[Point]) -> float | None:
+    values = {p.extra.get("reach_latency_s") for p in points}
+    value = values.pop() if len(values) == 1 else None
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _median_of(

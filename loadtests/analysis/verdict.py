@@ -261,8 +261,8 @@ def _cap_claim(
             f"least {need} users ({CAP_SATURATION_FACTOR} x {spec.cap}) is needed to see whether it stops at "
             f"{spec.cap}",
         )
-    limit_rps = spec.cap / big_l
-    top = max(above, key=lambda lv: lv.throughput_rps)
+    top = max(above, key=lambda lv: lv.throughput_rps * _latency(lv, big_l))  # rps x L: calls per L
+    limit_rps = spec.cap / _latency(top, big_l)
     highest = above[-1]
     peaks = [lv for lv in above if lv.peak_in_flight is not None]
     peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
@@ -293,9 +293,10 @@ def _cap_claim(
     )
     queue_text = ""
     if highest.p50_ms is not None:
+        highest_l = _latency(highest, big_l)
         queue_text = (
             f"; p50 latency {highest.p50_ms / 1000:.3g} s at {highest.users} users = "
-            f"{highest.p50_ms / 1000 / big_l:.3g} x L (L = {big_l:g} s): the rest queue"
+            f"{highest.p50_ms / 1000 / highest_l:.3g} x L (L = {highest_l:g} s): the rest queue"
         )
     evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
     if measured is None:
@@ -334,7 +335,19 @@ def measured_ceiling(levels: Sequence[Level]) -> Level | None:
     return max(capped, key=lambda lv: (lv.peak_in_flight or 0, -lv.load)) if capped else None
 
 
+def _latency(lv: Level, big_l: float) -> float:
+    """The L a level is judged by: its own when the run's levels differ in it, else the run's."""
+    return lv.latency_s or big_l
+
+
+def _l_header(levels: Sequence[Level], big_l: float) -> str:
+    """ ", L = x s" for a claim's evidence when every level shares the run's L; each level says its own
+    otherwise."""
+    return f", L = {big_l:g} s" if all(_latency(lv, big_l) == big_l for lv in levels) else ""
+
+
 def _comfort_failures(lv: Level, big_l: float) -> list[str]:
+    big_l = _latency(lv, big_l)
     failures = []
     if lv.failed:
         failures.append(f"{lv.failed} failed ({lv.error_rate:.1%})")
@@ -350,11 +363,13 @@ def _comfort_failures(lv: Level, big_l: float) -> list[str]:
     return failures
 
 
-def _comfort_figures(lv: Level, big_l: float) -> str:
+def _comfort_figures(lv: Level, big_l: float, *, own_l: bool = False) -> str:
+    big_l = _latency(lv, big_l)
+    own = f" (L = {big_l:g} s)" if own_l else ""
     source = "peak" if lv.peak_in_flight is not None else "Little's-law"
     p95 = f"p95 {_seconds(lv.p95_ms)}" + (f" = {lv.p95_ms / 1000 / big_l:.2f} x L" if lv.p95_ms else "")
     return (
-        f"at {lv.users} users: {lv.failed} failed, {source} {_num(lv.in_flight)} in flight, {p95}, "
+        f"at {lv.users} users{own}: {lv.failed} failed, {source} {_num(lv.in_flight)} in flight, {p95}, "
         f"{lv.throughput_rps:.3g} rps ({_pct(lv.throughput_rps / (lv.users / big_l))} of users/L)"
     )
 
@@ -378,9 +393,10 @@ def _comfort_claim(
             statement=spec.statement,
             status="not_reproduced",
             evidence=(
-                f"{spec.variant} ({scenario}, L = {big_l:g} s): measured ceiling {ceiling.peak_in_flight} "
-                f"in flight at {ceiling.users} users (the mock's gauge stopped following the users), "
-                f"{ceiling.throughput_rps:.3g} rps = {ceiling.throughput_rps * big_l:.3g}/L, p95 "
+                f"{spec.variant} ({scenario}, L = {_latency(ceiling, big_l):g} s): measured ceiling "
+                f"{ceiling.peak_in_flight} in flight at {ceiling.users} users (the mock's gauge stopped "
+                f"following the users), {ceiling.throughput_rps:.3g} rps = "
+                f"{ceiling.throughput_rps * _latency(ceiling, big_l):.3g}/L, p95 "
                 f"{_seconds(ceiling.p95_ms)}: it cannot hold {COMFORT_MIN_USERS}+ "
                 f"(predicted ceiling {ceiling.predicted_ceiling})"
             ),
@@ -395,11 +411,13 @@ def _comfort_claim(
             f"(highest valid: {levels[-1].users} users)",
         )
     results = [(lv, _comfort_failures(lv, big_l)) for lv in high]
+    header = _l_header(high, big_l)
     parts = [
-        _comfort_figures(lv, big_l) + (" (not comfortable: " + ", ".join(f) + ")" if f else "")
+        _comfort_figures(lv, big_l, own_l=not header)
+        + (" (not comfortable: " + ", ".join(f) + ")" if f else "")
         for lv, f in results
     ]
-    evidence = f"{spec.variant} ({scenario}, L = {big_l:g} s) " + "; ".join(parts)
+    evidence = f"{spec.variant} ({scenario}{header}) " + "; ".join(parts)
     if not results[0][1]:
         status: Status = "reproduced"
     elif all(f for _, f in results):
@@ -442,6 +460,7 @@ def _gthread_claim(
             f"(highest valid: {levels[-1].users} users)",
         )
     lv = at[0]
+    big_l = _latency(lv, big_l)
     in_flight = lv.in_flight or 0.0
     evidence = (
         f"{GTHREAD} ({scenario}) at {lv.users} users: {_num(lv.in_flight)} in flight of {ceiling} predicted, "

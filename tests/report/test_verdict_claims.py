@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from loadtests.analysis.synthetic import VARIANTS, modify, synthetic_run
 from loadtests.analysis.verdict import compute_verdict
@@ -201,3 +202,16 @@ def test_flask_granian_not_run_is_not_tested() -> None:
     verdict = compute_verdict(synthetic_run(variants=("flask-sync",), scenarios=("analyse",)))
     assert "flask-granian" in verdict.not_tested
     assert "flask-granian-holds-100" not in {c.id for c in verdict.claims}
+
+
+def test_a_reach_run_judges_each_level_by_its_own_l() -> None:
+    """The committed reach run: L is 60 s at 1,000 streams and 125 s at 5,000. fastapi-workers streamed
+    every one of its 5,000 in 125 s, which is 1.00 x its L, not 2.09 x the first level's."""
+    from loadtests.results import load_results
+
+    run = load_results(Path(__file__).resolve().parents[2] / "results" / "reach-20261201-matrix")
+    claim = next(c for c in compute_verdict(run).claims if c.id == "fastapi-workers-holds-100")
+    assert claim.status == "reproduced", claim.evidence
+    assert "at 1000 users (L = 60 s)" in claim.evidence
+    assert "at 5000 users (L = 125 s): 0 failed, peak 5000 in flight, p95 125 s = 1.00 x L" in claim.evidence
+    assert "x L" in claim.evidence and "2.09 x L" not in claim.evidence
