@@ -25,6 +25,7 @@ import gzip
 import math
 import re
 import resource
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +35,7 @@ import psutil
 
 from loadtests.analysis.reach import ReachFacts, first_failure
 from loadtests.argtypes import number
+from loadtests.driver.interrupts import stop_signals_interrupt
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import PointSpec, Timing, failed_point, run_point
 from loadtests.driver.processes import ProcessStartError
@@ -64,6 +66,7 @@ STREAMS_PER_LOADGEN = 5_000  # Locust workers: one per this many users (sockets 
 WARMUP_MARGIN_S = 5.0
 START_OVERHEAD_S = 25.0  # a fresh mock and server, verification, Locust start and stop (for the plan)
 OPEN_FILES = re.compile(rb"too many open files|EMFILE", re.IGNORECASE)
+LARGE_LOG_BYTES = 1_000_000  # logs above this are gzipped after their level (see compress_large_logs)
 
 
 def _csv_ints(text: str) -> tuple[int, ...]:
@@ -170,16 +173,7 @@ def raise_open_files() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from loadtests.sweep import (
-        REPO,
-        Group,
-        VariantSession,
-        _known_variants,
-        _relative,
-        _set_variant,
-        _strip_paths,
-        _variant_info,
-    )
+    from loadtests.sweep import REPO, _known_variants
 
     args = build_parser().parse_args(argv)
     if args.reclassify is not None:
@@ -256,111 +250,147 @@ def main(argv: list[str]) -> int:
     )
     results.save(run_dir)
     began = time.monotonic()
-    base = PRESETS["default"]
     try:
-        for variant, streams, big_l, window, procs in plan:
-            spent = time.monotonic() - began
-            if spent + level_seconds(big_l, window) > args.budget * 60:
-                print(f"  {variant} {streams:,}: skipped, it would not fit in the {args.budget:g} min budget")
-                results.reach.append(_skipped(variant, streams, big_l, "would not fit in the budget"))
-                results.save(run_dir)
-                continue
-            settings = replace(
-                base,
-                variants=(variant,),
-                scenarios=("stream",),
-                users=(streams,),
-                rates=(),
-                time_scale=big_l / ARTICLE_S,
-                loadgen_processes=procs,
-                seed=args.seed,
-            )
-            server_env = {
-                "BENCH_UPSTREAM_DEADLINE_S": f"{3 * big_l:g}",
-                "BENCH_UPSTREAM_TIMEOUT_S": f"{2 * big_l:g}",
-            }
-            if args.upstream_pool is not None:
-                server_env["BENCH_UPSTREAM_MAX_CONNECTIONS"] = str(args.upstream_pool)
-            if args.max_tokens:
-                server_env["BENCH_MAX_TOKENS"] = str(args.max_tokens)
-            group = Group(variant=variant, mock_profile="article", server_env=server_env, label=f"{streams}")
-            spec = PointSpec(
-                variant=variant, scenario="stream", load_model="closed", users=streams, rate=None, repeat=0
-            )
-            timing = Timing(
-                warmup_s=big_l + WARMUP_MARGIN_S,
-                duration_s=window,
-                max_warmup_s=big_l + WARMUP_MARGIN_S,
-                latency_s=window,  # the window's unit: one window, not whole periods of L (see above)
-            )
-            low_memory: list[float] = []
-            try:
-                with VariantSession(group, settings, run_dir) as session:
-                    # Health only: the contract check waits whole upstream calls (minutes at this L); the
-                    # sweep and the tests verify the same code, and every completed stream here is checked.
-                    _set_variant(
-                        results,
-                        _variant_info(
-                            variant,
-                            verified=True,
-                            reason=None,
-                            log_file=_relative(session.server_log, run_dir),
-                        ),
+        with stop_signals_interrupt():  # a stop signal ends the level's processes; the rows so far stay
+            for variant, streams, big_l, window, procs in plan:
+                spent = time.monotonic() - began
+                if spent + level_seconds(big_l, window) > args.budget * 60:
+                    print(
+                        f"  {variant} {streams:,}: skipped, "
+                        f"it would not fit in the {args.budget:g} min budget"
                     )
-                    target = session.target(
-                        ceiling=known[variant].predicted_ceiling, latency_s=big_l, scenario="stream"
-                    )
-                    watcher = _MemoryWatch(low_memory)
-                    watcher.start()
-                    try:
-                        point = run_point(
-                            spec,
-                            target,
-                            timing,
-                            run_dir=run_dir,
-                            loadgen_processes=procs,
-                            seed=args.seed,
-                            max_in_flight=settings.max_in_flight,
-                            env=_env(),
-                        )
-                    except (OSError, RuntimeError) as exc:
-                        point = failed_point(spec, target, timing, _strip_paths(str(exc), run_dir))
-                    finally:
-                        watcher.stop()
-            except (ProcessStartError, ContractError) as exc:
-                reason = _strip_paths(str(exc), run_dir)
-                print(f"  {variant} {streams:,}: did not start: {reason}", flush=True)
-                point = None
-                results.reach.append(_skipped(variant, streams, big_l, f"did not start: {reason}"))
-            if point is not None:
-                point.extra["reach_latency_s"] = big_l
-                results.points.append(point)
-                facts = ReachFacts(
-                    streams=streams,
-                    latency_s=big_l,
-                    open_file_errors=_open_file_errors(run_dir / "logs", f"{streams}", spec.point_id),
-                    available_memory_min_mb=min(low_memory) if low_memory else None,
-                    memory_total_mb=results.metadata.get("memory_total_mb"),
-                )
-                row = _row(point, facts, procs, args.upstream_pool)
-                row["max_tokens"] = args.max_tokens or None
-                results.reach.append(row)
-                print(
-                    f"  {variant} {streams:,}: held {row['held']:,}, {row['completed']:,} completed, "
-                    f"{row['failed']:,} failed, first failure: {row['first_failure']} ({row['detail']})",
-                    flush=True,
-                )
-            results.save(run_dir)
+                    results.reach.append(_skipped(variant, streams, big_l, "would not fit in the budget"))
+                    results.save(run_dir)
+                    continue
+                _run_level(args, results, run_dir, variant=variant, streams=streams, big_l=big_l,
+                           window=window, procs=procs)  # fmt: skip
     except KeyboardInterrupt:
         results.save(run_dir)
         print(f"interrupted: every process stopped; what was measured is in {run_dir / RESULTS_FILE}")
         return 130
+    finally:
+        # Working files (the variants' job databases); every process is stopped.
+        shutil.rmtree(run_dir / "tmp", ignore_errors=True)
     wall = time.monotonic() - began
     results.metadata["finished_at"] = utc_now()
     results.metadata["wall_time_s"] = round(wall, 1)
     results.save(run_dir)
     print(f"results: {run_dir / RESULTS_FILE}  (wall time {wall / 60:.1f} min, expected {expected / 60:.1f})")
     return 0
+
+
+def _run_level(
+    args: argparse.Namespace,
+    results: RunResults,
+    run_dir: Path,
+    *,
+    variant: str,
+    streams: int,
+    big_l: float,
+    window: float,
+    procs: int,
+) -> None:
+    """One (variant, level): a fresh mock and server, one closed-loop stream point, its row saved."""
+    from loadtests.sweep import (
+        Group,
+        VariantSession,
+        _known_variants,
+        _relative,
+        _set_variant,
+        _strip_paths,
+        _variant_info,
+    )
+
+    known = _known_variants()
+    base = PRESETS["default"]
+    settings = replace(
+        base,
+        variants=(variant,),
+        scenarios=("stream",),
+        users=(streams,),
+        rates=(),
+        time_scale=big_l / ARTICLE_S,
+        loadgen_processes=procs,
+        seed=args.seed,
+    )
+    server_env = {
+        "BENCH_UPSTREAM_DEADLINE_S": f"{3 * big_l:g}",
+        "BENCH_UPSTREAM_TIMEOUT_S": f"{2 * big_l:g}",
+    }
+    if args.upstream_pool is not None:
+        server_env["BENCH_UPSTREAM_MAX_CONNECTIONS"] = str(args.upstream_pool)
+    if args.max_tokens:
+        server_env["BENCH_MAX_TOKENS"] = str(args.max_tokens)
+    group = Group(variant=variant, mock_profile="article", server_env=server_env, label=f"{streams}")
+    spec = PointSpec(
+        variant=variant, scenario="stream", load_model="closed", users=streams, rate=None, repeat=0
+    )
+    timing = Timing(
+        warmup_s=big_l + WARMUP_MARGIN_S,
+        duration_s=window,
+        max_warmup_s=big_l + WARMUP_MARGIN_S,
+        latency_s=window,  # the window's unit: one window, not whole periods of L (see above)
+    )
+    low_memory: list[float] = []
+    try:
+        with VariantSession(group, settings, run_dir) as session:
+            # Health only: the contract check waits whole upstream calls (minutes at this L); the
+            # sweep and the tests verify the same code, and every completed stream here is checked.
+            _set_variant(
+                results,
+                _variant_info(
+                    variant,
+                    verified=True,
+                    reason=None,
+                    log_file=_relative(session.server_log, run_dir),
+                ),
+            )
+            target = session.target(
+                ceiling=known[variant].predicted_ceiling, latency_s=big_l, scenario="stream"
+            )
+            watcher = _MemoryWatch(low_memory)
+            watcher.start()
+            try:
+                point = run_point(
+                    spec,
+                    target,
+                    timing,
+                    run_dir=run_dir,
+                    loadgen_processes=procs,
+                    seed=args.seed,
+                    max_in_flight=settings.max_in_flight,
+                    env=_env(),
+                )
+            except (OSError, RuntimeError) as exc:
+                point = failed_point(spec, target, timing, _strip_paths(str(exc), run_dir))
+            finally:
+                watcher.stop()
+    except (ProcessStartError, ContractError) as exc:
+        reason = _strip_paths(str(exc), run_dir)
+        print(f"  {variant} {streams:,}: did not start: {reason}", flush=True)
+        point = None
+        results.reach.append(_skipped(variant, streams, big_l, f"did not start: {reason}"))
+    if point is not None:
+        point.extra["reach_latency_s"] = big_l
+        results.points.append(point)
+        facts = ReachFacts(
+            streams=streams,
+            latency_s=big_l,
+            open_file_errors=_open_file_errors(run_dir / "logs", f"{streams}", spec.point_id),
+            available_memory_min_mb=min(low_memory) if low_memory else None,
+            memory_total_mb=results.metadata.get("memory_total_mb"),
+            cpu_count=results.metadata.get("cpu_count"),
+        )
+        _compress_logs(results, run_dir)  # after the level's open-file count read them
+        row = _row(point, facts, procs, args.upstream_pool)
+        row["max_tokens"] = args.max_tokens or None
+        results.reach.append(row)
+        print(
+            f"  {variant} {streams:,}: held {row['held']:,}, {row['completed']:,} completed, "
+            f"{row['failed']:,} failed, first failure: {row['first_failure']} ({row['detail']})",
+            flush=True,
+        )
+    results.save(run_dir)
 
 
 def reclassify(run_dir: Path) -> int:
@@ -382,6 +412,7 @@ def reclassify(run_dir: Path) -> int:
             open_file_errors=_open_file_errors(run_dir / "logs", f"{old['streams']}", _point_id(point)),
             available_memory_min_mb=old.get("available_memory_min_mb"),
             memory_total_mb=run.metadata.get("memory_total_mb"),
+            cpu_count=run.metadata.get("cpu_count"),
         )
         row = _row(point, facts, int(old.get("loadgen_processes") or 1), pool)
         row["max_tokens"] = old.get("max_tokens")
@@ -390,6 +421,7 @@ def reclassify(run_dir: Path) -> int:
                 f"  {row['variant']} {row['streams']:,}: {old.get('first_failure')} -> {row['first_failure']}"
             )
         run.reach[i] = row
+    _compress_logs(run, run_dir)  # runs made before logs were compressed
     run.save(run_dir if run_dir.is_dir() else run_dir.parent)
     return 0
 
@@ -440,14 +472,38 @@ def _open_file_errors(logs: Path, label: str, point_id: str) -> int:
     if raw.exists():
         with gzip.open(raw, "rb") as handle:
             count += len(OPEN_FILES.findall(handle.read()))
-    for path in logs.glob("*.log"):
+    for path in [*logs.glob("*.log"), *logs.glob("*.log.gz")]:
         if label not in path.name and point_id not in path.name:
             continue
         try:
-            count += len(OPEN_FILES.findall(path.read_bytes()))
-        except OSError:
+            text = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        except (OSError, EOFError, gzip.BadGzipFile):
             continue
+        count += len(OPEN_FILES.findall(text))
     return count
+
+
+def _compress_logs(results: RunResults, run_dir: Path) -> None:
+    """Compress the run's large logs and point its variants' log links at the compressed files."""
+    for name in compress_large_logs(run_dir / "logs"):
+        results.variants = [
+            replace(v, log_file=f"logs/{name}") if v.log_file == f"logs/{name.removesuffix('.gz')}" else v
+            for v in results.variants
+        ]
+
+
+def compress_large_logs(logs: Path, *, over_bytes: int = LARGE_LOG_BYTES) -> list[str]:
+    """Gzip each log above the size in place (name.log -> name.log.gz), lossless: a shedding server
+    logs one identical warning per refusal, 1.4 million lines (53 MB) at 10,000 streams."""
+    done = []
+    for path in sorted(logs.glob("*.log")):
+        if path.stat().st_size > over_bytes:
+            target = path.with_name(path.name + ".gz")
+            with path.open("rb") as source, gzip.open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            path.unlink()
+            done.append(target.name)
+    return done
 
 
 def _row(point: Point, facts: ReachFacts, procs: int, pool: int | None) -> dict[str, Any]:

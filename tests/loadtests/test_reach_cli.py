@@ -1,18 +1,25 @@
 """``python -m loadtests reach``: its plan (printed before anything runs) and its bad options.
 
 The real reach run is a benchmark (minutes of machine time, committed under results/reach-*); here only
-what is cheap: the plan's L per level keeps the request rate within --max-rate, and bad input is one line.
+what is cheap: the plan's L per level keeps the request rate within --max-rate, bad input is one line, and
+a run started the way a shell starts a background job (SIGINT ignored) still stops on Ctrl-C, with every
+process it started, keeping what it wrote.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from loadtests.driver.reach import level_latency_s, main
+from loadtests.driver.reach import _open_file_errors, compress_large_logs, level_latency_s, main
 from loadtests.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,3 +62,59 @@ def test_bad_levels_through_the_command_line_are_one_line_exit_2() -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "--streams" in lines[0]
+
+
+def test_large_logs_are_gzipped_losslessly_and_still_searched_for_open_file_errors(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    noisy = b"WARNING:  Exceeded concurrency limit.\n" * 5_000 + b"OSError: [Errno 24] Too many open files\n"
+    (logs / "v-10000.server.log").write_bytes(noisy)
+    (logs / "v-10000.mock.log").write_bytes(b"ready\n")
+    assert compress_large_logs(logs, over_bytes=10_000) == ["v-10000.server.log.gz"]
+    assert sorted(p.name for p in logs.iterdir()) == ["v-10000.mock.log", "v-10000.server.log.gz"]
+    assert gzip.decompress((logs / "v-10000.server.log.gz").read_bytes()) == noisy
+    assert _open_file_errors(logs, "10000", "v--stream--closed-u10000--0") == 1
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_a_background_run_stops_on_ctrl_c_with_every_child_and_keeps_its_file(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "loadtests", "reach", "--variants", "fastapi-async", "--streams", "20",
+               "--min-latency", "60", "--window", "5", "--budget", "5", "--out", str(run_dir)]  # fmt: skip
+    # `trap '' INT` then exec: SIGINT arrives ignored, as for `cmd &` in a script or under nohup.
+    driver = subprocess.Popen(
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            children = _descendants(driver.pid)
+            if any("locust" in " ".join(c.cmdline()) for c in children if c.is_running()):
+                break  # mock, server and load generator all up: mid-level
+            time.sleep(0.2)
+        assert driver.poll() is None, driver.communicate()[0][-2000:]
+        children = _descendants(driver.pid)
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=90)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        for child in _descendants(driver.pid) + children:
+            if child.is_running():
+                child.kill()
+    assert driver.returncode == 130, output[-2000:]
+    assert "interrupted: every process stopped" in output
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert [" ".join(p.cmdline())[:80] for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    stored = json.loads((run_dir / "results.json").read_text())
+    assert stored["metadata"]["command_line"] and stored["points"] == []  # the level never finished
+    assert not (run_dir / "tmp").exists()  # the variant's working files went with its processes

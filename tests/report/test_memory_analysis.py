@@ -128,6 +128,12 @@ def test_reach_names_the_cause_before_its_consequences() -> None:
     # A few 503s among many transport errors are not what broke first.
     mixed = replace(storm, failed=45, failures_by_status={"503": 5, "error:TimeoutError": 40})
     assert first_failure(mixed, facts)[0] == "load generator CPU"
+    # Held, none failed, but the figures disagree: not "nothing". Both cores busy names the machine.
+    slowed = replace(point, valid=False, invalid_reasons=["Little's law off by 24%"],
+                     extra={**point.extra, "machine_busy_percent": 199.9})  # fmt: skip
+    failure, detail, ok = first_failure(slowed, replace(facts, cpu_count=2))
+    assert (failure, ok) == ("machine CPU", False) and "Little's law off by 24%" in detail
+    assert first_failure(slowed, replace(facts, cpu_count=4))[0] == "not steady"
 
 
 def test_the_report_draws_memory_and_reach_and_tabulates_the_plan(tmp_path) -> None:  # type: ignore[no-untyped-def]
