@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -17,18 +17,25 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextmanager
+def _handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """The stop signals go to the handler in the block; the caller's handlers come back after it."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
     """In the block, SIGINT, SIGTERM and SIGHUP (a closed terminal) raise KeyboardInterrupt.
 
     SIGINT is set too, not left as it came: a shell starts a background job with SIGINT ignored, and
     such a run must still stop on Ctrl-C sent to it, with its children, and keep what it measured.
     """
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS}
-    try:
+    with _handled_by(_raise_interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -42,11 +49,7 @@ def deferred_interrupts() -> Iterator[None]:
     def hold(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
-    try:
+    with _handled_by(hold):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if received:
         raise KeyboardInterrupt
