@@ -376,7 +376,7 @@ def _run_level(
         facts = ReachFacts(
             streams=streams,
             latency_s=big_l,
-            open_file_errors=_open_file_errors(run_dir / "logs", f"{streams}", spec.point_id),
+            open_file_errors=_open_file_errors(run_dir / "logs", variant, streams, spec.point_id),
             available_memory_min_mb=min(low_memory) if low_memory else None,
             memory_total_mb=results.metadata.get("memory_total_mb"),
             cpu_count=results.metadata.get("cpu_count"),
@@ -409,7 +409,9 @@ def reclassify(run_dir: Path) -> int:
         facts = ReachFacts(
             streams=int(old["streams"]),
             latency_s=float(old["latency_s"]),
-            open_file_errors=_open_file_errors(run_dir / "logs", f"{old['streams']}", _point_id(point)),
+            open_file_errors=_open_file_errors(
+                run_dir / "logs", point.variant, int(old["streams"]), _point_id(point)
+            ),
             available_memory_min_mb=old.get("available_memory_min_mb"),
             memory_total_mb=run.metadata.get("memory_total_mb"),
             cpu_count=run.metadata.get("cpu_count"),
@@ -465,15 +467,21 @@ class _MemoryWatch:
         self._thread.join(timeout=5.0)
 
 
-def _open_file_errors(logs: Path, label: str, point_id: str) -> int:
-    """Lines naming EMFILE in this level's logs and in its raw records' error column."""
+def _open_file_errors(logs: Path, variant: str, streams: int, point_id: str) -> int:
+    """Lines naming EMFILE in this level's logs and in its raw records' error column.
+
+    This level's logs only, by exact name: its session's (``<variant>-<streams>.server.log``, the mock's
+    beside it) and its point's (``<point id>.locust*.log``), not the other variants' at the same level
+    nor the 10,000-stream level's when reading the 1,000 one.
+    """
+    own = (f"{variant}-{streams}.", f"{point_id}.")
     count = 0
     raw = logs.parent / "raw" / f"{point_id}.csv.gz"
     if raw.exists():
         with gzip.open(raw, "rb") as handle:
             count += len(OPEN_FILES.findall(handle.read()))
     for path in [*logs.glob("*.log"), *logs.glob("*.log.gz")]:
-        if label not in path.name and point_id not in path.name:
+        if not path.name.startswith(own):
             continue
         try:
             text = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
