@@ -32,6 +32,7 @@ chunks) upstream calls at once than theory predicts. That is a finding about the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadtests.results import LittlesLaw
@@ -47,6 +48,16 @@ MOCK_LATE_FRACTION = 0.02
 # The mock's timers and a loaded 2-core machine's scheduling: below this, an L too short to hold 2 % of it
 # (time-scaled test runs) is not the mock's fault.
 MOCK_LATE_FLOOR_MS = 10.0
+
+
+# Reasons that say the measurement's surroundings were off at that moment (the mock's own clock stalled, a
+# neighbour took the CPU), not what the server did: a capacity search measures such a level once more.
+TRANSIENT_REASONS = ("the mock was late by", "other processes used")
+
+
+def only_transient(reasons: Sequence[str]) -> bool:
+    """True when a point is invalid and every reason is one of :data:`TRANSIENT_REASONS`."""
+    return bool(reasons) and all(reason.startswith(TRANSIENT_REASONS) for reason in reasons)
 
 
 def peak_tolerance(expected: int) -> int:

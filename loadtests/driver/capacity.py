@@ -11,10 +11,15 @@ read from the first failing level above it:
 - ``server_cpu``: a server process was CPU-bound there;
 - ``loadgen``: a load-generator process was (the point is invalid: the harness could not tell);
 - ``machine``: the machine's CPUs were saturated, or other processes competed for them;
+- ``mock``: the mock's own timing was off there (late by more than the validity rule allows): the upstream,
+  not the server, could not keep L, so the harness could not tell;
 - ``errors``: requests failed beyond the SLO with the gauge still following the users;
 - ``max_users``: nothing failed up to ``--max-users``;
 - ``max_points``: the points ran out before any level above the capacity failed (raise ``--max-points``);
 - ``measurement``: a level's measurement broke (its point says why); the search stopped there.
+
+A level invalid only for a transient reason (the mock late, other processes competing for the CPU) is
+measured once more (``repeat`` 1) and judged by that second point; both are kept.
 
 The registry's predicted ceiling may seed the first level tried (a first guess, clamped to 128 so a wrong
 prediction of 1000 costs nothing); it never decides. A target without a prediction starts at 8.
@@ -31,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, peak_tolerance
+from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, only_transient, peak_tolerance
 from loadtests.argtypes import number
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import MEASUREMENT_FAILED, PointSpec
@@ -189,6 +194,8 @@ def bound_of(point: Point | None) -> str:
         return "machine"
     if any("other processes used" in r for r in point.invalid_reasons):
         return "machine"
+    if any(r.startswith("the mock was late by") for r in point.invalid_reasons):
+        return "mock"
     peak, users = point.upstream_peak_in_flight, point.users or 0
     if peak is not None and peak < users - peak_tolerance(users):
         return "concurrency"
@@ -378,10 +385,14 @@ def search(
         spec = PointSpec(
             variant=variant, scenario=scenario, load_model="closed", users=users, rate=None, repeat=0
         )
-        point: Point = measure(spec)
-        point.extra["capacity_search"] = True
-        if on_point is not None:
-            on_point(point)
+        point = _measure_level(spec, measure, on_point)
+        if (
+            not point.valid
+            and not point.extra.get(MEASUREMENT_FAILED)
+            and only_transient(point.invalid_reasons)
+        ):
+            again = f"the first measurement was invalid: {'; '.join(point.invalid_reasons)}"
+            point = _measure_level(replace(spec, repeat=1), measure, on_point, measured_again=again)
         if point.extra.get(MEASUREMENT_FAILED):  # the harness broke, not the server: nothing was judged
             broken = users
             break
@@ -420,6 +431,18 @@ def search(
         "slo": slo.describe(),
         "wall_time_s": round(time.monotonic() - began, 1),
     }
+
+
+def _measure_level(
+    spec: PointSpec, measure: Any, on_point: Any, *, measured_again: str | None = None
+) -> Point:
+    point: Point = measure(spec)
+    point.extra["capacity_search"] = True
+    if measured_again is not None:
+        point.extra["capacity_measured_again"] = measured_again
+    if on_point is not None:
+        on_point(point)
+    return point
 
 
 def print_table(entries: Sequence[dict[str, Any]]) -> None:

@@ -126,3 +126,58 @@ def test_a_broken_measurement_stops_the_search_without_judging_the_server() -> N
     )  # fmt: skip
     assert (entry["users"], entry["bound"], entry["points"]) == (4, "measurement", 1)
     assert entry["measurement_failed_users"] == 16
+
+
+LATE = (
+    "the mock was late by 32.0 ms at p99 (limit 2% of L, at least 10 ms: 10 ms): the upstream's own timing "
+    "was off"
+)
+
+
+def test_a_level_spoilt_by_the_mocks_timing_is_measured_again_and_judged_by_the_second_point() -> None:
+    measured: list[tuple[int, int]] = []
+    seen: list[Point] = []
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        measured.append((spec.users, spec.repeat))
+        point = _point(spec.users, p95_ms=1000.0 if spec.users <= 4 else 2000.0)
+        if spec.users == 4 and spec.repeat == 0:  # one stall of the mock's clock, the first time only
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[LATE])
+        return point
+
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=8, on_point=seen.append,
+    )  # fmt: skip
+    assert measured[:3] == [(4, 0), (4, 1), (16, 0)]
+    assert entry["users"] == 4 and entry["bound"] == "concurrency"  # not 0 users because of one stall
+    assert [p.valid for p in seen[:2]] == [False, True]  # both kept
+    assert "mock was late" in seen[1].extra["capacity_measured_again"]
+
+
+def test_a_level_the_mock_is_late_for_twice_is_bound_by_the_mock_and_other_reasons_are_not_retried() -> None:
+    measured: list[tuple[int, int]] = []
+    little = "Little's law off by 30%: throughput x mean latency = 11.2 in flight, but 16 users"
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        measured.append((spec.users, spec.repeat))
+        point = _point(spec.users, p95_ms=1000.0)
+        if spec.users == 16:
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[LATE])
+        if spec.users == 10:
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[little])
+        return point
+
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=3,
+    )  # fmt: skip
+    assert measured == [(4, 0), (16, 0), (16, 1), (10, 0)]  # 16 twice, 10 (Little's law) once
+    assert entry["users"] == 4 and entry["first_failing_users"] == 10
+    late_only = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=2,
+    )  # fmt: skip
+    assert (late_only["users"], late_only["bound"]) == (4, "mock")  # the harness could not tell
