@@ -14,6 +14,9 @@ read from the first failing level above it:
 - ``mock``: the mock's own timing was off there (late by more than the validity rule allows): the upstream,
   not the server, could not keep L, so the harness could not tell;
 - ``errors``: requests failed beyond the SLO with the gauge still following the users;
+- ``invalid``: the point broke another validity rule (its reasons say which) with the gauge following;
+- ``latency``: a valid point whose gauge reached every user's call at once, nothing failed and no CPU
+  saturated, and whose p95 still passed the SLO (the server's own time per request grew with the load);
 - ``max_users``: nothing failed up to ``--max-users``;
 - ``max_points``: the points ran out before any level above the capacity failed (raise ``--max-points``);
 - ``measurement``: a level's measurement broke (its point says why); the search stopped there.
@@ -201,7 +204,11 @@ def bound_of(point: Point | None) -> str:
         return "concurrency"
     if point.failed:
         return "errors"
-    return "concurrency"
+    if peak is not None and peak < users:  # within the tolerance, yet never every user's call at once
+        return "concurrency"
+    if not point.valid:
+        return "invalid"
+    return "latency"  # every call in flight, nothing failed, no CPU ran out: each request took longer
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -181,3 +181,16 @@ def test_a_level_the_mock_is_late_for_twice_is_bound_by_the_mock_and_other_reaso
         max_users=1024, max_points=2,
     )  # fmt: skip
     assert (late_only["users"], late_only["bound"]) == (4, "mock")  # the harness could not tell
+
+
+def test_what_stopped_a_search_is_read_from_its_first_failing_level() -> None:
+    from loadtests.driver.capacity import bound_of
+
+    slow = dataclasses.replace(_point(128, p95_ms=1320.0), upstream_peak_in_flight=128, throughput_rps=118.6)
+    assert bound_of(slow) == "latency"  # every call in flight, none failed, no CPU ran out: just slower
+    assert bound_of(_point(128, p95_ms=32_000.0)) == "concurrency"  # the gauge stopped at 4
+    assert bound_of(dataclasses.replace(slow, failed=3)) == "errors"
+    unsteady = dataclasses.replace(slow, valid=False, invalid_reasons=["the window itself was not steady"])
+    assert bound_of(unsteady) == "invalid"
+    late = dataclasses.replace(slow, valid=False, invalid_reasons=[LATE])
+    assert bound_of(late) == "mock"
