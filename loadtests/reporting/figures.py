@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 
-from loadtests.reporting.accuracy import reason_kind
 from loadtests.results import Point, RunResults
 
 
@@ -43,7 +42,8 @@ def _closed(p: Point | None, big_l: float) -> str:
     if p is None:
         return "-"
     if not p.valid:
-        return f"invalid ({reason_kind(p.invalid_reasons[0]) if p.invalid_reasons else '?'})"
+        # The first reason's head, its numbers kept: a reader's table, not a count of kinds.
+        return f"invalid ({p.invalid_reasons[0].split(':', 1)[0] if p.invalid_reasons else '?'})"
     assert p.latency_ms is not None
     return (
         f"{p.upstream_peak_in_flight} in flight, {p.throughput_rps:.1f} rps, "
