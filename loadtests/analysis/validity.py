@@ -52,7 +52,9 @@ MOCK_LATE_FLOOR_MS = 10.0
 
 # Reasons that say the measurement's surroundings were off at that moment (the mock's own clock stalled, a
 # neighbour took the CPU), not what the server did: a capacity search measures such a level once more.
-TRANSIENT_REASONS = ("the mock was late by", "other processes used")
+MOCK_LATE = "the mock was late by"
+OTHER_CPU = "other processes used"
+TRANSIENT_REASONS = (MOCK_LATE, OTHER_CPU)
 
 
 def only_transient(reasons: Sequence[str]) -> bool:

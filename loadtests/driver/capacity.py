@@ -39,7 +39,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis.validity import LOADGEN_CPU_LIMIT, MACHINE_SATURATED, only_transient, peak_tolerance
+from loadtests.analysis.validity import (
+    LOADGEN_CPU_LIMIT,
+    MACHINE_SATURATED,
+    MOCK_LATE,
+    OTHER_CPU,
+    only_transient,
+    peak_tolerance,
+)
 from loadtests.argtypes import number
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.pointrun import MEASUREMENT_FAILED, PointSpec
@@ -195,9 +202,9 @@ def bound_of(point: Point | None) -> str:
     cpus = os.cpu_count() or 1
     if busy is not None and busy > MACHINE_SATURATED * 100.0 * cpus:
         return "machine"
-    if any("other processes used" in r for r in point.invalid_reasons):
+    if any(r.startswith(OTHER_CPU) for r in point.invalid_reasons):
         return "machine"
-    if any(r.startswith("the mock was late by") for r in point.invalid_reasons):
+    if any(r.startswith(MOCK_LATE) for r in point.invalid_reasons):
         return "mock"
     peak, users = point.upstream_peak_in_flight, point.users or 0
     if peak is not None and peak < users - peak_tolerance(users):
