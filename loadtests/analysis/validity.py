@@ -134,7 +134,7 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
         and busy > MACHINE_BUSY_LIMIT * capacity
     ):
         reasons.append(
-            f"other processes used {other:.0f}% of a core while the machine was "
+            f"{OTHER_CPU} {other:.0f}% of a core while the machine was "
             f"{busy / capacity * 100:.0f}% busy (limits {OTHER_CPU_LIMIT:.0f}% and "
             f"{MACHINE_BUSY_LIMIT * 100:.0f}%): the measurement competed for CPU"
         )
@@ -160,7 +160,7 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
     late_limit = max(MOCK_LATE_FRACTION * big_l * 1000.0, MOCK_LATE_FLOOR_MS)
     if late is not None and big_l > 0 and late > late_limit:
         reasons.append(
-            f"the mock was late by {late:.1f} ms at p99 (limit {MOCK_LATE_FRACTION:.0%} of L, at least "
+            f"{MOCK_LATE} {late:.1f} ms at p99 (limit {MOCK_LATE_FRACTION:.0%} of L, at least "
             f"{MOCK_LATE_FLOOR_MS:g} ms: {late_limit:.0f} ms): the upstream's own timing was off"
         )
     if evidence.load_model == "closed" and law is not None and abs(law.ratio - 1.0) > LITTLE_TOLERANCE:
