@@ -70,6 +70,12 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+# The quadratic case of a backtracking depth screen: enough brackets to pass its cheap count, then a
+# string that never closes, full of escaped quotes (hours of CPU at the size limit, before auth).
+UNCLOSED_OPEN = b"[]" * (MAX_JSON_DEPTH + 1) + b'"'
+ESCAPED_QUOTES = UNCLOSED_OPEN + b'\\"' * ((MAX_BODY_BYTES - len(UNCLOSED_OPEN)) // 2)
+
+
 POST = "POST"
 CASES: list[Case] = [
     # --- routing, methods, slashes, HEAD and OPTIONS ---
@@ -173,6 +179,10 @@ CASES: list[Case] = [
     Case(name="not-json-type", method=POST, path="/analyse", status=422, body=body(), json_type=False,
          headers=[("Content-Type", "text/plain")]),
     Case(name="bom", method=POST, path="/analyse", status=200, body=b"\xef\xbb\xbf" + body()),
+    # --- the depth screen's worst case, at the size limit: answered at once, by the JSON decoder ---
+    Case(name="escaped-quotes-1mib", method=POST, path="/analyse", status=422, body=ESCAPED_QUOTES),
+    Case(name="escaped-quotes-no-token", method=POST, path="/analyse/stream", status=422, auth=False,
+         body=ESCAPED_QUOTES),
 ]  # fmt: skip
 
 

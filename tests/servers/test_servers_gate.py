@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from timingkit import OverBudget, best_time, watchdog
 
 from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError
@@ -24,6 +25,71 @@ def test_depth_counts_brackets_outside_strings_only() -> None:
     with pytest.raises(ApiError) as info:
         screen_json_body(b"[" * (MAX_JSON_DEPTH + 1))
     assert info.value.status == 400
+
+
+# Enough brackets to pass the screen's cheap count, then a string that never closes.
+OPEN = b"[]" * (MAX_JSON_DEPTH + 1) + b'"'
+
+
+def escaped_quotes(size: int, *, tail: bytes = b"") -> bytes:
+    """The quadratic case of a backtracking screen: a string that never closes, full of escaped quotes
+    (each one a place a rescan could start)."""
+    return OPEN + b'\\"' * ((size - len(OPEN) - len(tail)) // 2) + tail
+
+
+# Bodies at the size limit, each in a shape a screen could be slow on; all of them shallow.
+WORST_BODIES = {
+    "escaped-quotes": escaped_quotes(MAX_BODY_BYTES),
+    "escaped-quotes-then-backslash": escaped_quotes(MAX_BODY_BYTES, tail=b"\\"),
+    "backslashes": OPEN + b"\\" * (MAX_BODY_BYTES - len(OPEN)),
+    "quotes": b'"' * (MAX_BODY_BYTES - len(OPEN) + 1) + OPEN[:-1],
+    "bracket-pairs": b"[]" * (MAX_BODY_BYTES // 2),
+    "short-lists": b"[" + b"[1]," * (MAX_BODY_BYTES // 4 - 1) + b"]",
+}
+SCREEN_BUDGET_S = 2.0  # about 0.1 s here for the slowest shape; a quadratic screen needs hours
+
+
+@pytest.mark.parametrize("shape", list(WORST_BODIES))
+def test_the_largest_body_is_screened_within_a_time_budget(shape: str) -> None:
+    body = WORST_BODIES[shape]
+    assert len(body) <= MAX_BODY_BYTES
+    try:
+        with watchdog(SCREEN_BUDGET_S):
+            assert screen_json_body(body) == body  # shallow: passed on unchanged
+    except OverBudget:
+        pytest.fail(f"screening {len(body)} bytes of {shape} took over {SCREEN_BUDGET_S} s")
+    with watchdog(SCREEN_BUDGET_S), pytest.raises(ApiError) as info:
+        screen_json_body(b"[" * MAX_BODY_BYTES)
+    assert info.value.status == 400
+
+
+# 8x the body may take at most 8 x GROWTH_SLACK the time: linear with room for a busy machine's noise,
+# where a quadratic screen takes 64x (measured: 4 KB 0.13 s, 32 KB 7.3 s before the screen was linear).
+SIZES_KB = (4, 32, 256)
+GROWTH_SLACK = 3.0
+
+
+@pytest.mark.parametrize("tail", [b"", b"\\"], ids=["unterminated", "ends-in-a-backslash"])
+def test_screen_time_grows_linearly_with_the_body(tail: bytes) -> None:
+    times: list[float] = []
+    for kb in SIZES_KB:
+        body = escaped_quotes(kb * 1024, tail=tail)
+        took = best_time(lambda body=body: too_deep(body), runs=30, within_s=1.0, budget_s=60.0)
+        if times:
+            ratio = took / times[-1]
+            limit = SIZES_KB[len(times)] / SIZES_KB[len(times) - 1] * GROWTH_SLACK
+            assert ratio <= limit, f"{kb} KB took {ratio:.1f}x the time of the last size, over {limit:g}x"
+        times.append(took)
+
+
+def test_after_an_unterminated_string_every_bracket_counts() -> None:
+    """The former screen's answers, kept: it could not match a string that never closes, so it counted
+    every bracket after its opening quote (the decoder fails at that string either way)."""
+    assert too_deep(b'"' + b"[" * (MAX_JSON_DEPTH + 1))
+    assert too_deep(b'{"a": "b", "c": "never closed \\" ' + b"{" * (MAX_JSON_DEPTH + 1))
+    assert not too_deep(b'"' + b"[" * MAX_JSON_DEPTH)
+    assert not too_deep(b'["closed \\" ' + b"[" * 100 + b'"]')  # the escaped quote does not end it
+    assert not too_deep(escaped_quotes(64 * 1024))
 
 
 def test_undecodable_bytes_become_escaped_lone_surrogates() -> None:
