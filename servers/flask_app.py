@@ -20,8 +20,9 @@ from werkzeug.routing.exceptions import WebsocketMismatch
 
 from servers import upstream
 from servers.errors import ApiError, ValidationFailed, http_error, websocket_unsupported
+from servers.gate import too_large
 from servers.jsonio import JSON_MEDIA_TYPE, render
-from servers.limits import MAX_WS_MESSAGE_BYTES, WS_IDLE_CLOSE_CODE
+from servers.limits import MAX_BODY_BYTES, MAX_WS_MESSAGE_BYTES, WS_IDLE_CLOSE_CODE
 from servers.models import AnalyseRequest
 from servers.prompts import analysis_params, chat_params
 from servers.service import (
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
     # Routing corner cases, body size and JSON shape are the gate's, shared with FastAPI (servers.gate);
     # the gate is the outermost layer there too.
     app.wsgi_app = WsgiGate(TracingWSGI(app.wsgi_app))  # type: ignore[method-assign]
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a second line behind the gate's limit
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_WS_MESSAGE_BYTES}  # as uvicorn's
     sock = Sock(app)
     core = Core(settings)
@@ -76,7 +78,16 @@ def create_app(settings: Settings, *, async_views: bool = False) -> Flask:
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         error = http_error(status, None if status in (400, 404, 405, 413) else exc.description, headers)
+        if status == 413:
+            error = too_large()  # MAX_CONTENT_LENGTH's answer, worded as the gate's
         return _json(error.body(), error.status, error.headers)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response:
+        # Input nested past the interpreter's limit (the gate refuses nesting far shallower): FastAPI's
+        # answer to a body it cannot parse, never a 500.
+        error = http_error(400)
+        return _json(error.body(), error.status)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

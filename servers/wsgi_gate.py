@@ -8,13 +8,26 @@ from http import HTTPStatus
 from typing import Any
 
 from servers.errors import ApiError
-from servers.gate import read_limited, screen_json_body, screen_request
+from servers.gate import WS_PATH, read_limited, screen_json_body, screen_request
 from servers.jsonio import JSON_MEDIA_TYPE
 from servers.validation import is_json_content_type
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 CHUNK_BYTES = 64 * 1024
+
+
+def is_websocket_handshake(environ: dict[str, Any]) -> bool:
+    """Whether Flask will really serve this request as flask-sock's WebSocket handshake, the one request the
+    gate lets through unscreened: a GET of the WebSocket route carrying both ``Upgrade: websocket`` and
+    an ``upgrade`` token in ``Connection`` (Werkzeug's own test, in ``Map.bind_to_environ``). Anything
+    less is plain HTTP to Werkzeug, and gets the gate's body limit and screens like any request."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != WS_PATH:
+        return False
+    if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+        return False
+    tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
+    return any(token.strip(" \t") == "upgrade" for token in tokens)
 
 
 def error_answer(error: ApiError, start_response: StartResponse) -> list[bytes]:
@@ -29,8 +42,8 @@ class WsgiGate:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            return self.app(environ, start_response)  # the WebSocket handshake: flask-sock's own
+        if is_websocket_handshake(environ):
+            return self.app(environ, start_response)  # flask-sock's own, after the app's token check
         try:
             query = environ.get("QUERY_STRING", "")
             raw_path = environ.get("RAW_URI", "").split("?", 1)[0] or environ.get("PATH_INFO", "")

@@ -74,6 +74,9 @@ def nested(depth: int) -> str:
 # string that never closes, full of escaped quotes (hours of CPU at the size limit, before auth).
 UNCLOSED_OPEN = b"[]" * (MAX_JSON_DEPTH + 1) + b'"'
 ESCAPED_QUOTES = UNCLOSED_OPEN + b'\\"' * ((MAX_BODY_BYTES - len(UNCLOSED_OPEN)) // 2)
+# An Upgrade header without Connection: upgrade is no WebSocket handshake to either framework: the
+# request is plain HTTP and must get every screen a plain request gets.
+UPGRADE_ONLY = [("Upgrade", "websocket")]
 
 
 POST = "POST"
@@ -183,6 +186,17 @@ CASES: list[Case] = [
     Case(name="escaped-quotes-1mib", method=POST, path="/analyse", status=422, body=ESCAPED_QUOTES),
     Case(name="escaped-quotes-no-token", method=POST, path="/analyse/stream", status=422, auth=False,
          body=ESCAPED_QUOTES),
+    # --- a header that only looks like a WebSocket handshake skips nothing ---
+    Case(name="upgrade-only-nested-100k", method=POST, path="/analyse", status=400, body=b"[" * 100_000,
+         headers=UPGRADE_ONLY),
+    Case(name="upgrade-only-nested-in-text", method=POST, path="/analyse", status=400,
+         body=b'{"text": ' + nested(5000).encode() + b', "analysis_type": "summary"}', headers=UPGRADE_ONLY),
+    Case(name="upgrade-only-2mib-no-token", method=POST, path="/analyse", status=413, auth=False,
+         body=body(text="z" * (2 * MAX_BODY_BYTES)), headers=UPGRADE_ONLY),
+    Case(name="upgrade-only-chunked-too-large", method=POST, path="/analyse", status=413,
+         body=body(text="x" * (MAX_BODY_BYTES + 10)), chunked=True, headers=UPGRADE_ONLY),
+    Case(name="upgrade-only-ws-route", method="GET", path="/ws/chat", status=404, json_type=False,
+         headers=UPGRADE_ONLY),
 ]  # fmt: skip
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +13,18 @@ from timingkit import OverBudget, best_time, watchdog
 
 from servers.asgi_gate import AsgiGate
 from servers.errors import ApiError
-from servers.gate import MAX_JSON_DEPTH, joined_headers, read_limited, screen_json_body, too_deep
+from servers.flask_app import create_app as create_flask
+from servers.gate import (
+    MAX_JSON_DEPTH,
+    joined_headers,
+    read_limited,
+    screen_json_body,
+    too_deep,
+    too_large,
+)
 from servers.limits import MAX_BODY_BYTES
+from servers.settings import load_settings
+from servers.wsgi_gate import WsgiGate
 
 
 def test_depth_counts_brackets_outside_strings_only() -> None:
@@ -135,3 +147,71 @@ def test_a_client_that_leaves_mid_body_reaches_no_app() -> None:
              "query_string": b"", "headers": [(b"content-type", b"application/json")]}  # fmt: skip
     asyncio.run(AsgiGate(app)(scope, receive, send))
     assert called == [] and sent == []
+
+
+def _wsgi_environ(method: str, path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    return environ
+
+
+def _through_wsgi_gate(environ: dict[str, Any]) -> tuple[str | None, bool]:
+    """(the gate's own status line or None, whether the app behind it was reached)."""
+    reached: list[bool] = []
+    statuses: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reached.append(True)
+        return []
+
+    WsgiGate(app)(environ, lambda status, headers: statuses.append(status))
+    return (statuses[0] if statuses else None), bool(reached)
+
+
+UPGRADE = {"Upgrade": "websocket"}
+HANDSHAKE = {"Upgrade": "websocket", "Connection": "keep-alive, Upgrade", "Sec-WebSocket-Version": "13"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("POST", "/analyse", UPGRADE),  # Werkzeug: no WebSocket without Connection: upgrade
+        ("POST", "/analyse", HANDSHAKE),  # no handshake is a POST
+        ("POST", "/ws/chat", HANDSHAKE),
+        ("GET", "/ws/chat", {**HANDSHAKE, "Connection": "close"}),
+        ("GET", "/ws/chat", {**HANDSHAKE, "Upgrade": "h2c"}),
+    ],
+)
+def test_only_a_real_websocket_handshake_skips_the_wsgi_gate(
+    method: str, path: str, headers: dict[str, str]
+) -> None:
+    deep = b"[" * 100_000
+    status, reached = _through_wsgi_gate(_wsgi_environ(method, path, deep, headers))
+    assert not reached and status is not None and status[:3] in ("400", "404", "405"), status
+
+
+def test_a_real_websocket_handshake_goes_to_flask_sock() -> None:
+    status, reached = _through_wsgi_gate(_wsgi_environ("GET", "/ws/chat", b"", HANDSHAKE))
+    assert reached and status is None
+
+
+def test_flask_without_its_gate_still_answers_400_and_413_never_500(tmp_path: Path) -> None:
+    """The second line behind the gate: Flask's own body limit, worded as the gate's 413, and input
+    nested past the interpreter's recursion limit answered as FastAPI answers a body it cannot parse."""
+    app = create_flask(load_settings({"BENCH_JOB_DB": str(tmp_path / "j.db"), "BENCH_API_TOKENS": "t"}))
+    app.wsgi_app = app.wsgi_app.app  # type: ignore[attr-defined]  # the gate peeled off
+    client = app.test_client()
+    json_type = {"Content-Type": "application/json"}
+    deep = client.post("/analyse", data=b"[" * 100_000, headers={**json_type, "Authorization": "Bearer t"})
+    assert deep.status_code == 400, deep.data
+    assert deep.get_json() == {"detail": "There was an error parsing the body", "error": "bad_request"}
+    big = client.post("/analyse", data=b"x" * (MAX_BODY_BYTES + 1), headers=json_type)
+    assert big.status_code == 413, big.data
+    assert big.data == too_large().body()
