@@ -25,6 +25,7 @@ import psutil
 from servers.sqlite_db import SharedDb
 
 PURGE_EVERY_S = 1.0
+NO_WORKER = 0  # the worker_pid of a job queued for another process (Celery): nothing to watch yet
 JOB_TIMEOUT = {"status": 504, "error": "job_timeout", "detail": "The job did not finish within its deadline"}
 WORKER_LOST = {"status": 503, "error": "worker_lost", "detail": "The worker process running the job stopped"}
 
@@ -102,12 +103,17 @@ class JobStore:
             (cutoff, cutoff),
         )
 
-    def create(self, owner: str) -> str:
-        job_id = secrets.token_urlsafe(16)
-        now = time.time()
+    def _worker(self) -> tuple[int, float]:
         if self._process is None or self._process[0] != os.getpid():  # once per (forked) process
             self._process = _this_process()
-        pid, started = self._process
+        return self._process
+
+    def create(self, owner: str, *, runs_here: bool = True) -> str:
+        """A new queued job. ``runs_here=False``: another process (a Celery worker) will run it, so no
+        process is watched until one marks it running."""
+        job_id = secrets.token_urlsafe(16)
+        now = time.time()
+        pid, started = self._worker() if runs_here else (NO_WORKER, 0.0)
 
         def insert(conn: sqlite3.Connection) -> None:
             self._purge(conn, now)
@@ -122,10 +128,14 @@ class JobStore:
 
     # A job failed by a poll (deadline, lost worker) stays failed: the worker's late word is ignored.
     def mark_running(self, job_id: str) -> bool:
-        """False when the job is no longer queued (a poll failed it while it waited): then skip it."""
+        """False when the job is no longer queued (a poll failed it while it waited): then skip it.
+        The process that runs it is the one watched from now on (the creator, but for Celery's)."""
+        pid, started = self._worker()
         cursor = self.db.run(
             lambda c: c.execute(
-                "UPDATE jobs SET status = 'running' WHERE id = ? AND status = 'queued'", (job_id,)
+                "UPDATE jobs SET status = 'running', worker_pid = ?, worker_started = ?"
+                " WHERE id = ? AND status = 'queued'",
+                (pid, started, job_id),
             )
         )
         return bool(cursor.rowcount == 1)
@@ -166,7 +176,7 @@ class JobStore:
             lost = None
             if now > deadline:
                 lost = JOB_TIMEOUT
-            elif not process_alive(pid, started):
+            elif pid != NO_WORKER and not process_alive(pid, started):
                 lost = WORKER_LOST
             if lost is not None:
                 self.fail(job_id, lost)
