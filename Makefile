@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format readme bench bench-quick bench-full mock-bench report compare gate clean
+.PHONY: help install broker test lint format readme bench bench-quick bench-full mock-bench report compare gate clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv/ and install every pinned dependency
+install: $(STAMP) ## create .venv/ and install every pinned dependency (and Redis, see broker)
+	@$(MAKE) --no-print-directory broker
+
+# The Celery variants' broker: Debian's redis-server (servers/README.md says why), installed when missing
+# and apt-get is usable as root; elsewhere a note, and those two variants report the broker missing.
+broker: ## install redis-server for the Celery variants when it is missing (Debian, as root)
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's redis-server (the Celery variants' broker)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+	else \
+		echo "note: no redis-server on PATH, so flask-celery and flask-celery-threads cannot run;" \
+			"install Redis 7 (Debian/Ubuntu as root: make broker, or apt-get install redis-server)"; \
+	fi
 
 test: install ## run the test suite (real mock, servers and Locust on loopback), ~10 min here
 	$(PY) -m pytest

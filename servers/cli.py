@@ -9,16 +9,32 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import asdict
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from servers.launch import LOG_LEVELS, display_command, port_is_free, server_argv, server_env
-from servers.lifetime import die_with_this_process
+from servers.broker import BrokerError, broker_version, start_broker
+from servers.launch import (
+    LOG_LEVELS,
+    celery_worker_argv,
+    celery_worker_env,
+    display_command,
+    port_is_free,
+    server_argv,
+    server_env,
+)
 from servers.settings import DEFAULT_TOKEN, SettingsError, default_job_db, load_settings
+from servers.stack import Stack
 from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
+
+BROKER_NAME = "broker redis-server"
+WORKER_NAME = "Celery worker"
+BROKER_URL_ENV = "BENCH_BROKER_URL"  # servers.celery_app reads it (not imported here: celery is slow to load)
+WORKER_READY_TIMEOUT_S = 60.0
 
 
 class CliError(Exception):
@@ -29,6 +45,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     settings = load_settings(
         {"BENCH_JOB_DB": "unused"}
     )  # defaults: the command lines as a plain run starts them
+    # The broker `run` would start, as "redis 7.0.15" (None: not installed): the harness records it.
+    broker = broker_version() if any(v.broker for v in VARIANTS) else None
     if args.json:
         rows = [
             {
@@ -36,6 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "app": v.app_target,
                 "scenarios": list(v.scenarios),
                 "command": display_command(v, settings),
+                "broker": (broker or f"{v.broker} (not installed)") if v.broker else None,
             }
             for v in VARIANTS
         ]
@@ -58,6 +77,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{v.name}: {v.description}\n    {display_command(v, settings)}")
         for scenario, why in v.unsupported:
             print(f"    unsupported: {scenario}: {why}")
+        if v.broker:
+            worker = " ".join(["python", *celery_worker_argv(v, log_level="warning")[1:]])
+            print(f"    jobs: {worker}\n    broker: {broker or 'redis-server (not installed)'}")
     return 0
 
 
@@ -98,34 +120,71 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         workers=args.workers,
     )
-    child: subprocess.Popen[bytes] | None = None
-    stopping = False
+    stack = Stack()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        # SIGTERM to the whole group reaches the server directly too; a second SIGTERM is harmless.
+        # SIGTERM to the whole group reaches the children directly too; a second SIGTERM is harmless.
         # SIGINT is forwarded as SIGTERM: a second SIGINT would make uvicorn force-quit.
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        stack.request_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a closed terminal stops it too
         signal.signal(sig, forward)
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))  # the broker's directory, the worker's flag
     try:
-        child = subprocess.Popen(
-            argv, env=server_env(variant, settings, env), preexec_fn=die_with_this_process()
-        )
-        if stopping:  # a signal arrived while the child was being started
-            child.send_signal(signal.SIGTERM)
-        code = child.wait()
+        server_environment = server_env(variant, settings, env)
+        if variant.broker is not None:
+            server_environment = _start_job_tier(stack, variant, server_environment, run_dir, args.log_level)
+        if not stack.stopping:  # a signal during the job tier's start
+            stack.start(variant.server, argv, server_environment)
+        exited = stack.first_exit() if not stack.stopping else None
     finally:
+        stack.stop_all()
+        shutil.rmtree(run_dir, ignore_errors=True)
         if made_db_dir is not None:
             shutil.rmtree(made_db_dir, ignore_errors=True)
-    if code in (0, -signal.SIGTERM, -signal.SIGINT) or stopping:
+    if exited is None or stack.stopping:
         return 0
+    if exited.name == variant.server and exited.code in (0, -signal.SIGTERM, -signal.SIGINT):
+        return 0
+    if exited.name != variant.server:
+        raise CliError(
+            f"variant {variant.name}: {exited.name} exited with code {exited.code}; see its log above"
+        )
     raise CliError(
-        f"variant {variant.name}: {_diagnose(variant, env)} ({variant.server} exited with code {code})"
+        f"variant {variant.name}: {_diagnose(variant, env)} ({variant.server} exited with code {exited.code})"
     )
+
+
+def _start_job_tier(
+    stack: Stack, variant: Variant, env: dict[str, str], run_dir: Path, log_level: str
+) -> dict[str, str]:
+    """The Celery variants' broker and worker, both answering before the web tier starts (so a ready
+    /health means jobs run); the server's environment, with the broker's URL."""
+    try:
+        broker = start_broker(data_dir=run_dir, log_level=log_level)
+    except BrokerError as exc:
+        raise CliError(f"variant {variant.name}: {exc}") from None
+    stack.adopt(BROKER_NAME, broker.process)
+    env = {**env, BROKER_URL_ENV: broker.url}
+    ready = run_dir / "celery-worker.ready"
+    worker = stack.start(
+        WORKER_NAME,
+        celery_worker_argv(variant, log_level=log_level),
+        celery_worker_env(env, ready_file=str(ready)),
+    )
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while not ready.exists() and not stack.stopping:
+        code = worker.poll()
+        if code is not None:
+            raise CliError(
+                f"variant {variant.name}: the {WORKER_NAME} exited with code {code} before it was ready"
+            )
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"variant {variant.name}: the {WORKER_NAME} was not ready within {WORKER_READY_TIMEOUT_S:g} s"
+            )
+        time.sleep(0.1)
+    return env
 
 
 def is_loopback(host: str) -> bool:

@@ -33,6 +33,8 @@ def server_argv(
     n = workers if workers is not None else variant.workers
     if variant.server == "granian":
         return _granian_argv(variant, host=host, port=port, log_level=log_level, workers=n)
+    if variant.server == "hypercorn":
+        return _hypercorn_argv(variant, host=host, port=port, log_level=log_level, workers=n)
     if variant.server == "gunicorn":
         argv = [
             sys.executable,
@@ -117,6 +119,62 @@ def _granian_argv(variant: Variant, *, host: str, port: int, log_level: str, wor
         str(GRACEFUL_TIMEOUT_S),
         variant.app_target,
     ]
+
+
+def _hypercorn_argv(variant: Variant, *, host: str, port: int, log_level: str, workers: int) -> list[str]:
+    """hypercorn as Quart documents it, on uvloop (uvicorn's loop, so the loop is not what differs from
+    fastapi-async), with the others' backlog and graceful timeout; no access log (its default)."""
+    return [
+        sys.executable,
+        "-m",
+        "hypercorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        variant.worker_class,  # uvloop
+        "--log-level",
+        log_level,
+        "--graceful-timeout",
+        str(GRACEFUL_TIMEOUT_S),
+        "--backlog",
+        "2048",  # hypercorn's default of 100 would drop a burst of connections the others accept
+        "--config",
+        "python:servers.hypercorn_config",  # the WebSocket message limit, which has no flag
+        variant.app_target,
+    ]
+
+
+def celery_worker_argv(variant: Variant, *, log_level: str) -> list[str]:
+    """The Celery variants' worker: Celery's defaults but for the pool (and the concurrency, when the
+    variant names one; prefork's default is one process per CPU)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "servers.celery_app",
+        "worker",
+        "--loglevel",
+        log_level.upper(),
+        "--pool",
+        variant.celery_pool,
+        "--hostname",
+        f"{variant.name}@bench",  # no machine name in a log a run may keep
+    ]
+    if variant.celery_concurrency:
+        argv += ["--concurrency", str(variant.celery_concurrency)]
+    return argv
+
+
+def celery_worker_env(server_env: Mapping[str, str], *, ready_file: str) -> dict[str, str]:
+    env = dict(server_env)
+    env["BENCH_CELERY_READY_FILE"] = ready_file
+    # SIGTERM is a cold shutdown, as for the servers (their graceful timeout is 1 s): Celery's own warm
+    # shutdown would wait for every running job, up to the upstream deadline.
+    env["REMAP_SIGTERM"] = "SIGQUIT"
+    return env
 
 
 def server_env(variant: Variant, settings: Settings, base: Mapping[str, str]) -> dict[str, str]:

@@ -8,13 +8,17 @@ why it exists. Variants differ only in how they are served or in the one code pa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
-Framework = Literal["flask", "fastapi"]
-Server = Literal["gunicorn", "uvicorn", "granian"]
-# flask: "sync" (def views) or "async-views"; fastapi: "async", "def" or "blocking" (see fastapi_app).
-Mode = Literal["sync", "async-views", "async", "def", "blocking"]
+Framework = Literal["flask", "fastapi", "quart"]
+Server = Literal["gunicorn", "uvicorn", "granian", "hypercorn"]
+# flask: "sync" (def views), "async-views", "asgiref" / "a2wsgi" (the unchanged app behind that WSGI-to-ASGI
+# adapter) or "celery" (jobs run by a Celery worker); fastapi: "async", "def" or "blocking" (see
+# fastapi_app); quart: "async".
+Mode = Literal["sync", "async-views", "async", "def", "blocking", "asgiref", "a2wsgi", "celery"]
+CeleryPool = Literal["", "prefork", "threads"]
 # What a load scenario exercises, by endpoint: analyse (POST /analyse), stream (/analyse/stream), jobs
 # (/analyse/async + /jobs), chat (WS /ws/chat), overhead (/analyse against an instant upstream).
 Scenario = Literal["analyse", "stream", "jobs", "chat", "overhead"]
@@ -30,6 +34,14 @@ GRANIAN_BACKPRESSURE = 1024
 GRANIAN_WSGI_THREADS = GRANIAN_BACKPRESSURE // 2
 SHEDDING_LIMIT = 64  # uvicorn --limit-concurrency
 SYNC_MANY_WORKERS = 64  # flask-sync-64: the "just add workers" answer, one process per call in flight
+# asgiref's WsgiToAsgi runs the WSGI app through sync_to_async(thread_sensitive=True): without a
+# ThreadSensitiveContext (uvicorn sets none) every call goes to one process-wide single-thread executor.
+ASGIREF_THREADS = 1
+A2WSGI_THREADS = 10  # a2wsgi.WSGIMiddleware(app, workers=10): its ThreadPoolExecutor's default size
+# Celery's worker without --concurrency: billiard.cpu_count(), which is os.cpu_count() (all CPUs, not
+# the affinity mask), one prefork process each.
+CELERY_DEFAULT_CONCURRENCY = os.cpu_count() or 1
+CELERY_THREADS = 100  # flask-celery-threads: --pool threads --concurrency 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,10 +64,30 @@ class Variant:
     # How a WebSocket handshake with a bad token is refused: 401 wherever the server can answer it over
     # plain HTTP; a server without ASGI's denial-response extension can only close, which it sends as 403.
     ws_refusal_status: int = 401
+    # Celery variants: the worker's pool and concurrency (0: Celery's default, one per CPU), fed through
+    # a Redis broker that `run` starts for the variant; the web tier only enqueues the jobs.
+    celery_pool: CeleryPool = ""
+    celery_concurrency: int = 0
+    # The jobs scenario's own predicted ceiling where another tier than the web tier runs the jobs
+    # (Celery); None: jobs are not predicted apart from predicted_ceiling.
+    predicted_jobs_ceiling: int | None = None
+
+    @property
+    def broker(self) -> str | None:
+        """The broker `run` starts beside the server ("redis"), or None."""
+        return "redis" if self.celery_pool else None
 
     @property
     def app_target(self) -> str:
-        return "servers.wsgi:app" if self.framework == "flask" else "servers.asgi:app"
+        if self.framework == "fastapi":
+            return "servers.asgi:app"
+        if self.framework == "quart":
+            return "servers.asgi_quart:app"
+        if self.mode in ("asgiref", "a2wsgi"):
+            return "servers.asgi_flask:app"
+        if self.mode == "celery":
+            return "servers.wsgi_celery:app"
+        return "servers.wsgi:app"
 
     @property
     def scenarios(self) -> tuple[Scenario, ...]:
@@ -269,6 +301,91 @@ VARIANTS: tuple[Variant, ...] = (
         description=(
             'flask-sync with 64 workers: the usual answer to "Flask holds 4", one process per call in '
             "flight, priced in memory and start-up."
+        ),
+    ),
+    Variant(
+        name="quart-async",
+        framework="quart",
+        server="hypercorn",
+        worker_class="uvloop",
+        workers=1,
+        threads=1,
+        connections=SDK_POOL,
+        mode="async",
+        predicted_ceiling=SDK_POOL,
+        description=(
+            "Quart (Flask's API, async) with `async def` views awaiting AsyncAnthropic, on Quart's "
+            "documented server, hypercorn, 1 worker on uvloop (uvicorn's loop too); bounded by the SDK "
+            "pool (1000), like fastapi-async."
+        ),
+    ),
+    Variant(
+        name="flask-asgiref",
+        framework="flask",
+        server="uvicorn",
+        worker_class="uvicorn",
+        workers=1,
+        threads=ASGIREF_THREADS,
+        connections=SDK_POOL,
+        mode="asgiref",
+        predicted_ceiling=ASGIREF_THREADS,
+        description=(
+            "The unchanged Flask app behind asgiref's WsgiToAsgi on uvicorn, 1 process: asgiref runs "
+            "every WSGI call through sync_to_async(thread_sensitive=True), and with no "
+            "ThreadSensitiveContext (uvicorn sets none) that is one shared thread per process: 1 call."
+        ),
+        unsupported=(("chat", "a WSGI app behind a WSGI-to-ASGI adapter gets no WebSocket"),),
+    ),
+    Variant(
+        name="flask-a2wsgi",
+        framework="flask",
+        server="uvicorn",
+        worker_class="uvicorn",
+        workers=1,
+        threads=A2WSGI_THREADS,
+        connections=SDK_POOL,
+        mode="a2wsgi",
+        predicted_ceiling=A2WSGI_THREADS,
+        description=(
+            "The unchanged Flask app behind a2wsgi's WSGIMiddleware with its defaults on uvicorn, 1 "
+            "process: a ThreadPoolExecutor of 10 threads runs the WSGI calls: 10."
+        ),
+        unsupported=(("chat", "a WSGI app behind a WSGI-to-ASGI adapter gets no WebSocket"),),
+    ),
+    Variant(
+        name="flask-celery",
+        framework="flask",
+        server="gunicorn",
+        worker_class="sync",
+        workers=4,
+        threads=1,
+        connections=1,
+        mode="celery",
+        predicted_ceiling=4,
+        celery_pool="prefork",
+        predicted_jobs_ceiling=CELERY_DEFAULT_CONCURRENCY,
+        description=(
+            "The article's advice: flask-sync's web tier, whose POST /analyse/async enqueues a Celery "
+            "task on a real Redis broker; a Celery worker with its defaults (prefork, one process per "
+            f"CPU: {CELERY_DEFAULT_CONCURRENCY} here) runs the jobs. /analyse etc. as flask-sync (4)."
+        ),
+    ),
+    Variant(
+        name="flask-celery-threads",
+        framework="flask",
+        server="gunicorn",
+        worker_class="sync",
+        workers=4,
+        threads=1,
+        connections=1,
+        mode="celery",
+        predicted_ceiling=4,
+        celery_pool="threads",
+        celery_concurrency=CELERY_THREADS,
+        predicted_jobs_ceiling=CELERY_THREADS,
+        description=(
+            "flask-celery with the worker on a thread pool (--pool threads --concurrency 100): "
+            "100 jobs at once, whatever the CPU count. /analyse etc. as flask-sync (4)."
         ),
     ),
 )

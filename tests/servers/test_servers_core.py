@@ -19,7 +19,7 @@ from servers.ratelimit import RateLimiter
 from servers.settings import RateLimit, SettingsError, load_settings, parse_rate_limit
 from servers.sqlite_db import SharedDb
 from servers.validation import parse_body, validate_request
-from servers.variants import VARIANTS, UnknownVariantError, get_variant
+from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 
 VALID = {"text": "a valid text to analyse", "analysis_type": "summary"}
 
@@ -252,8 +252,32 @@ def test_registry() -> None:
         "fastapi-gunicorn-asgi",
         "fastapi-shedding",
         "flask-sync-64",
+        "quart-async",
+        "flask-asgiref",
+        "flask-a2wsgi",
+        "flask-celery",
+        "flask-celery-threads",
     ]
     assert get_variant("fastapi-def").predicted_ceiling == 40
+
+
+@pytest.mark.parametrize("variant", ["flask-celery", "flask-celery-threads"])
+def test_the_celery_variants_serve_flask_syncs_web_tier(variant: str) -> None:
+    """Only the job tier is added: the web tier is flask-sync's, server settings and all."""
+    celery, sync = get_variant(variant), get_variant("flask-sync")
+
+    def web_tier(v: Variant) -> tuple[object, ...]:
+        return (v.framework, v.server, v.worker_class, v.workers, v.threads, v.predicted_ceiling)
+
+    assert web_tier(celery) == web_tier(sync)
+    assert celery.broker == "redis" and sync.broker is None
+    assert celery.app_target != sync.app_target  # the entry point that hands POST /analyse/async to Celery
+
+
+def test_the_adapter_pair_differs_only_in_the_adapter() -> None:
+    asgiref, a2wsgi = get_variant("flask-asgiref"), get_variant("flask-a2wsgi")
+    assert (asgiref.app_target, asgiref.server, asgiref.workers) == (a2wsgi.app_target, a2wsgi.server, 1)
+    assert (asgiref.mode, a2wsgi.mode) == ("asgiref", "a2wsgi")
 
 
 @pytest.mark.parametrize(
