@@ -7,6 +7,7 @@ failure (5xx, connection refused, a mid-stream error event, an answer we cannot 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,6 +123,15 @@ def _retry_after(exc: BaseException) -> dict[str, str]:
 
 
 _TIMEOUT = ("upstream_timeout", "The model did not answer in time")
+logger = logging.getLogger("servers.upstream")
+
+
+def _broke_off() -> ApiError:
+    return ApiError(status=502, error="upstream_broke_off", detail="The model's answer broke off")
+
+
+def _bad_answer() -> ApiError:
+    return ApiError(status=502, error="upstream_bad_answer", detail="The model's answer was malformed")
 
 
 def map_upstream_error(exc: BaseException) -> ApiError:
@@ -136,7 +146,7 @@ def map_upstream_error(exc: BaseException) -> ApiError:
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         return ApiError(status=504, error=_TIMEOUT[0], detail=_TIMEOUT[1])
     if isinstance(exc, httpx2.HTTPError):
-        return ApiError(status=502, error="upstream_broke_off", detail="The model's answer broke off")
+        return _broke_off()
     if isinstance(exc, anthropic.APIConnectionError):
         return ApiError(status=502, error="upstream_unreachable", detail="Could not connect to the model")
     if isinstance(exc, anthropic.APIStatusError):
@@ -163,7 +173,23 @@ def map_upstream_error(exc: BaseException) -> ApiError:
             status=502, error="upstream_error", detail=f"The model failed (upstream status {status})"
         )
     if isinstance(exc, anthropic.APIResponseValidationError | ValueError | KeyError | TypeError):
-        return ApiError(status=502, error="upstream_bad_answer", detail="The model's answer was malformed")
+        return _bad_answer()
     if isinstance(exc, anthropic.AnthropicError):
         return ApiError(status=502, error="upstream_error", detail="The model call failed")
     raise exc
+
+
+def map_midstream_error(exc: Exception) -> ApiError:
+    """A failure after a stream started (its 200 is sent): whatever it is, the stream must end with the
+    error marker, so nothing is re-raised. A connection error there is a connection that broke off, not
+    one that could not be made (anthropic 2.15+ raises APIConnectionError for a drop mid-answer, where
+    earlier versions let the transport's error through). Anything the mapping does not know (the SDK's
+    RuntimeError for an event out of order, an IndexError for a delta of a block that never started) is
+    an answer the SDK could not follow: 502, and logged, in case it is a bug of ours."""
+    if isinstance(exc, anthropic.APIConnectionError) and not isinstance(exc, anthropic.APITimeoutError):
+        return _broke_off()
+    try:
+        return map_upstream_error(exc)
+    except Exception:
+        logger.warning("a stream failed mid-answer on an unexpected error", exc_info=exc)
+        return _bad_answer()

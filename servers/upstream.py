@@ -4,7 +4,8 @@ Sync and async flavours of the same three operations (one analysis, a streamed a
 answer). Failures become :class:`ApiError` via :func:`map_upstream_error`. A stream is opened (request
 sent, response status checked) before the first byte goes to our client, so an upstream 429 still gets a
 proper 503; any failure after that (an error event, a dropped or stalled connection, a malformed event,
-the deadline) ends the stream with :data:`STREAM_ERROR_PREFIX` and a JSON error body. Each call has one
+the deadline, any exception at all: :func:`map_midstream_error`) ends the stream with
+:data:`STREAM_ERROR_PREFIX` and a JSON error body. Each call has one
 overall deadline (``BENCH_UPSTREAM_DEADLINE_S``, see :mod:`servers.deadline`) that its retries
 (:mod:`servers.retry`) must fit in.
 """
@@ -20,7 +21,7 @@ import anthropic
 import httpx2
 
 from servers.deadline import Deadline, async_http_client, sync_http_client, within
-from servers.errors import ApiError, map_upstream_error
+from servers.errors import ApiError, map_midstream_error
 from servers.jsonio import render
 from servers.models import AnalyseRequest, AnalyseResponse
 from servers.parsing import build_response
@@ -163,7 +164,7 @@ def stream_sync(client: anthropic.Anthropic, params: dict[str, Any], settings: S
                         deadline.check()
                         text = next(texts, _END)
                 except Exception as exc:
-                    yield StreamFailure(map_upstream_error(exc))
+                    yield StreamFailure(map_midstream_error(exc))
                     return
                 if text is _END:
                     return
@@ -194,7 +195,7 @@ async def stream_async(
                         deadline.check()
                         text = await anext(texts, _END)
                 except Exception as exc:
-                    yield StreamFailure(map_upstream_error(exc))
+                    yield StreamFailure(map_midstream_error(exc))
                     return
                 if text is _END:
                     return

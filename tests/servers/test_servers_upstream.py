@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,81 @@ def test_a_malformed_event_mid_stream_ends_with_the_marker(settings: Settings) -
             upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings), settings)
         )
     assert isinstance(chunks[-1], upstream.StreamFailure) and chunks[-1].error.status == 502
+
+
+class _BreaksOff(httpx.SyncByteStream):
+    """A stream's body that sends ``head`` and then fails with ``error`` (what the transport or the SDK
+    raises mid-answer)."""
+
+    def __init__(self, head: bytes, error: Exception) -> None:
+        self.head, self.error = head, error
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        raise self.error
+
+
+class _AsyncBreaksOff(httpx.AsyncByteStream):
+    def __init__(self, head: bytes, error: Exception) -> None:
+        self.head, self.error = head, error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        raise self.error
+
+
+_REQUEST = httpx.Request("POST", f"{BASE}/v1/messages")
+# What can end a stream after its first text, and the one answer each must end it with. anthropic 2.15+
+# raises APIConnectionError / APITimeoutError for a connection dropped or stalled mid-answer (earlier
+# versions let the transport's own errors through); RuntimeError is the SDK's "event out of order".
+MIDSTREAM_FAILURES: dict[str, tuple[Exception, int, str]] = {
+    "runtime-error": (RuntimeError('Unexpected event order, got content_block_delta before "message_start"'),
+                      502, "upstream_bad_answer"),
+    "index-error": (IndexError("list index out of range"), 502, "upstream_bad_answer"),
+    "transport-dropped": (httpx.RemoteProtocolError("peer closed connection"), 502, "upstream_broke_off"),
+    "transport-stalled": (httpx.ReadTimeout("timed out"), 504, "upstream_timeout"),
+    "sdk-dropped": (anthropic.APIConnectionError(request=_REQUEST), 502, "upstream_broke_off"),
+    "sdk-stalled": (anthropic.APITimeoutError(request=_REQUEST), 504, "upstream_timeout"),
+}  # fmt: skip
+
+
+def _broken_stream(error: Exception, *, asynchronous: bool = False) -> httpx.Response:
+    head = _stream_events(["Hel"])[: -len(_sse([("message_stop", {"type": "message_stop"})]))]
+    body = _AsyncBreaksOff(head, error) if asynchronous else _BreaksOff(head, error)
+    return httpx.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+
+
+@pytest.mark.parametrize("failure", list(MIDSTREAM_FAILURES))
+def test_every_midstream_failure_ends_the_stream_with_the_marker(settings: Settings, failure: str) -> None:
+    error, status, code = MIDSTREAM_FAILURES[failure]
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=_broken_stream(error))
+        chunks = list(
+            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings), settings)
+        )
+    assert chunks[0] == "Hel", chunks
+    last = chunks[-1]
+    assert isinstance(last, upstream.StreamFailure) and last.startswith(upstream.STREAM_ERROR_PREFIX)
+    assert (last.error.status, last.error.error) == (status, code)
+
+
+@pytest.mark.parametrize("failure", list(MIDSTREAM_FAILURES))
+def test_every_midstream_failure_ends_the_async_stream_with_the_marker(
+    settings: Settings, failure: str
+) -> None:
+    import asyncio
+
+    error, status, code = MIDSTREAM_FAILURES[failure]
+
+    async def collect() -> list[str]:
+        async with upstream.async_client(settings) as client:
+            chunks = await upstream.stream_async(client, analysis_params(REQ, settings), settings)
+            return [chunk async for chunk in chunks]
+
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=_broken_stream(error, asynchronous=True))
+        chunks = asyncio.run(collect())
+    assert chunks[0] == "Hel", chunks
+    last = chunks[-1]
+    assert isinstance(last, upstream.StreamFailure)
+    assert (last.error.status, last.error.error) == (status, code)
