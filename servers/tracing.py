@@ -15,7 +15,7 @@ from typing import Any
 
 HEADER = "x-request-id"
 # Printable, header-safe and short: anything else is ignored (a request id is a label, never an error).
-_VALID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # fullmatch: `$` would let a final newline through
 _current: ContextVar[str | None] = ContextVar("bench_request_id", default=None)
 
 
@@ -23,7 +23,7 @@ def valid_request_id(value: str | bytes | None) -> str | None:
     if value is None:
         return None
     text = value.decode("latin-1") if isinstance(value, bytes) else value
-    return text if _VALID.match(text) else None
+    return text if _VALID.fullmatch(text) else None
 
 
 def current_request_id() -> str | None:

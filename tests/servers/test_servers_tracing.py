@@ -11,6 +11,7 @@ import pytest
 from serverkit import TOKEN, VALID, ServerSpec, fleet, mock_reset, mock_stats, request
 
 from loadtests.driver.processes import LOOPBACK
+from servers.tracing import valid_request_id
 
 POOL = 3
 BODY = b'{"text": "Measure how many upstream calls this server keeps open.", "analysis_type": "summary"}'
@@ -87,3 +88,20 @@ def test_the_sdk_pool_size_caps_the_calls_in_flight(traced: dict[str, tuple[int,
     finally:
         for sock in socks:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("req-42.a:b_C", "req-42.a:b_C"),
+        (b"abc", "abc"),
+        ("x" * 128, "x" * 128),
+        ("x" * 129, None),
+        ("abc\n", None),  # `$` matches before a final newline: a header-breaking id must not pass
+        ("abc\r\n", None),
+        ("", None),
+        ("a b", None),
+    ],
+)
+def test_only_a_whole_valid_request_id_is_kept(value: str | bytes, kept: str | None) -> None:
+    assert valid_request_id(value) == kept
