@@ -161,17 +161,25 @@ class AsyncDeadlineBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def sync_http_client(limits: httpx2.Limits | None = None) -> anthropic.DefaultHttpxClient:
+def _client_options(limits: httpx2.Limits | None, trust_env: bool) -> dict[str, Any]:
+    return {"trust_env": trust_env, **({} if limits is None else {"limits": limits})}
+
+
+def sync_http_client(
+    limits: httpx2.Limits | None = None, *, trust_env: bool = True
+) -> anthropic.DefaultHttpxClient:
     """The SDK's own default HTTP client (its limits unless given, keep-alive), its pool's sockets bound by
-    the deadline."""
-    client = anthropic.DefaultHttpxClient(**({} if limits is None else {"limits": limits}))
+    the deadline. ``trust_env=False``: no proxy (nor other setting) from the environment."""
+    client = anthropic.DefaultHttpxClient(**_client_options(limits, trust_env))
     pool = client._transport._pool  # type: ignore[attr-defined]  # httpx2 has no public handle on it
     pool._network_backend = DeadlineBackend(pool._network_backend)
     return client
 
 
-def async_http_client(limits: httpx2.Limits | None = None) -> anthropic.DefaultAsyncHttpxClient:
-    client = anthropic.DefaultAsyncHttpxClient(**({} if limits is None else {"limits": limits}))
+def async_http_client(
+    limits: httpx2.Limits | None = None, *, trust_env: bool = True
+) -> anthropic.DefaultAsyncHttpxClient:
+    client = anthropic.DefaultAsyncHttpxClient(**_client_options(limits, trust_env))
     pool = client._transport._pool  # type: ignore[attr-defined]
     pool._network_backend = AsyncDeadlineBackend(pool._network_backend)
     return client

@@ -13,7 +13,9 @@ overall deadline (``BENCH_UPSTREAM_DEADLINE_S``, see :mod:`servers.deadline`) th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -58,14 +60,30 @@ def _limits(settings: Settings) -> httpx2.Limits | None:
     return httpx2.Limits(max_connections=size, max_keepalive_connections=min(size, keepalive))
 
 
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _trust_env(settings: Settings) -> bool:
+    """Calls to a loopback upstream (the mock) never go through a proxy from the environment (an
+    ``http_proxy`` set for a job's downloads would carry, or break, every measured call)."""
+    return not is_loopback(settings.upstream_url)
+
+
 def sync_client(settings: Settings) -> anthropic.Anthropic:
-    return anthropic.Anthropic(**client_options(settings), http_client=sync_http_client(_limits(settings)))
+    http_client = sync_http_client(_limits(settings), trust_env=_trust_env(settings))
+    return anthropic.Anthropic(**client_options(settings), http_client=http_client)
 
 
 def async_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        **client_options(settings), http_client=async_http_client(_limits(settings))
-    )
+    http_client = async_http_client(_limits(settings), trust_env=_trust_env(settings))
+    return anthropic.AsyncAnthropic(**client_options(settings), http_client=http_client)
 
 
 def _attempt_options(deadline: Deadline, attempt: int, settings: Settings) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import anthropic
 import httpx
 import pytest
 import respx
+from serverkit import running_mock
 
 from servers import upstream
 from servers.errors import ApiError
@@ -352,3 +355,29 @@ def test_every_midstream_failure_ends_the_async_stream_with_the_marker(
     last = chunks[-1]
     assert isinstance(last, upstream.StreamFailure)
     assert (last.error.status, last.error.error) == (status, code)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_loopback_upstream_is_called_directly_whatever_the_proxy_settings(
+    servers_log_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's http_proxy (set for its package downloads) must not carry the calls to the mock: through a
+    proxy they would fail, or be measured through it."""
+    with running_mock(servers_log_dir, "proxy", "--profile", "instant") as port:
+        # Set after the mock is up: the harness's own readiness poll (urllib) honours these too.
+        dead_proxy = f"http://127.0.0.1:{_closed_port()}"
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, dead_proxy)
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        settings = load_settings(
+            {"BENCH_UPSTREAM_URL": f"http://127.0.0.1:{port}", "BENCH_JOB_DB": str(tmp_path / "j.db")}
+        )
+        with upstream.sync_client(settings) as client:
+            assert upstream.analyse_sync(client, REQ, settings).summary
+        assert asyncio.run(_analyse_async(settings, REQ)).summary
