@@ -7,8 +7,6 @@ exactly as long as its variant. :func:`broker_version` is what the harness recor
 
 from __future__ import annotations
 
-import os
-import random
 import re
 import shutil
 import socket
@@ -24,9 +22,6 @@ from servers.lifetime import die_with_this_process
 REDIS_SERVER = "redis-server"
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
-# Ports below the kernel's ephemeral range: no outgoing connection (an SDK pool, a probe) can take the
-# port between the check and redis-server's own bind.
-_LOWEST_PORT = 15000
 _REDIS_LOG_LEVELS = {"critical": "warning", "error": "warning", "warning": "warning", "info": "notice"}
 _VERSION = re.compile(r"\bv=(\d+(?:\.\d+)+)")
 
@@ -142,18 +137,9 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 5.0) -> No
 
 
 def _free_port() -> int:
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random(f"{os.getpid()}-{time.monotonic_ns()}")
-    candidates = range(_LOWEST_PORT, low) if low - _LOWEST_PORT >= 1000 else range(low, 65535)
-    for _ in range(200):
-        port = rng.choice(candidates)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((LOOPBACK, port))  # no SO_REUSEADDR: a port in TIME_WAIT counts as taken
-            except OSError:
-                continue
-            return port
-    raise BrokerError(f"broker {REDIS_SERVER}: no free loopback port found")
+    """A port the kernel calls free now, from its ephemeral range: never one the harness has handed to a
+    server still starting (it hands out ports below that range). redis-server binds it within
+    milliseconds; if an outgoing connection took it first, start_broker tries another."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
