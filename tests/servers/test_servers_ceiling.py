@@ -9,6 +9,7 @@ abandons the held requests; nothing waits for 128 calls to finish through a ceil
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -36,7 +37,13 @@ CALL_S = 1.5  # the article profile's 2 s per call x time scale 0.75: long enoug
 SETTLE_S = 0.6  # after the expected peak is reached, watch this long more for overshoot
 # Longer calls where starting every call takes a loaded 2-core machine more than CALL_S (measured: 512
 # granian threads reach the mock over about 3 s; gunicorn's Python ASGI protocol starts 128 in over 1 s).
-CALL_S_OF = {"flask-granian": 8.0, "fastapi-granian": 4.0, "fastapi-gunicorn-asgi": 4.0, "flask-sync-64": 4.0}
+CALL_S_OF = {
+    "flask-granian": 8.0,
+    "fastapi-granian": 4.0,
+    "fastapi-gunicorn-asgi": 4.0,
+    "flask-sync-64": 4.0,
+    "quart-async": 4.0,  # hypercorn parses HTTP in Python (h11), like gunicorn's asgi worker
+}
 
 # variant -> (concurrent requests, lowest acceptable peak, highest acceptable peak)
 CASES: dict[str, tuple[int, int, int]] = {
@@ -57,6 +64,13 @@ CASES: dict[str, tuple[int, int, int]] = {
     # uvicorn --limit-concurrency 64 counts the arriving connection too: 63 served, the rest shed (503).
     "fastapi-shedding": (96, 63, 63),
     "flask-sync-64": (96, 64, 64),
+    "quart-async": (128, 120, 128),
+    # asgiref: every WSGI call on one shared thread (no ThreadSensitiveContext under uvicorn).
+    "flask-asgiref": (16, 1, 1),
+    "flask-a2wsgi": (32, 10, 10),  # a2wsgi's default ThreadPoolExecutor(max_workers=10)
+    # The Celery variants' web tier is flask-sync's: /analyse holds its 4 workers (jobs: further down).
+    "flask-celery": (128, 4, 4),
+    "flask-celery-threads": (128, 4, 4),
 }
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -209,3 +223,68 @@ def test_ceiling(ceiling_fleet: tuple[Fleet, dict[str, tuple[int, int]]], varian
         # once; none a 500, none dropped; the served ones are waiting on their calls or just answered.
         assert set(statuses) <= {"503", "200", "pending"}, statuses
         assert statuses.get("503", 0) == count - peak, statuses
+
+
+# The Celery variants' jobs in flight: many jobs queued at once (each POST is answered 202 at once by the
+# web tier), then the mock's peak while the worker runs what its pool allows and the rest wait in Redis.
+# variant -> (jobs submitted, the one call duration L in seconds, the peak expected). prefork's count is
+# Celery's documented default, one process per CPU (os.cpu_count(), as billiard counts them), measured here.
+JOB_CASES: dict[str, tuple[int, float, int]] = {
+    "flask-celery": (16, 1.5, os.cpu_count() or 1),
+    # 100 threads start their calls while the jobs are still arriving: L long enough on a loaded machine.
+    "flask-celery-threads": (140, 6.0, 100),
+}
+
+
+@pytest.fixture(scope="module")
+def jobs_fleet(servers_log_dir: Path) -> Iterator[tuple[Fleet, dict[str, tuple[int, int]]]]:
+    """The Celery pair, each with a mock of its own; `servers run` starts each one's Redis and worker."""
+    with fleet(servers_log_dir) as group:
+        ports: dict[str, tuple[int, int]] = {}
+        for variant, (_count, call_s, _peak) in JOB_CASES.items():
+            mock = group.mock(
+                f"jobs-mock-{variant}", "--profile", "article", "--time-scale", str(call_s / 2.0)
+            )
+            spec = ServerSpec(variant=variant, upstream_port=mock, env={"BENCH_RATE_LIMIT": "1000000/minute"})
+            ports[variant] = (group.server(f"jobs-{variant}", spec), mock)
+        group.wait_ready()
+        yield group, ports
+
+
+def _submit(port: int) -> str:
+    answer = request(port, "POST", "/analyse/async", json_body=VALID)
+    assert answer.status == 202, answer
+    return str(answer.json()["job_id"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(JOB_CASES))
+def test_jobs_in_flight(jobs_fleet: tuple[Fleet, dict[str, tuple[int, int]]], variant: str) -> None:
+    group, ports = jobs_fleet
+    count, call_s, expected = JOB_CASES[variant]
+    predicted = get_variant(variant).predicted_jobs_ceiling
+    port, mock = ports[variant]
+    try:
+        mock_reset(mock)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ids = list(pool.map(lambda _: _submit(port), range(count)))
+        started = time.monotonic()
+        reached_at: float | None = None
+        peak = 0
+        while time.monotonic() - started < 2 * call_s + 2.0:
+            peak = int(mock_stats(mock)["peak_in_flight"])
+            if reached_at is None and peak >= expected:
+                reached_at = time.monotonic()
+            if reached_at is not None and time.monotonic() - reached_at >= SETTLE_S:
+                break
+            time.sleep(0.1)
+        peak = int(mock_stats(mock)["peak_in_flight"])
+        # The last job submitted still waits in the broker: the pool, not the web tier, is the limit.
+        last = request(port, "GET", f"/jobs/{ids[-1]}").json()
+    finally:
+        group.stop(f"jobs-{variant}")
+        group.stop(f"jobs-mock-{variant}")
+    print(f"{variant}: {count} jobs queued, mock peak in flight {peak} (predicted {predicted}), last {last}")
+    assert peak == expected, f"{variant}: {peak} jobs in flight, expected {expected}"
+    assert predicted == peak, f"{variant}: the registry predicts {predicted} jobs in flight, measured {peak}"
+    assert last["status"] == "queued", last
