@@ -1,5 +1,6 @@
-"""Jobs end: a job whose worker process is killed is reported failed by the next poll, and background
-work is bounded (503 with Retry-After when a process's slots are taken)."""
+"""Jobs end: a job whose worker process is killed (a gunicorn worker running it in a thread, a Celery pool
+process) is reported failed by the next poll, and background work is bounded (503 with Retry-After when a
+process's slots are taken)."""
 
 from __future__ import annotations
 
@@ -59,5 +60,42 @@ def test_killed_worker_fails_its_job_and_slots_bound_the_work(servers_log_dir: P
             assert time.monotonic() - started < 20
 
             fresh = request(port, "POST", "/analyse/async", json_body=PLAIN)  # the new process has its slot
+            assert fresh.status == 202, fresh
+            assert _poll(port, fresh.json()["job_id"], ("done", "failed"))["status"] == "done"
+
+
+def _celery_pool(run_pid: int) -> list[psutil.Process]:
+    """The prefork pool processes: the children of the Celery worker `run` started."""
+    worker = next(
+        p for p in psutil.Process(run_pid).children() if "servers.celery_app" in " ".join(p.cmdline())
+    )
+    return list(worker.children())
+
+
+def test_a_celery_job_whose_pool_process_is_killed_is_failed_and_the_worker_recovers(
+    servers_log_dir: Path,
+) -> None:
+    """flask-celery: the job is watched from the moment a pool process marks it running (while queued in
+    the broker nothing is), so killing that process fails it at the next poll, from any web worker."""
+    env = {"BENCH_UPSTREAM_DEADLINE_S": "60", "BENCH_UPSTREAM_TIMEOUT_S": "60"}
+    with fleet(servers_log_dir) as group:
+        mock = group.mock("celery-jobs", "--profile", "instant")
+        group.wait_ready()
+        proc, port = server_process(
+            servers_log_dir, ServerSpec(variant="flask-celery", upstream_port=mock, env=env)
+        )
+        with proc:
+            stuck = request(port, "POST", "/analyse/async", json_body=STALL).json()["job_id"]
+            assert _poll(port, stuck, ("running",))["status"] == "running"
+            pool = _celery_pool(proc.pid)
+            assert pool, "no prefork pool processes"
+            for process in pool:  # the one running the job among them
+                process.kill()
+            started = time.monotonic()
+            failed = _poll(port, stuck, ("failed", "done"))
+            assert failed["status"] == "failed" and failed["error"]["error"] == "worker_lost", failed  # type: ignore[index]
+            assert time.monotonic() - started < 20
+
+            fresh = request(port, "POST", "/analyse/async", json_body=PLAIN)  # billiard starts new ones
             assert fresh.status == 202, fresh
             assert _poll(port, fresh.json()["job_id"], ("done", "failed"))["status"] == "done"

@@ -1,5 +1,6 @@
-"""Parity: the Flask and FastAPI servers, started with `python -m servers run` against a real mock,
-answer every request the same way. Both are 4-process variants, so rate limit and jobs cross workers."""
+"""Parity: the Flask, FastAPI and Quart servers, started with `python -m servers run` against a real mock,
+answer every request the same way. Flask's and FastAPI's are 4-process variants, so rate limit and jobs
+cross workers; the Celery variants' jobs (run by a Celery worker, polled from any of 4 web workers) too."""
 
 from __future__ import annotations
 
@@ -31,20 +32,22 @@ from websockets.sync.client import connect
 from mock_llm.faults import FaultConfig, FaultModel
 from servers.upstream import STREAM_ERROR_PREFIX
 
-FRAMEWORKS = ("flask", "fastapi")
-PARITY_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-workers"}
+FRAMEWORKS = ("flask", "fastapi", "quart")
+PARITY_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-workers", "quart": "quart-async"}
+CELERY_VARIANTS = ("flask-celery", "flask-celery-threads")
 RATE_LIMIT = 100  # per day: the rate-limit test spends RATE_TOKEN's budget; the others never come close
 
 
 FAULT_KINDS = ("429", "529", "500", "stream_error", "stall")
 FAULT_SEED = 30
-FAULT_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-async"}
+FAULT_VARIANTS = {"flask": "flask-sync", "fastapi": "fastapi-async", "quart": "quart-async"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class World:
-    ports: dict[str, int]  # framework -> parity server (4 processes each)
+    ports: dict[str, int]  # framework -> parity server (4 processes each, Quart's 1)
     fault_ports: dict[str, int]  # framework -> server whose mock fails every call
+    celery_ports: dict[str, int]  # Celery variant -> server, on the parity mock
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,9 @@ def world(servers_log_dir: Path) -> Iterator[World]:
                 ServerSpec(variant=v, upstream_port=mock, env={"BENCH_RATE_LIMIT": f"{RATE_LIMIT}/day"}),
             )
             for fw, v in PARITY_VARIANTS.items()
+        }
+        celery_ports = {
+            v: group.server(v, ServerSpec(variant=v, upstream_port=mock)) for v in CELERY_VARIANTS
         }
         fault_args = (
             "--profile",
@@ -77,7 +83,7 @@ def world(servers_log_dir: Path) -> Iterator[World]:
             )
             fault_ports[fw] = group.server(f"faults-{fw}", spec)
         group.wait_ready()
-        yield World(ports=ports, fault_ports=fault_ports)
+        yield World(ports=ports, fault_ports=fault_ports, celery_ports=celery_ports)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +112,7 @@ def test_corpus_identical(
         assert answer.headers["content-type"].startswith("application/json"), (fw, answer.headers)
     flask, fastapi = answers["flask"].json(), answers["fastapi"].json()
     assert flask == fastapi  # the mock is deterministic per input, so even 200 bodies match exactly
+    assert answers["quart"].json() == fastapi
     if status == 200:
         limit = kwargs["json_body"].get("max_findings", 10)
         assert 1 <= len(flask["findings"]) <= limit
@@ -126,7 +133,7 @@ def test_stream_same_text(ports: dict[str, int]) -> None:
         assert answer.status == 200, (fw, answer)
         assert answer.headers["content-type"].startswith("text/plain"), fw
         assert answer.headers.get("transfer-encoding") == "chunked", (fw, answer.headers)
-    assert answers["flask"].body == answers["fastapi"].body
+    assert answers["flask"].body == answers["fastapi"].body == answers["quart"].body
     parsed = json.loads(answers["flask"].body)  # the streamed text is the model's whole JSON answer
     assert set(parsed) == {"summary", "findings"}
 
@@ -140,9 +147,12 @@ def _poll(port: int, job_id: str, *, token: str = TOKEN, deadline_s: float = 20.
         time.sleep(0.05)
 
 
-def test_jobs_across_workers_and_isolated(ports: dict[str, int]) -> None:
+def test_jobs_across_workers_and_isolated(world: World) -> None:
+    ports = world.ports
     direct = both(ports, "POST", "/analyse", json_body=VALID)
-    for fw, port in ports.items():
+    for name in CELERY_VARIANTS:  # flask-sync's web tier; the jobs run in the Celery worker
+        direct[name] = direct["flask"]
+    for fw, port in {**ports, **world.celery_ports}.items():
         # Several jobs and concurrent polls on fresh connections: answers come from different workers.
         submitted = [request(port, "POST", "/analyse/async", json_body=VALID) for _ in range(4)]
         assert all(a.status == 202 for a in submitted), (fw, submitted)
@@ -174,7 +184,7 @@ def test_websocket_round_trip(ports: dict[str, int]) -> None:
         assert len(answer) >= 2 and "".join(answer[:-1]).strip(), fw
         assert json.loads(blank[-1])["status"] == 422, fw
         results[fw] = answer
-    assert results["flask"] == results["fastapi"]  # same frames, chunk for chunk
+    assert results["flask"] == results["fastapi"] == results["quart"]  # same frames, chunk for chunk
 
 
 def test_websocket_query_token_and_refusal(ports: dict[str, int]) -> None:
@@ -258,5 +268,5 @@ def test_faults_map_identically(world: World) -> None:
             status, code = EXPECTED[str(last)]
             assert job["error"]["status"] == status and job["error"]["error"] == code
         seen[fw] = answers
-    assert seen["flask"] == seen["fastapi"]
+    assert seen["flask"] == seen["fastapi"] == seen["quart"]
     assert {d for d in draws[:N_REQUESTS]} == set(FAULT_KINDS)  # every kind was exercised
