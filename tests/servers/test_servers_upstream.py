@@ -301,34 +301,54 @@ class _AsyncBreaksOff(httpx.AsyncByteStream):
 
 
 _REQUEST = httpx.Request("POST", f"{BASE}/v1/messages")
-# What can end a stream after its first text, and the one answer each must end it with. anthropic 2.15+
-# raises APIConnectionError / APITimeoutError for a connection dropped or stalled mid-answer (earlier
-# versions let the transport's own errors through); RuntimeError is the SDK's "event out of order".
-MIDSTREAM_FAILURES: dict[str, tuple[Exception, int, str]] = {
-    "runtime-error": (RuntimeError('Unexpected event order, got content_block_delta before "message_start"'),
-                      502, "upstream_bad_answer"),
-    "index-error": (IndexError("list index out of range"), 502, "upstream_bad_answer"),
+_NO_BLOCK = {"type": "content_block_delta", "index": 5, "delta": {"type": "text_delta", "text": "lo"}}
+SDK_RUNTIME_ERROR = b"the SDK raises RuntimeError at the second delta"
+# What can end a stream after it started, and the one answer each must end it with: a connection dropped
+# or stalled mid-answer (anthropic 2.15+ raises APIConnectionError / APITimeoutError for these, earlier
+# versions the transport's own errors), and events the SDK cannot follow (an IndexError for a delta of a
+# block that never started; a RuntimeError, as 2.14 raised for an event out of order).
+MIDSTREAM_FAILURES: dict[str, tuple[Exception | bytes, int, str]] = {
     "transport-dropped": (httpx.RemoteProtocolError("peer closed connection"), 502, "upstream_broke_off"),
     "transport-stalled": (httpx.ReadTimeout("timed out"), 504, "upstream_timeout"),
     "sdk-dropped": (anthropic.APIConnectionError(request=_REQUEST), 502, "upstream_broke_off"),
     "sdk-stalled": (anthropic.APITimeoutError(request=_REQUEST), 504, "upstream_timeout"),
+    "delta-of-no-block": (_sse([("content_block_delta", _NO_BLOCK)]), 502, "upstream_bad_answer"),
+    "sdk-runtime-error": (SDK_RUNTIME_ERROR, 502, "upstream_bad_answer"),
 }  # fmt: skip
 
 
-def _broken_stream(error: Exception, *, asynchronous: bool = False) -> httpx.Response:
+def _broken_stream(failure: Exception | bytes, *, asynchronous: bool = False) -> httpx.Response:
+    """A stream that sends 'Hel' and then fails: its connection, or (bytes) with these events."""
+    headers = {"content-type": "text/event-stream"}
+    if failure is SDK_RUNTIME_ERROR:
+        return httpx.Response(200, content=_stream_events(["Hel", "lo"]), headers=headers)
     head = _stream_events(["Hel"])[: -len(_sse([("message_stop", {"type": "message_stop"})]))]
-    body = _AsyncBreaksOff(head, error) if asynchronous else _BreaksOff(head, error)
-    return httpx.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+    if isinstance(failure, bytes):
+        return httpx.Response(200, content=head + failure, headers=headers)
+    body = _AsyncBreaksOff(head, failure) if asynchronous else _BreaksOff(head, failure)
+    return httpx.Response(200, stream=body, headers=headers)
 
 
-@pytest.mark.parametrize("failure", list(MIDSTREAM_FAILURES))
-def test_every_midstream_failure_ends_the_stream_with_the_marker(settings: Settings, failure: str) -> None:
-    error, status, code = MIDSTREAM_FAILURES[failure]
-    with respx.mock(base_url=BASE) as router:
-        router.post("/v1/messages").mock(return_value=_broken_stream(error))
-        chunks = list(
-            upstream.stream_sync(upstream.sync_client(settings), analysis_params(REQ, settings), settings)
-        )
+@pytest.fixture
+def sdk_raises_at_second_delta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own event accumulator raising RuntimeError mid-answer."""
+    from anthropic.lib.streaming import _messages
+
+    accumulate = _messages.accumulate_event
+    seen: list[str] = []
+
+    def failing(*, event: Any, **kwargs: Any) -> Any:
+        if getattr(event, "type", None) == "content_block_delta":
+            seen.append(event.type)
+            if len(seen) == 2:
+                raise RuntimeError('Unexpected event order, got content_block_delta before "message_start"')
+        return accumulate(event=event, **kwargs)
+
+    monkeypatch.setattr(_messages, "accumulate_event", failing)
+
+
+def _check_failed_stream(chunks: list[str], failure: str) -> None:
+    _, status, code = MIDSTREAM_FAILURES[failure]
     assert chunks[0] == "Hel", chunks
     last = chunks[-1]
     assert isinstance(last, upstream.StreamFailure) and last.startswith(upstream.STREAM_ERROR_PREFIX)
@@ -336,25 +356,35 @@ def test_every_midstream_failure_ends_the_stream_with_the_marker(settings: Setti
 
 
 @pytest.mark.parametrize("failure", list(MIDSTREAM_FAILURES))
-def test_every_midstream_failure_ends_the_async_stream_with_the_marker(
-    settings: Settings, failure: str
+def test_every_midstream_failure_ends_the_stream_with_the_marker(
+    settings: Settings, failure: str, request: pytest.FixtureRequest
 ) -> None:
-    import asyncio
+    if failure == "sdk-runtime-error":
+        request.getfixturevalue("sdk_raises_at_second_delta")
+    with respx.mock(base_url=BASE) as router:
+        router.post("/v1/messages").mock(return_value=_broken_stream(MIDSTREAM_FAILURES[failure][0]))
+        with upstream.sync_client(settings) as client:
+            chunks = list(upstream.stream_sync(client, analysis_params(REQ, settings), settings))
+    _check_failed_stream(chunks, failure)
 
-    error, status, code = MIDSTREAM_FAILURES[failure]
+
+@pytest.mark.parametrize("failure", list(MIDSTREAM_FAILURES))
+def test_every_midstream_failure_ends_the_async_stream_with_the_marker(
+    settings: Settings, failure: str, request: pytest.FixtureRequest
+) -> None:
+    if failure == "sdk-runtime-error":
+        request.getfixturevalue("sdk_raises_at_second_delta")
 
     async def collect() -> list[str]:
         async with upstream.async_client(settings) as client:
             chunks = await upstream.stream_async(client, analysis_params(REQ, settings), settings)
             return [chunk async for chunk in chunks]
 
+    broken = _broken_stream(MIDSTREAM_FAILURES[failure][0], asynchronous=True)
     with respx.mock(base_url=BASE) as router:
-        router.post("/v1/messages").mock(return_value=_broken_stream(error, asynchronous=True))
+        router.post("/v1/messages").mock(return_value=broken)
         chunks = asyncio.run(collect())
-    assert chunks[0] == "Hel", chunks
-    last = chunks[-1]
-    assert isinstance(last, upstream.StreamFailure)
-    assert (last.error.status, last.error.error) == (status, code)
+    _check_failed_stream(chunks, failure)
 
 
 def _closed_port() -> int:
