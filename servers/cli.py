@@ -171,6 +171,10 @@ def _start_job_tier(
         WORKER_NAME,
         celery_worker_argv(variant, log_level=log_level),
         celery_worker_env(env, ready_file=str(ready)),
+        # If `run` is killed outright, its broker dies with it and the worker's own stop would retry the
+        # broker for ever (its heartbeat): SIGKILL it instead; its pool processes follow (Celery arms
+        # their PR_SET_PDEATHSIG with SIGKILL).
+        death_signal=signal.SIGKILL,
     )
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     while not ready.exists() and not stack.stopping:

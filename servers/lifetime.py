@@ -19,15 +19,17 @@ PR_SET_PDEATHSIG = 1
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-def die_with_this_process() -> Callable[[], None]:
-    """A ``preexec_fn`` for a child of this process: SIGTERM the child when this process dies."""
+def die_with_this_process(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for a child of this process: ``sig`` (SIGTERM) to the child when this process dies.
+    SIGKILL for a child whose own clean stop needs a sibling that is dying too (a Celery worker's needs
+    its broker: it would retry it for ever)."""
     parent = os.getpid()
 
     def arm() -> None:
         if _PRCTL is None:
             return
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        _PRCTL(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl: the signal will never come
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
 
     return arm

@@ -36,8 +36,16 @@ class Stack:
         self.stopping = False
         self._trees_at_stop: list[psutil.Process] = []
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(list(argv), env=dict(env), preexec_fn=die_with_this_process())
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        death_signal: signal.Signals = signal.SIGTERM,
+    ) -> subprocess.Popen[bytes]:
+        """``death_signal``: what the child gets if `run` dies without stopping it (PR_SET_PDEATHSIG)."""
+        child = subprocess.Popen(list(argv), env=dict(env), preexec_fn=die_with_this_process(death_signal))
         self.adopt(name, child)
         return child
 
