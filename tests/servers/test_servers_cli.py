@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -40,6 +42,32 @@ def test_list_table_and_json() -> None:
         "connections",
         "predicted_ceiling",
     } <= set(data[0])
+    # The broker `run` starts for the Celery variants, as the harness records it: asked of the real binary.
+    brokers = {d["name"]: d["broker"] for d in data}
+    assert all(brokers[v.name] is None for v in VARIANTS if v.broker is None)
+    for name in ("flask-celery", "flask-celery-threads"):
+        assert re.fullmatch(r"redis \d+\.\d+\.\d+", brokers[name]), brokers[name]
+
+
+def test_a_missing_broker_is_one_line(tmp_path: Path) -> None:
+    result = _run("run", "flask-celery", "--port", str(free_port()), env={"PATH": str(tmp_path)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: variant flask-celery: broker redis-server not found"), lines
+
+
+def test_a_broker_that_fails_to_start_is_one_line_naming_it(tmp_path: Path) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'fake redis-server refuses to start' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    result = _run("run", "flask-celery-threads", "--port", str(free_port()), env={"PATH": str(tmp_path)})
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]  # after the broker's own output
+    assert last == (
+        "error: variant flask-celery-threads: broker redis-server failed to start: it exited with code 3; "
+        "see its log output above"
+    ), last
 
 
 def test_unknown_variant_is_one_line() -> None:
@@ -154,8 +182,9 @@ def test_sighup_stops_the_server_and_its_workers(tmp_path: Path) -> None:
 
 
 def test_sigterm_and_sigint_stop_every_worker_of_the_new_servers(tmp_path: Path) -> None:
-    """granian (a supervisor and its worker process) and gunicorn's asgi worker stop with `run` on
-    SIGTERM and on SIGINT, leaving no process behind; started together to keep the test short."""
+    """granian (a supervisor and its worker process), gunicorn's asgi worker, hypercorn and the Celery
+    variants' whole stack stop with `run` on SIGTERM and on SIGINT, leaving no process behind; started
+    together to keep the test short."""
     import signal
     import time
 
@@ -167,6 +196,9 @@ def test_sigterm_and_sigint_stop_every_worker_of_the_new_servers(tmp_path: Path)
         ("flask-granian", signal.SIGTERM),
         ("fastapi-granian", signal.SIGINT),
         ("fastapi-gunicorn-asgi", signal.SIGINT),
+        ("quart-async", signal.SIGTERM),  # hypercorn's supervisor and its spawned worker
+        ("flask-celery", signal.SIGTERM),  # Redis, the Celery worker and its pool, gunicorn and its workers
+        ("flask-celery-threads", signal.SIGINT),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     drivers: list[tuple[str, signal.Signals, int, subprocess.Popen[bytes]]] = []
@@ -198,3 +230,49 @@ def test_sigterm_and_sigint_stop_every_worker_of_the_new_servers(tmp_path: Path)
                 proc.kill()
             for pid in _tree(proc.pid) if psutil.pid_exists(proc.pid) else []:
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_run_takes_the_celery_stack_with_it(tmp_path: Path) -> None:
+    """SIGKILL gives `run` no chance to stop anything: its children die by PR_SET_PDEATHSIG (Redis too,
+    though it has a process group of its own), and the Celery worker takes its pool down."""
+    import signal
+    import time
+
+    from loadtests.driver.processes import http_ok
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    port = free_port()
+    with open(tmp_path / "run-killed.log", "wb") as log:
+        driver = subprocess.Popen(
+            python_module_argv("servers", "run", "flask-celery", "--port", str(port)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    tree: list[int] = []
+    try:
+        end = time.monotonic() + 90
+        while not http_ok(f"http://{LOOPBACK}:{port}/health"):
+            assert driver.poll() is None and time.monotonic() < end
+            time.sleep(0.1)
+        tree = _tree(driver.pid)
+        names = " ".join(" ".join(psutil_cmdline(pid)) for pid in tree)
+        assert "redis-server" in names and "celery" in names and "gunicorn" in names, names
+        driver.kill()
+        driver.wait(timeout=10)
+        assert _gone(tree, timeout_s=30) == [], tree
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def psutil_cmdline(pid: int) -> list[str]:
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return []

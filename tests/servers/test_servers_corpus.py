@@ -300,6 +300,7 @@ def test_docs_stay_on_fastapi_only(all_variants: AllVariants) -> None:
 def test_gate_routes_are_the_adapters_routes(tmp_path: Any) -> None:
     """The gate's route table and the routes each adapter registers are one set of paths."""
     from servers.fastapi_app import create_app as create_fastapi
+    from servers.quart_app import create_app as create_quart
 
     settings = load_settings({"BENCH_JOB_DB": str(tmp_path / "j.db")})
     flask_rules = {r.rule.replace("<job_id>", "x") for r in create_flask(settings).url_map.iter_rules()}
@@ -307,7 +308,9 @@ def test_gate_routes_are_the_adapters_routes(tmp_path: Any) -> None:
         getattr(r, "path", "").replace("{job_id}", "x") for r in create_fastapi(settings).router.routes
     }
     flask_rules.discard("/static/<path:filename>")
-    assert fastapi_paths - FASTAPI_DOC_PATHS == flask_rules
+    quart_rules = {r.rule.replace("<job_id>", "x") for r in create_quart(settings).url_map.iter_rules()}
+    quart_rules.discard("/static/<path:filename>")
+    assert fastapi_paths - FASTAPI_DOC_PATHS == flask_rules == quart_rules
     for path in flask_rules - {"/ws/chat"}:
         assert allowed_methods(path) is not None, path
     assert allowed_methods("/jobs/x/y") is None and allowed_methods("/docs") is None

@@ -1,4 +1,5 @@
-"""The request id reaches the upstream call (both adapters), and the SDK's pool size is a real cap."""
+"""The request id reaches the upstream call (every adapter: Flask, FastAPI, Quart, and Flask behind a2wsgi's
+reused threads), and the SDK's pool size is a real cap."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ BODY = b'{"text": "Measure how many upstream calls this server keeps open.", "an
 
 @pytest.fixture(scope="module")
 def traced(servers_log_dir: Path) -> Iterator[dict[str, tuple[int, int]]]:
-    """variant -> (server port, its mock's port): the two adapters, and two variants with a small pool."""
+    """variant -> (server port, its mock's port): the adapters, and two variants with a small pool."""
     with fleet(servers_log_dir) as group:
         ports: dict[str, tuple[int, int]] = {}
         for key, variant, env in (
             ("flask-sync", "flask-sync", {}),
             ("fastapi-async", "fastapi-async", {}),
+            ("quart-async", "quart-async", {}),
+            ("flask-a2wsgi", "flask-a2wsgi", {}),
             ("fastapi-async-pool", "fastapi-async", {"BENCH_UPSTREAM_MAX_CONNECTIONS": str(POOL)}),
             ("flask-gevent-pool", "flask-gevent", {"BENCH_UPSTREAM_MAX_CONNECTIONS": str(POOL)}),
         ):
@@ -40,7 +43,7 @@ def _calls(mock: int, since: float) -> dict[str, list[object]]:
     return {str(call[0]): call for call in answer.json()["calls"]}
 
 
-@pytest.mark.parametrize("variant", ["flask-sync", "fastapi-async"])
+@pytest.mark.parametrize("variant", ["flask-sync", "fastapi-async", "quart-async", "flask-a2wsgi"])
 def test_the_request_id_travels_to_the_upstream_call(
     traced: dict[str, tuple[int, int]], variant: str
 ) -> None:

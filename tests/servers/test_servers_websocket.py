@@ -80,7 +80,7 @@ def chat_ports(servers_log_dir: Path) -> Iterator[dict[str, int]]:
         mock = group.mock("chat", "--profile", "instant")
         ports = {
             v: group.server(f"chat-{v}", ServerSpec(variant=v, upstream_port=mock, env=env, workers=1))
-            for v in ("flask-sync", "fastapi-async")
+            for v in ("flask-sync", "fastapi-async", "quart-async")
         }
         group.wait_ready()
         yield ports
