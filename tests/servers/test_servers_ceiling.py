@@ -284,7 +284,10 @@ def test_jobs_in_flight(jobs_fleet: tuple[Fleet, dict[str, tuple[int, int]]], va
     finally:
         group.stop(f"jobs-{variant}")
         group.stop(f"jobs-mock-{variant}")
-    print(f"{variant}: {count} jobs queued, mock peak in flight {peak} (predicted {predicted}), last {last}")
+    took = "never" if reached_at is None else f"{reached_at - started:.1f} s after the last 202"
+    print(
+        f"{variant}: {count} jobs queued, mock peak in flight {peak} (predicted {predicted}), reached {took}"
+    )
     assert peak == expected, f"{variant}: {peak} jobs in flight, expected {expected}"
     assert predicted == peak, f"{variant}: the registry predicts {predicted} jobs in flight, measured {peak}"
     assert last["status"] == "queued", last
