@@ -32,11 +32,14 @@ _STATIC_ROUTES: dict[str, tuple[str, ...]] = {
 _JOB_PATH = re.compile(r"^/jobs/[^/]+$")
 # FastAPI's automatic docs stay (the article praises them): the one documented difference.
 FASTAPI_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-# A JSON string, or (group 1) what follows the opening quote of one that never closes. Possessive loops and
-# an end that always matches make each attempt one pass without backtracking, and an unterminated string
-# is consumed to the end at once: linear in the body. (The former `"(?:[^"\\]|\\.)*"` failed on an
-# unterminated string and was retried from every escaped quote after it: quadratic, hours for 1 MiB.)
-_STRING = re.compile(rb'"(?:[^"\\]*+(?:\\.[^"\\]*+)*+"|([^"\\]*+(?:\\.[^"\\]*+)*+\\?\Z))', re.DOTALL)
+# A run of JSON strings (with the bracket-free text between them), or (group 1) what follows the opening
+# quote of one that never closes. Possessive loops and an end that always matches make each attempt one
+# pass without backtracking, and an unterminated string is consumed to the end at once: linear in the
+# body. (The former `"(?:[^"\\]|\\.)*"` failed on an unterminated string and was retried from every
+# escaped quote after it: quadratic, hours for 1 MiB.)
+_STRING = re.compile(
+    rb'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^"\\\[\]{}]*+)++|"([^"\\]*+(?:\\.[^"\\]*+)*+\\?\Z)', re.DOTALL
+)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _DEPTH_STEP = [0] * 256
 _DEPTH_STEP[ord("[")] = _DEPTH_STEP[ord("{")] = 1
