@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 # The real API's request size limit for the Messages API.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# Far deeper than any request (tool schemas included) nests, far shallower than the recursion of
+# json.loads and of the mock's own json.dumps of the messages: deeper input is a 400, never a 500.
+MAX_JSON_DEPTH = 128
+
+# A run of JSON strings (with the bracket-free text between them), or (group 1) what follows the opening
+# quote of one that never closes: possessive loops and an end that always matches make each attempt one
+# pass, so the scan is linear in the body (the servers' gate screens the same way; the mock imports
+# nothing from them).
+_STRING = re.compile(
+    rb'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^"\\\[\]{}]*+)++|"([^"\\]*+(?:\\.[^"\\]*+)*+\\?\Z)', re.DOTALL
+)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_DEPTH_STEP = [0] * 256
+_DEPTH_STEP[ord("[")] = _DEPTH_STEP[ord("{")] = 1
+_DEPTH_STEP[ord("]")] = _DEPTH_STEP[ord("}")] = -1
 
 
 class InvalidRequest(Exception):
@@ -24,13 +41,26 @@ class MessagesRequest:
     stop_sequences: list[str] | None
 
 
+def too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than MAX_JSON_DEPTH (brackets inside strings do not count)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    outside = b"".join(filter(None, _STRING.split(body)))
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON object")
+    if too_deep(body):
+        raise InvalidRequest(f"request body: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; kept so it can never be a 500
+        raise InvalidRequest(f"request body: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
     return data

@@ -11,6 +11,12 @@ import pytest
 from mockkit import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock, sdk_client
 
 RATELIMIT = "anthropic-ratelimit-requests-limit"
+# A text block with an extra field nested 950 deep: within what json.loads parses, past what the
+# mock's own json.dumps of the messages (the content seed) can recurse through.
+DEEP_IN_A_BLOCK = (
+    b'{"model": "claude-haiku-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": '
+    b'[{"type": "text", "text": "hi", "extra": ' + b"[" * 950 + b"]" * 950 + b"}]}]}"
+)
 
 
 def test_health(mock: Mock) -> None:
@@ -54,6 +60,8 @@ def test_both_key_styles_are_accepted(keyed_mock: Mock, headers: dict[str, str])
         (messages_body(messages="hi"), API_HEADERS, 400, "invalid_request_error"),
         (messages_body(system=5), API_HEADERS, 400, "invalid_request_error"),
         (messages_body(), API_HEADERS | {"x-mock-fault": "teapot"}, 400, "invalid_request_error"),
+        (b"[" * 100_000, API_HEADERS, 400, "invalid_request_error"),  # past json's recursion limit
+        (DEEP_IN_A_BLOCK, API_HEADERS, 400, "invalid_request_error"),  # parses, then too deep to hash
     ],
 )
 def test_bad_requests_get_the_error_envelope(
