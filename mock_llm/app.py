@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import random
 import re
@@ -46,6 +47,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 ANSWER_CACHE_SIZE = 10_000
+# What the cached answers may hold (about 3 KB each for ordinary requests: 10,000 fit); a request is known
+# by a 16-byte hash of its body, never by the body (up to 32 MB).
+ANSWER_CACHE_BYTES = 64 * 1024 * 1024
 logger = logging.getLogger("mock_llm")
 
 
@@ -141,7 +145,8 @@ class MockApp:
         self.faults = FaultModel(config.faults, seed=config.seed)
         self._latency_rng = random.Random(f"latency:{config.seed}")
         self._ids = protocol.IdMaker()
-        self._answers: dict[bytes, protocol.Answer] = {}
+        self._answers: dict[bytes, protocol.Answer] = {}  # blake2b-128 of the body -> its answer
+        self._answer_bytes = 0
         self._api_key = config.api_key.encode() if config.api_key is not None else None
         self._ratelimit = protocol.ratelimit_headers()
         self._models_page = protocol.models_page()
@@ -315,7 +320,8 @@ class MockApp:
 
     def _answer_for(self, body: bytes) -> tuple[protocol.Answer, bool]:
         """The cached answer for this exact body (validated once), and whether the call streams."""
-        cached = self._answers.get(body)
+        key = hashlib.blake2b(body, digest_size=16).digest()
+        cached = self._answers.get(key)
         if cached is not None:
             return cached, cached.streams
         request = validate_messages(parse_json_object(body))
@@ -328,10 +334,20 @@ class MockApp:
             stop_sequences=request.stop_sequences,
         )
         answer = protocol.build_answer(model=request.model, streams=request.stream, completion=completion)
-        if len(self._answers) >= ANSWER_CACHE_SIZE:
-            self._answers.clear()
-        self._answers[body] = answer
+        self._remember(key, answer)
         return answer, request.stream
+
+    def _remember(self, key: bytes, answer: protocol.Answer) -> None:
+        """Keep an answer within both caps: a full cache starts over (one recomputation each, no bookkeeping
+        per call); an answer larger than the whole cache is not kept."""
+        size = answer.held_bytes()
+        if size > ANSWER_CACHE_BYTES:
+            return
+        if len(self._answers) >= ANSWER_CACHE_SIZE or self._answer_bytes + size > ANSWER_CACHE_BYTES:
+            self._answers.clear()
+            self._answer_bytes = 0
+        self._answers[key] = answer
+        self._answer_bytes += size
 
     def _fault_for(self, call: _Call, body: bytes) -> str | None:
         forced = call.fault

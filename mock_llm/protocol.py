@@ -104,6 +104,12 @@ class Answer:
     pieces: list[str]
     _deltas: dict[tuple[int, ...], list[bytes]] = field(default_factory=dict)
 
+    def held_bytes(self) -> int:
+        """About what this answer keeps in memory: its wire pieces, the model name, and its text three times
+        over (the completion, its pieces, a cached grouping of deltas)."""
+        wire = (self.message_prefix, self.message_suffix, self.start_prefix, self.start_suffix, self.finish)
+        return sum(map(len, wire)) + len(self.model) + 3 * len(self.completion.text)
+
     def message_body(self, message_id: str) -> bytes:
         """The non-streaming body; ``message_id`` is the whole id, ``msg_`` included."""
         return self.message_prefix + message_id.encode() + self.message_suffix

@@ -198,3 +198,29 @@ def test_empty_answer_streams_without_deltas(mock: Mock) -> None:
         "event: message_stop",
     ]
     assert '"stop_reason":"stop_sequence","stop_sequence":"##"' in reply.body.decode()
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("where", ["text", "model"])
+def test_the_answer_cache_holds_no_bodies_and_stays_bounded(mock_log_dir: Path, where: str) -> None:
+    """48 distinct 2 MiB requests: the cache keeps a hash of each body, not the body, and its answers
+    (which repeat the model name twice) within its byte cap, so the mock's memory stays flat."""
+    import psutil
+
+    with running_mock(mock_log_dir, f"mock-cache-{where}", "--profile", "instant") as fresh:
+        process = psutil.Process(fresh.process.pid)
+        assert fresh.request("POST", "/v1/messages", body=messages_body(), headers=API_HEADERS).status == 200
+        before = process.memory_info().rss
+        for i in range(48):
+            big = f"{i:02d}" + "x" * (2 * MIB)
+            body = messages_body(big) if where == "text" else messages_body(model=big)
+            reply = fresh.request("POST", "/v1/messages", body=body, headers=API_HEADERS)
+            assert reply.status == 200, reply.body[:200]
+        grown_mib = (process.memory_info().rss - before) / MIB
+    print(f"\nmock RSS after 48 distinct 2 MiB requests ({where}): +{grown_mib:.0f} MiB")
+    # Held before: 96 MiB of bodies as keys (measured +99 MiB), and for long model names 192 MiB of answers
+    # besides (+390 MiB); now a hash per body and answers within the 64 MiB cap (+4 and +74 MiB here).
+    limit = 48 if where == "text" else 160
+    assert grown_mib < limit, f"the mock grew by {grown_mib:.0f} MiB"
