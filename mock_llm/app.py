@@ -12,8 +12,10 @@ import contextlib
 import gc
 import hashlib
 import logging
+import math
 import random
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from time import monotonic, perf_counter
 from typing import Any
@@ -54,14 +56,21 @@ logger = logging.getLogger("mock_llm")
 
 
 def _since(query: bytes) -> float:
-    """``?since=T`` (monotonic seconds) of ``GET /mock/calls``; 0 (everything kept) when absent or bad."""
+    """``?since=T`` (monotonic seconds) of ``GET /mock/calls``; 0 (everything kept) when absent.
+
+    A value that is no finite number is an InvalidRequest: answering every call instead would hand a
+    caller with a typo the whole history as if it were its window."""
     for part in query.split(b"&"):
         name, _, value = part.partition(b"=")
         if name == b"since":
+            text = urllib.parse.unquote_to_bytes(value).decode("latin-1")
             try:
-                return float(value)
+                since = float(text)
             except ValueError:
-                return 0.0
+                since = math.nan
+            if not math.isfinite(since):
+                raise InvalidRequest(f"since: expected seconds on the monotonic clock, got {text!r}")
+            return since
     return 0.0
 
 
@@ -191,7 +200,11 @@ class MockApp:
             gauge = {"in_flight": self.stats.in_flight, "requests": self.stats.requests, "now": monotonic()}
             await self._respond(send, 200, protocol.json_bytes(gauge), rid)
         elif path == "/mock/calls" and method == "GET":
-            since = _since(scope.get("query_string", b""))
+            try:
+                since = _since(scope.get("query_string", b""))
+            except InvalidRequest as exc:
+                await self._error(send, 400, "invalid_request_error", str(exc), rid)
+                return
             await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot(since=since)), rid)
         elif path == "/mock/reset" and method == "POST":
             self.stats.reset()

@@ -224,3 +224,19 @@ def test_the_answer_cache_holds_no_bodies_and_stays_bounded(mock_log_dir: Path, 
     # besides (+390 MiB); now a hash per body and answers within the 64 MiB cap (+4 and +74 MiB here).
     limit = 48 if where == "text" else 160
     assert grown_mib < limit, f"the mock grew by {grown_mib:.0f} MiB"
+
+
+@pytest.mark.parametrize("since", ["12x", "", "nan", "inf", "-inf", "1e999"])
+def test_a_bad_since_is_a_400_not_every_call(mock: Mock, since: str) -> None:
+    reply = mock.request("GET", f"/mock/calls?since={since}")
+    assert reply.status == 400, reply.body[:200]
+    envelope = reply.json()
+    assert envelope["error"]["type"] == "invalid_request_error" and "since" in envelope["error"]["message"]
+
+
+def test_since_keeps_only_the_calls_that_ended_after_it(mock: Mock) -> None:
+    assert mock.request("POST", "/v1/messages", body=messages_body(), headers=API_HEADERS).status == 200
+    everything = mock.request("GET", "/mock/calls").json()["calls"]
+    assert everything and mock.request("GET", "/mock/calls?since=0").json()["calls"] == everything
+    last_end = max(call[2] for call in everything)
+    assert mock.request("GET", f"/mock/calls?since={last_end + 1}").json()["calls"] == []
