@@ -131,6 +131,8 @@ def create_app(settings: Settings) -> Quart:
             except TimeoutError:
                 await websocket.close(WS_IDLE_CLOSE_CODE, "idle timeout")
                 return None
+            if message is None:  # an empty binary frame: Quart reads `bytes or text`, both empty
+                message = b""
             if ws_message_too_big(message):  # hypercorn closes it first; kept for any other server
                 await websocket.close(WS_TOO_BIG_CLOSE_CODE)
                 return None

@@ -41,6 +41,8 @@ def _limits(port: int) -> dict[str, Any]:
         out["binary"] = _answer(ws)
         ws.send("A text question after the binary one.")
         out["after_binary"] = _answer(ws)["type"]
+        ws.send(b"")  # an empty binary frame is still binary (Quart hands it over as None)
+        out["empty_binary"] = _answer(ws)["detail"]
     with _open(port) as ws:  # compressed on the wire (permessage-deflate): tiny, until inflated
         ws.send("x" * (MAX_WS_MESSAGE_BYTES + 1))
         with pytest.raises(ConnectionClosed) as closed:
@@ -64,6 +66,7 @@ def test_size_limit_and_binary_frames_on_every_variant(all_variants: AllVariants
         assert out["binary"]["type"] == "error" and out["binary"]["status"] == 422, (variant, out)
         assert "text" in out["binary"]["detail"], (variant, out)
         assert out["after_binary"] == "done", (variant, out)
+        assert out["empty_binary"].startswith("Binary frames"), (variant, out)
         assert out["too_big"] == 1009, (variant, out)
         assert out["at_limit"] == 422, (variant, out)
     assert len({json.dumps(out, sort_keys=True) for out in results.values()}) == 1  # identical everywhere
