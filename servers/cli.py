@@ -34,7 +34,7 @@ from servers.variants import VARIANTS, UnknownVariantError, Variant, get_variant
 BROKER_NAME = "broker redis-server"
 WORKER_NAME = "Celery worker"
 BROKER_URL_ENV = "BENCH_BROKER_URL"  # servers.celery_app reads it (not imported here: celery is slow to load)
-WORKER_READY_TIMEOUT_S = 60.0
+WORKER_READY_TIMEOUT_S = 90.0  # a fleet of 18 variants starting at once on 2 busy cores takes ~60 s
 
 
 class CliError(Exception):
