@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mock_llm.config import DEFAULT_HOST, DEFAULT_PROFILE, MockConfig
+from mock_llm.config import DEFAULT_HOST, DEFAULT_PROFILE, MAX_TIME_SCALE, MockConfig
 from mock_llm.faults import DEFAULT_KINDS, FAULT_KINDS, drip_gap_s, parse_kinds, stall_cap_s
 from mock_llm.profiles import PROFILES
 
@@ -50,12 +50,13 @@ def _fraction(text: str) -> float:
 
 
 def _scale(text: str) -> float:
+    bound = f"{MAX_TIME_SCALE:g}"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to {bound}, got {text!r}") from None
+    if not 0.0 <= value <= MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and at most {bound}, got {text}")
     return value
 
 
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_scale,
         default=1.0,
         metavar="X",
-        help="multiply every delay by X, e.g. 0.1 makes a 2 s call take 0.2 s (default: %(default)s)",
+        help=f"multiply every delay by X (0 to {MAX_TIME_SCALE:g}), e.g. 0.1 makes a 2 s call take 0.2 s "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for content, latency and fault draws (default: %(default)s)"

@@ -45,6 +45,8 @@ def test_help_documents_every_option() -> None:
         (("--port", "9", "--bogus"), "unrecognized arguments: --bogus"),
         (("--port", "9", "--time-scale", "-1"), "--time-scale"),
         (("--port", "9", "--time-scale", "fast"), "--time-scale"),
+        (("--port", "9", "--time-scale", "1001"), "at most 1000"),  # a 2 s call would take 33 minutes
+        (("--port", "9", "--time-scale", "1e308"), "at most 1000"),
         (("--port", "9", "--profile", "gpt"), "--profile"),
         (("--port", "9", "--errors", "429,418"), "'418'"),
         (("--port", "9", "--error-rate", "1.5"), "--error-rate"),
@@ -64,6 +66,14 @@ def test_bad_flags_give_one_line_and_a_nonzero_exit(args: tuple[str, ...], fragm
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_config_refuses_a_time_scale_past_the_bound() -> None:
+    from mock_llm.config import MAX_TIME_SCALE, MockConfig
+
+    assert MockConfig(time_scale=MAX_TIME_SCALE).time_scale == MAX_TIME_SCALE
+    with pytest.raises(ValueError, match="time_scale"):
+        MockConfig(time_scale=MAX_TIME_SCALE * 1.001)
 
 
 def test_busy_port_is_one_clear_line() -> None:
