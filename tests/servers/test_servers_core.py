@@ -227,6 +227,44 @@ def test_a_job_never_outlives_its_deadline_or_its_worker(tmp_path: Path) -> None
     assert db.run(lambda c: c.execute("SELECT count(*) FROM jobs WHERE id = ?", (stuck,)).fetchone()[0]) == 0
 
 
+_JOB_SCRIPT = """
+import sys
+from pathlib import Path
+from servers.jobs import JobStore
+from servers.sqlite_db import SharedDb
+store = JobStore(SharedDb(Path(sys.argv[1])), ttl_s=60)
+if sys.argv[2] == "create":
+    print(store.create("carol", runs_here=False))
+else:
+    assert store.mark_running(sys.argv[2])
+"""
+
+
+def test_a_job_queued_for_another_process_watches_the_one_that_runs_it(tmp_path: Path) -> None:
+    """A Celery job: the web process that queued it may be gone (nothing is watched while the job waits
+    in the broker); the process that marks it running is the one watched from then on."""
+    import subprocess
+    import sys
+
+    from servers.jobs import WORKER_LOST
+
+    db = SharedDb(tmp_path / "c.db")
+
+    def in_another_process(arg: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _JOB_SCRIPT, str(db.path), arg], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    job_id = in_another_process("create")  # that process has exited: its job must not be "lost"
+    store = JobStore(db, ttl_s=60)
+    assert store.get(job_id, "carol").status == "queued"  # type: ignore[union-attr]
+    in_another_process(job_id)  # a worker process marks it running, then dies
+    record = store.get(job_id, "carol")
+    assert record is not None and (record.status, record.error) == ("failed", WORKER_LOST)
+
+
 def test_job_slots_bound_background_work() -> None:
     from servers.jobs import JobSlots
 
