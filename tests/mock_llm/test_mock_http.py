@@ -11,8 +11,8 @@ import pytest
 from mockkit import API_HEADERS, LOOPBACK, Mock, messages_body, running_mock, sdk_client
 
 RATELIMIT = "anthropic-ratelimit-requests-limit"
-# A text block with an extra field nested 950 deep: within what json.loads parses, past what the
-# mock's own json.dumps of the messages (the content seed) can recurse through.
+# A text block with an extra field nested 950 deep: json.loads parses it (it gives up near 1000 levels, the
+# 500 of `[` x 100,000), and it was answered 200; past the mock's limit of 128 levels, it is a 400.
 DEEP_IN_A_BLOCK = (
     b'{"model": "claude-haiku-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": '
     b'[{"type": "text", "text": "hi", "extra": ' + b"[" * 950 + b"]" * 950 + b"}]}]}"
@@ -61,7 +61,7 @@ def test_both_key_styles_are_accepted(keyed_mock: Mock, headers: dict[str, str])
         (messages_body(system=5), API_HEADERS, 400, "invalid_request_error"),
         (messages_body(), API_HEADERS | {"x-mock-fault": "teapot"}, 400, "invalid_request_error"),
         (b"[" * 100_000, API_HEADERS, 400, "invalid_request_error"),  # past json's recursion limit
-        (DEEP_IN_A_BLOCK, API_HEADERS, 400, "invalid_request_error"),  # parses, then too deep to hash
+        (DEEP_IN_A_BLOCK, API_HEADERS, 400, "invalid_request_error"),
     ],
 )
 def test_bad_requests_get_the_error_envelope(
