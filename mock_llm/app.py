@@ -49,6 +49,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 ANSWER_CACHE_SIZE = 10_000
+# POST /mock/reset needs this header: any web page the user opens while a run is going can POST to the
+# mock (a form needs no CORS preflight), but no page can add a custom header cross-site without a preflight,
+# which the mock never grants. So a page cannot zero the ground truth of a run.
+CONTROL_HEADER = b"x-mock-control"
+CONTROL_REFUSED = "POST /mock/reset needs the header x-mock-control: 1 (a web page cannot send it cross-site)"
 # What the cached answers may hold (about 3 KB each for ordinary requests: 10,000 fit); a request is known
 # by a 16-byte hash of its body, never by the body (up to 32 MB).
 ANSWER_CACHE_BYTES = 64 * 1024 * 1024
@@ -207,6 +212,9 @@ class MockApp:
                 return
             await self._respond(send, 200, protocol.json_bytes(self.stats.calls_snapshot(since=since)), rid)
         elif path == "/mock/reset" and method == "POST":
+            if (CONTROL_HEADER, b"1") not in scope["headers"]:
+                await self._error(send, 403, "permission_error", CONTROL_REFUSED, rid)
+                return
             self.stats.reset()
             self.faults.reset()
             self.gc_pauses.reset()

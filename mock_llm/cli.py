@@ -21,7 +21,7 @@ from mock_llm.profiles import PROFILES
 DESCRIPTION = """\
 A latency- and fault-injecting imitation of the Anthropic Messages API. The official anthropic SDK talks to it
 unchanged via base_url. Ready when GET /health answers 200. GET /mock/stats shows the in-flight gauge and
-counters; POST /mock/reset zeroes them."""
+counters; POST /mock/reset with the header x-mock-control: 1 zeroes them."""
 
 EPILOG = (
     "profiles: "

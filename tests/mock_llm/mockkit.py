@@ -13,6 +13,7 @@ from typing import Any
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 API_HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01", "content-type": "application/json"}
+CONTROL = {"x-mock-control": "1"}  # what POST /mock/reset needs
 # article x 0.05: 100 ms per call; a stream's first delta at 25 ms and its last byte at 100 ms.
 FAST_SCALE = 0.05
 # article x 0.5: 1 s per call; first delta at 250 ms. Long enough to watch the in-flight gauge.
@@ -55,7 +56,7 @@ class Mock:
         return dict(reply.json())
 
     def reset(self) -> dict[str, Any]:
-        reply = self.request("POST", "/mock/reset")
+        reply = self.request("POST", "/mock/reset", headers=CONTROL)
         assert reply.status == 200
         return dict(reply.json())
 

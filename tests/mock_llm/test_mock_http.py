@@ -240,3 +240,30 @@ def test_since_keeps_only_the_calls_that_ended_after_it(mock: Mock) -> None:
     assert everything and mock.request("GET", "/mock/calls?since=0").json()["calls"] == everything
     last_end = max(call[2] for call in everything)
     assert mock.request("GET", f"/mock/calls?since={last_end + 1}").json()["calls"] == []
+
+
+CROSS_SITE_FORM = {
+    "Origin": "https://elsewhere.example",
+    "Sec-Fetch-Site": "cross-site",
+    "Content-Type": "application/x-www-form-urlencoded",
+}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, CROSS_SITE_FORM, {"X-Mock-Control": "0"}, {"X-Mock-Control": "yes"}],
+    ids=["no-header", "cross-site-form", "control-0", "control-yes"],
+)
+def test_reset_without_the_control_header_is_refused_and_resets_nothing(
+    mock: Mock, headers: dict[str, str]
+) -> None:
+    """A page the user opens while a run is going can POST to the mock (a form needs no preflight), but
+    it cannot add a custom header cross-site without a CORS preflight the mock never grants."""
+    assert mock.request("POST", "/v1/messages", body=messages_body(), headers=API_HEADERS).status == 200
+    before = mock.stats()["requests"]
+    reply = mock.request("POST", "/mock/reset", body=b"x=1" if headers else None, headers=headers)
+    assert reply.status == 403, reply.body[:200]
+    error = reply.json()["error"]
+    assert error["type"] == "permission_error" and "x-mock-control" in error["message"]
+    assert mock.stats()["requests"] == before > 0
+    assert mock.reset()["requests"] == 0  # the harness's reset, with the header

@@ -211,7 +211,7 @@ def mock_stats(port: int) -> dict[str, Any]:
 
 
 def mock_reset(port: int) -> None:
-    assert request(port, "POST", "/mock/reset", token=None).status == 200
+    assert request(port, "POST", "/mock/reset", token=None, headers={"x-mock-control": "1"}).status == 200
 
 
 VALID = {"text": "The quarterly report shows revenue growth and rising costs.", "analysis_type": "summary"}
