@@ -1,38 +1,35 @@
-"""``python -m loadtests sweep|capacity|faults|report|compare``: one entry point, one sub-command per job."""
+"""``python -m loadtests sweep|capacity|...``: one entry point, a sub-command per job (loadtests.commands)."""
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 
-from loadtests.driver.processes import ProcessStartError
-from loadtests.errors import UserError
-from loadtests.results import ResultsFormatError
+from loadtests.errors import run_main
 
 # Each sub-command's module has ``main(argv) -> int``; imported lazily so ``report`` never pays for Locust.
 COMMANDS = {
-    "sweep": ("loadtests.sweep", "run load tests against server variants and write results/<run>/"),
+    "sweep": ("loadtests.commands.sweep", "run load tests against server variants and write results/<run>/"),
     "capacity": (
-        "loadtests.driver.capacity",
+        "loadtests.commands.capacity",
         "find the most users each variant serves within an SLO",
     ),
     "faults": (
-        "loadtests.driver.faults",
+        "loadtests.commands.faults",
         "goodput and upstream calls per request as upstream fails",
     ),
     "reach": (
-        "loadtests.driver.reach",
+        "loadtests.commands.reach",
         "how many concurrent streams each variant holds, and what fails first",
     ),
-    "report": ("loadtests.reporting.report", "render charts, report.md/.html and verdict.json for a run"),
+    "report": ("loadtests.commands.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": (
-        "loadtests.reporting.compare",
+        "loadtests.commands.compare",
         "compare two runs; exit 1 on a regression, 2 incomparable",
     ),
-    "gate": ("loadtests.driver.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
-    "readme": ("loadtests.reporting.readme", "write the README's verdict block from the reference run"),
+    "gate": ("loadtests.commands.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
+    "readme": ("loadtests.commands.readme", "write the README's verdict block from the reference run"),
 }
 
 USAGE = (
@@ -77,19 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(command: Callable[[list[str]], int], argv: list[str]) -> int:
-    """Run one command's ``main``: a user's mistake is one ``error:`` line and exit 2, never a traceback
-    (every module's ``python -m`` entry comes through here too)."""
-    try:
-        return command(argv)
-    except (UserError, ProcessStartError, ResultsFormatError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `... --help | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    """Run one command's ``main`` (``errors.run_main``: one line and exit 2 for a user's mistake)."""
+    return run_main(command, argv)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,15 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from loadtests.errors import UserError
+
 FORMAT_VERSION = 1
 RESULTS_FILE = "results.json"
 
 LoadModel = Literal["closed", "open"]
 
 
-class ResultsFormatError(ValueError):
+class ResultsFormatError(UserError, ValueError):
     """A results file that cannot be read: unreadable, not JSON, another version, or a bad key."""
 
 

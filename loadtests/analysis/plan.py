@@ -70,14 +70,17 @@ class _Basis:
     leaves: int | None  # processes without children seen in the tree (the serving processes)
 
 
-def capacity_plan(run: RunResults, calls: Sequence[int] = PLAN_CALLS) -> list[PlanRow]:
+def capacity_plan(
+    run: RunResults, calls: Sequence[int] = PLAN_CALLS, fits: Sequence[MemoryFit] | None = None
+) -> list[PlanRow]:
+    """``fits``: the run's USS fits when already computed (``memory_fits``), else fitted here."""
     big_l = upstream_latency(run)
     if big_l is None:
         return []
     cpus = int(run.metadata.get("cpu_count") or 1)
     mem_total = run.metadata.get("memory_total_mb")
     rows: list[PlanRow] = []
-    for basis in _bases(run):
+    for basis in _bases(run, fits):
         for n in calls:
             rows.append(
                 _row(basis, n, big_l, cpus, mem_total if isinstance(mem_total, int | float) else None)
@@ -85,8 +88,9 @@ def capacity_plan(run: RunResults, calls: Sequence[int] = PLAN_CALLS) -> list[Pl
     return rows
 
 
-def _bases(run: RunResults) -> list[_Basis]:
+def _bases(run: RunResults, fits: Sequence[MemoryFit] | None) -> list[_Basis]:
     workers = {v.name: v.workers for v in run.variants}
+    fitted = {(f.variant, f.scenario): f for f in fits or ()}
     levels = levels_of(run)
     keys = dict.fromkeys(
         (p.variant, p.scenario)
@@ -117,7 +121,7 @@ def _bases(run: RunResults) -> list[_Basis]:
                 variant=variant,
                 scenario=scenario,
                 points=points,
-                fit=fit_memory(variant, scenario, points),
+                fit=fitted.get((variant, scenario)) or fit_memory(variant, scenario, points),
                 cpu_ms=statistics.median(cpu) if cpu else None,
                 ceiling_calls=capped.peak_in_flight if capped is not None else None,
                 workers=max(1, workers.get(variant, 1)),
@@ -227,14 +231,3 @@ def _check(basis: _Basis, n: int, model: str) -> tuple[str, float | None]:
 
 def _r2(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
-
-
-def memory_document(run: RunResults) -> dict[str, Any]:
-    """memory.json: the fits (USS and RSS) and the plan, as the report shows them."""
-    from loadtests.analysis.memory import memory_fits
-
-    return {
-        "fits": [f.to_dict() for f in memory_fits(run, "uss")],
-        "fits_rss": [f.to_dict() for f in memory_fits(run, "rss")],
-        "plan": [r.to_dict() for r in capacity_plan(run)],
-    }

@@ -2,19 +2,16 @@
 
 With L the upstream latency and C a variant's concurrency ceiling, a closed loop of U users gives
 throughput min(U, C) / L, latency L below the ceiling and U / C x L above it (the rest queue), and
-the mock sees min(U, C) calls in flight. ``python -m loadtests.analysis.synthetic OUT_DIR`` writes such a run
+the mock sees min(U, C) calls in flight. ``python -m loadtests.commands.synthetic OUT_DIR`` writes such a run
 so the report can be looked at before any real sweep exists. Nothing here is a measurement.
 """
 
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from loadtests.errors import OneLineParser
 from loadtests.results import CpuUsage, LittlesLaw, Percentiles, Point, RunResults, VariantInfo
 
 # (framework, server, worker class, workers, predicted ceiling, server CPU ms per request)
@@ -216,27 +213,3 @@ def _variants(spec: SyntheticSpec) -> list[VariantInfo]:
             )
         )
     return infos
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(
-        prog="python -m loadtests.analysis.synthetic",
-        description="write a synthetic run (physics, not measurements) to preview the report",
-    )
-    parser.add_argument("out", type=Path, help="run directory to write results.json into")
-    parser.add_argument("--open-loop", action="store_true", help="add open-loop points")
-    parser.add_argument(
-        "--scenarios", default="analyse,stream", help="comma-separated (default analyse,stream)"
-    )
-    args = parser.parse_args(argv)
-    run = synthetic_run(
-        scenarios=tuple(s for s in args.scenarios.split(",") if s), rates=RATES if args.open_loop else ()
-    )
-    print(run.save(args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    from loadtests.__main__ import run
-
-    sys.exit(run(main, sys.argv[1:]))

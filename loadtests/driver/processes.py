@@ -22,13 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from loadtests.errors import ProcessStartError
 from servers.lifetime import die_with_this_process
 
 LOOPBACK = "127.0.0.1"
-
-
-class ProcessStartError(RuntimeError):
-    """A child process exited or never became ready; the message names it and its log file."""
 
 
 # Linux's default when /proc cannot be read.

@@ -44,12 +44,17 @@ def _worst(pairs: Sequence[tuple[float, Point]]) -> str:
 
 
 def accuracy_block(run: RunResults, *, run_name: str) -> str:
-    md = run.metadata
-    points = run.points
-    valid = [p for p in points if p.valid]
+    valid = [p for p in run.points if p.valid]
+    lines = [*_header(run, run_name, valid), *_checks(valid), *_capacity_table(run)]
+    return "\n".join(lines)
+
+
+def _header(run: RunResults, run_name: str, valid: Sequence[Point]) -> list[str]:
+    md, points = run.metadata, run.points
     big_l = md.get("upstream_latency_s")
     wall = md.get("wall_time_s")
-    lines = [
+    broken = Counter(reason_kind(p.invalid_reasons[0]) for p in points if not p.valid and p.invalid_reasons)
+    return [
         f"Run `{run_name}`: preset `{md.get('preset')}`, mock `{md.get('mock_profile')}` x "
         f"{md.get('time_scale')} (L = {big_l:g} s), {len({p.variant for p in points})} variants, "
         f"{len({p.scenario for p in points})} scenarios, {len(points)} points, "
@@ -62,17 +67,17 @@ def accuracy_block(run: RunResults, *, run_name: str) -> str:
         f"- **{len(valid)} of {len(points)} points valid.**"
         + (
             " The others, by the first rule each broke: "
-            + "; ".join(
-                f"{kind} ({n})"
-                for kind, n in Counter(
-                    reason_kind(p.invalid_reasons[0]) for p in points if not p.valid and p.invalid_reasons
-                ).most_common()
-            )
+            + "; ".join(f"{kind} ({n})" for kind, n in broken.most_common())
             + "."
             if len(valid) < len(points)
             else ""
         ),
     ]
+
+
+def _checks(valid: Sequence[Point]) -> list[str]:
+    """Little's law, the mock's gauge, the load generator's CPU, the mock's timing, over valid points."""
+    lines = []
     laws = [(p.littles_law.ratio - 1.0, p) for p in valid if p.littles_law is not None]
     if laws:
         median = statistics.median(abs(v) for v, _ in laws)
@@ -108,22 +113,25 @@ def accuracy_block(run: RunResults, *, run_name: str) -> str:
         lines.append(
             f"- **The mock's timing**: its calls ended at most {top:.1f} ms late at p99 ({label(point)})."
         )
-    if run.capacity:
-        lines += [
-            "",
-            "| variant | scenario | capacity (users) | bound | rps there | p95 there | levels measured |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for entry in run.capacity:
-            p95 = entry.get("p95_ms_at_capacity")
-            p95_text = f"{p95 / 1000 / big_l:.2f} x L" if p95 and big_l else "-"
-            levels = ", ".join(
-                f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in entry.get("levels", [])
-            )
-            lines.append(
-                f"| {entry['variant']} | {entry['scenario']} | {entry['users']} | {entry['bound']} | "
-                f"{entry['throughput_rps']:g} | {p95_text} | {levels} |"
-            )
-        slo = run.capacity[0].get("slo")
-        lines += ["", f"Capacity: the most users with a valid point that meets the SLO ({slo})."]
-    return "\n".join(lines)
+    return lines
+
+
+def _capacity_table(run: RunResults) -> list[str]:
+    if not run.capacity:
+        return []
+    big_l = run.metadata.get("upstream_latency_s")
+    lines = [
+        "",
+        "| variant | scenario | capacity (users) | bound | rps there | p95 there | levels measured |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in run.capacity:
+        p95 = entry.get("p95_ms_at_capacity")
+        p95_text = f"{p95 / 1000 / big_l:.2f} x L" if p95 and big_l else "-"
+        levels = ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in entry.get("levels", []))
+        lines.append(
+            f"| {entry['variant']} | {entry['scenario']} | {entry['users']} | {entry['bound']} | "
+            f"{entry['throughput_rps']:g} | {p95_text} | {levels} |"
+        )
+    slo = run.capacity[0].get("slo")
+    return [*lines, "", f"Capacity: the most users with a valid point that meets the SLO ({slo})."]

@@ -1,5 +1,7 @@
 """The report's charts: matplotlib figures whose titles state the finding, computed from the run.
 
+Each chart kind is one function here, built from :mod:`loadtests.reporting.chartkit`.
+
 Every chart is built on ``matplotlib.figure.Figure`` (no pyplot state), so the report can render many
 without leaks. Valid levels are drawn filled and joined by a line; levels with no valid repeat are drawn
 hollow, never joined, and named in a note under the chart. Each data line carries an SVG id
@@ -12,75 +14,58 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.textpath import TextToPath
-from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter
 
-from loadtests.analysis.levels import Level, levels_of, select
-from loadtests.analysis.verdict import upstream_latency
+from loadtests.analysis.levels import Level
+from loadtests.analysis.run_analysis import RunAnalysis
 from loadtests.reporting.chart_style import Style
+from loadtests.reporting.chartkit import (
+    ARTICLE_HIGH,
+    ARTICLE_LOW,
+    ONLY_VALID,
+    Chart,
+    ChartContext,
+    finish_chart,
+    loads_of,
+    log2_x,
+    log2_y,
+    log10_y,
+    make_context,
+    new_figure,
+    peak_of,
+    plot_series,
+    scenarios_of,
+    series_of,
+    upstream_wait,
+    valid_only,
+    variant_colour,
+)
+from loadtests.reporting.memchart import memory_chart, reach_chart
 from loadtests.results import Point, RunResults
 
-_TEXT_PATH = TextToPath()
-ONLY_VALID = "the only variant with valid points here"
-ARTICLE_LOW = "flask-sync"
-ARTICLE_HIGH = "fastapi-async"
-# overhead runs against an instant mock; a jobs request returns its 202 before the upstream call.
-NO_UPSTREAM_WAIT = frozenset({"overhead", "jobs"})
 CHART_KINDS = (
     "throughput", "inflight", "latency", "ttft", "errors", "cpu", "breakdown", "open-latency", "capacity",
     "goodput", "memory", "reach",
 )  # fmt: skip
 
 
-@dataclass(kw_only=True)
-class Chart:
-    name: str  # file stem, e.g. "analyse-throughput"
-    kind: str
-    scenario: str
-    title: str  # the finding
-    subtitle: str  # what is plotted
-    figure: Figure
-    series: list[str] = field(default_factory=list)  # SVG ids of the data lines
-    invalid: list[str] = field(default_factory=list)  # the hollow points, described
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Context:
-    run: RunResults
-    levels: list[Level]
-    big_l: float | None
-    style: Style
-    order: list[str]  # variants in a stable order: colour index
-    ceilings: dict[str, int]
-    footer: str
-
-
-def build_charts(run: RunResults, style: Style) -> list[Chart]:
+def build_charts(run: RunResults, style: Style, analysis: RunAnalysis) -> list[Chart]:
     """Every chart the run has data for, in reading order."""
-    from loadtests.reporting.memchart import memory_chart, reach_chart  # they build on this module
-
-    ctx = _context(run, style)
+    ctx = make_context(run, style, analysis.fits)
     charts: list[Chart] = []
     with rc_context(style.rc()):
-        for scenario in _scenarios(ctx, "closed"):
+        for scenario in scenarios_of(ctx, "closed"):
             for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu, _breakdown, memory_chart):
                 chart = builder(ctx, scenario)
                 if chart is not None:
                     charts.append(chart)
-        for scenario in _scenarios(ctx, "open"):
+        for scenario in scenarios_of(ctx, "open"):
             chart = _open_latency(ctx, scenario)
             if chart is not None:
                 charts.append(chart)
@@ -96,46 +81,15 @@ def build_charts(run: RunResults, style: Style) -> list[Chart]:
     return charts
 
 
-def save_chart(chart: Chart, out_dir: Path, style: Style) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png = out_dir / f"{chart.name}.png"
-    svg = out_dir / f"{chart.name}.svg"
-    with rc_context(style.rc()):
-        chart.figure.savefig(png, dpi=2 * style.dpi, metadata={"Software": None})
-        # The layout is settled by the first save; freezing it spares the second save a second layout pass.
-        chart.figure.set_layout_engine("none")
-        chart.figure.savefig(svg, metadata={"Date": None, "Creator": None})
-    return png, svg
-
-
-def footer_text(run: RunResults) -> str:
-    md = run.metadata
-    big_l = upstream_latency(run)
-    parts = [
-        f"mock profile {md.get('mock_profile', '?')}",
-        f"time scale {md.get('time_scale', '?')}",
-        f"L = {big_l:g} s" if big_l else "L unknown",
-        f"preset {md.get('preset', '?')}",
-        f"{md.get('cpu_model', 'unknown CPU')}, {md.get('cpu_count', '?')} CPUs",
-    ]
-    if md.get("started_at"):
-        parts.append(str(md["started_at"])[:10])
-    if md.get("git_commit"):
-        parts.append(f"git {str(md['git_commit'])[:7]}" + (" (dirty)" if md.get("git_dirty") else ""))
-    if md.get("synthetic"):
-        parts.append("SYNTHETIC DATA, not a measurement")
-    return " · ".join(parts)
-
-
 # --- the charts -------------------------------------------------------------------------------------------
 
 
-def _throughput(ctx: _Context, scenario: str) -> Chart | None:
-    big_l = _wait(ctx, scenario)
-    series = _series(ctx, scenario, "closed")
+def _throughput(ctx: ChartContext, scenario: str) -> Chart | None:
+    big_l = upstream_wait(ctx, scenario)
+    series = series_of(ctx, scenario, "closed")
     if not series:
         return None
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     ids = []
     extra_note = ""
     for variant, levels in series.items():
@@ -143,7 +97,9 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
             f"{variant} (C = {ctx.ceilings[variant]})" if big_l and variant in ctx.ceilings else variant
         )
         ids.append(
-            _plot(ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label)
+            plot_series(
+                ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label
+            )
         )
         if big_l and variant in ctx.ceilings:
             ceiling = ctx.ceilings[variant]
@@ -155,19 +111,19 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
                 [min(u, ceiling) / big_l for u in loads],
                 linestyle=(0, (4, 3)),
                 linewidth=ctx.style.line_w * 0.6,
-                color=_colour(ctx, variant),
+                color=variant_colour(ctx, variant),
                 alpha=0.7,
                 zorder=1,
             )
-    _log2_x(ax, _loads(series))
-    _log2_y(ax)
+    log2_x(ax, loads_of(series))
+    log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("throughput (requests/s, log)")
     if big_l:
         _annotate_knees(ctx, ax, series, lambda cap: cap / big_l if big_l else cap)
     else:
         extra_note = " · no upstream wait in this scenario, so no Little's-law ceiling"
-    vs = _valid_only(series)
+    vs = valid_only(series)
     low, high = _pair(vs, lambda lv: lv.throughput_rps)
     title = "Throughput"
     if low and high:
@@ -193,32 +149,32 @@ def _throughput(ctx: _Context, scenario: str) -> Chart | None:
         if big_l
         else []
     )
-    return _finish(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
+    return finish_chart(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
 
 
-def _inflight(ctx: _Context, scenario: str) -> Chart | None:
+def _inflight(ctx: ChartContext, scenario: str) -> Chart | None:
     series = {
         v: lvs
-        for v, lvs in _series(ctx, scenario, "closed").items()
+        for v, lvs in series_of(ctx, scenario, "closed").items()
         if any(lv.peak_in_flight is not None for lv in lvs)
     }
     if not series:
         return None
-    fig, ax = _figure(ctx)
-    loads = _loads(series)
+    fig, ax = new_figure(ctx)
+    loads = loads_of(series)
     ax.plot(loads, loads, color=ctx.style.muted, linestyle=":", linewidth=ctx.style.line_w * 0.7, zorder=1)
     ids = [
-        _plot(ctx, ax, "inflight", v, [lv for lv in lvs if lv.peak_in_flight is not None], _peak)
+        plot_series(ctx, ax, "inflight", v, [lv for lv in lvs if lv.peak_in_flight is not None], peak_of)
         for v, lvs in series.items()
     ]
-    _log2_x(ax, loads)
-    _log2_y(ax)
+    log2_x(ax, loads)
+    log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("upstream calls in flight (log)")
-    if _wait(ctx, scenario):
+    if upstream_wait(ctx, scenario):
         _annotate_knees(ctx, ax, series, float)
-    vs = _valid_only(series)
-    low, high = _pair(vs, _peak)
+    vs = valid_only(series)
+    low, high = _pair(vs, peak_of)
     title = "Upstream calls in flight"
     if low and high:
         title = f"{low} {_follows(vs[low])}; {high} {_follows(vs[high])}"
@@ -229,14 +185,14 @@ def _inflight(ctx: _Context, scenario: str) -> Chart | None:
         "at once · dotted: every user in flight"
     )
     extra = [Line2D([], [], color=ctx.style.muted, linestyle=":", label="every user in flight")]
-    return _finish(ctx, fig, [ax], "inflight", scenario, title, subtitle, ids, series, extra)
+    return finish_chart(ctx, fig, [ax], "inflight", scenario, title, subtitle, ids, series, extra)
 
 
-def _latency(ctx: _Context, scenario: str) -> Chart | None:
-    big_l = _wait(ctx, scenario)
+def _latency(ctx: ChartContext, scenario: str) -> Chart | None:
+    big_l = upstream_wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.p50_ms is not None]
-        for v, lvs in _series(ctx, scenario, "closed").items()
+        for v, lvs in series_of(ctx, scenario, "closed").items()
         if any(lv.p50_ms is not None for lv in lvs)
     }
     if not series:
@@ -248,13 +204,13 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
     fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     flat = [a for row in axes for a in row]
-    loads = _loads(series)
+    loads = loads_of(series)
     ids: list[str] = []
     styles = (("p50", "-", "p50_ms"), ("p95", (0, (5, 2)), "p95_ms"), ("p99", ":", "p99_ms"))
     for ax, (variant, levels) in zip(flat, series.items(), strict=False):
         for label, linestyle, attr in styles:
             ids.append(
-                _plot(
+                plot_series(
                     ctx,
                     ax,
                     f"latency-{label}",
@@ -268,9 +224,9 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             )
         if big_l:
             ax.axhline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
-        ax.set_title(variant, color=_colour(ctx, variant), fontsize=ctx.style.font_pt, loc="left")
-        _log2_x(ax, loads, sparse=True)
-        _log10_y(ax)
+        ax.set_title(variant, color=variant_colour(ctx, variant), fontsize=ctx.style.font_pt, loc="left")
+        log2_x(ax, loads, sparse=True)
+        log10_y(ax)
     for ax in flat[n:]:
         ax.set_visible(False)
     # Labels on the outer panels only (constrained layout would put a figure-level label over the footer).
@@ -280,7 +236,7 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
             ax.xaxis.set_tick_params(labelbottom=True)
         if i % cols == 0:
             ax.set_ylabel("latency (s)")
-    vs = _valid_only(series)
+    vs = valid_only(series)
     low, high = _pair(vs, lambda lv: -(lv.p50_ms or 0))
     title = "Latency"
     if low and big_l:
@@ -296,29 +252,29 @@ def _latency(ctx: _Context, scenario: str) -> Chart | None:
     extra = [Line2D([], [], color=ctx.style.fg, linestyle=ls, label=label) for label, ls, _ in styles] + [
         Line2D([], [], color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, label="L")
     ]
-    return _finish(
+    return finish_chart(
         ctx, fig, flat[:n], "latency", scenario, title, subtitle, ids, series, extra, variants=False
     )
 
 
-def _ttft(ctx: _Context, scenario: str) -> Chart | None:
+def _ttft(ctx: ChartContext, scenario: str) -> Chart | None:
     series = {
         v: [lv for lv in lvs if lv.ttft_p50_ms is not None]
-        for v, lvs in _series(ctx, scenario, "closed").items()
+        for v, lvs in series_of(ctx, scenario, "closed").items()
         if any(lv.ttft_p50_ms is not None for lv in lvs)
     }
     if not series:
         return None
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     ids = [
-        _plot(ctx, ax, "ttft", v, lvs, lambda lv: (lv.ttft_p50_ms or math.nan) / 1000)
+        plot_series(ctx, ax, "ttft", v, lvs, lambda lv: (lv.ttft_p50_ms or math.nan) / 1000)
         for v, lvs in series.items()
     ]
-    _log2_x(ax, _loads(series))
-    _log10_y(ax)
+    log2_x(ax, loads_of(series))
+    log10_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("time to first chunk, p50 (s, log)")
-    vs = _valid_only(series)
+    vs = valid_only(series)
     low, high = _pair(vs, lambda lv: -(lv.ttft_p50_ms or 0))
     title = "Time to first chunk"
     if low:
@@ -326,16 +282,18 @@ def _ttft(ctx: _Context, scenario: str) -> Chart | None:
         title = f"At {lo.users} users {low} sends the first chunk after {_secs(lo.ttft_p50_ms)}"
         title += f"; {high} after {_secs(hi.ttft_p50_ms)}" if high and hi else f" ({ONLY_VALID})"
     subtitle = f"{scenario} scenario · median time from request to first streamed chunk"
-    return _finish(ctx, fig, [ax], "ttft", scenario, title, subtitle, ids, series, [])
+    return finish_chart(ctx, fig, [ax], "ttft", scenario, title, subtitle, ids, series, [])
 
 
-def _errors(ctx: _Context, scenario: str) -> Chart | None:
-    series = _series(ctx, scenario, "closed")
+def _errors(ctx: ChartContext, scenario: str) -> Chart | None:
+    series = series_of(ctx, scenario, "closed")
     if not series:
         return None
-    fig, ax = _figure(ctx)
-    ids = [_plot(ctx, ax, "errors", v, lvs, lambda lv: 100 * lv.error_rate) for v, lvs in series.items()]
-    _log2_x(ax, _loads(series))
+    fig, ax = new_figure(ctx)
+    ids = [
+        plot_series(ctx, ax, "errors", v, lvs, lambda lv: 100 * lv.error_rate) for v, lvs in series.items()
+    ]
+    log2_x(ax, loads_of(series))
     worst = max(
         (lv for lvs in series.values() for lv in lvs if lv.valid), key=lambda lv: lv.error_rate, default=None
     )
@@ -354,23 +312,24 @@ def _errors(ctx: _Context, scenario: str) -> Chart | None:
             f"{worst.variant} fails {worst.error_rate:.1%} of requests at {worst.users} users ({statuses})"
         )
     subtitle = f"{scenario} scenario · failed / (completed + failed) inside the measured window"
-    return _finish(ctx, fig, [ax], "errors", scenario, title, subtitle, ids, series, [])
+    return finish_chart(ctx, fig, [ax], "errors", scenario, title, subtitle, ids, series, [])
 
 
-def _cpu(ctx: _Context, scenario: str) -> Chart | None:
-    big_l = _wait(ctx, scenario)
+def _cpu(ctx: ChartContext, scenario: str) -> Chart | None:
+    big_l = upstream_wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.server_cpu_ms is not None]
-        for v, lvs in _series(ctx, scenario, "closed").items()
+        for v, lvs in series_of(ctx, scenario, "closed").items()
         if any(lv.server_cpu_ms is not None for lv in lvs)
     }
     if not series:
         return None
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     ids = [
-        _plot(ctx, ax, "cpu", v, lvs, lambda lv: lv.server_cpu_ms or math.nan) for v, lvs in series.items()
+        plot_series(ctx, ax, "cpu", v, lvs, lambda lv: lv.server_cpu_ms or math.nan)
+        for v, lvs in series.items()
     ]
-    _log2_x(ax, _loads(series))
+    log2_x(ax, loads_of(series))
     top = max((lv.server_cpu_ms or 0.0 for lvs in series.values() for lv in lvs), default=1.0)
     ax.set_ylim(0, top * 1.15 or 1.0)  # headroom, so the highest point is not cut by the frame
     ax.set_xlabel("concurrent users (log scale)")
@@ -398,7 +357,7 @@ def _cpu(ctx: _Context, scenario: str) -> Chart | None:
     subtitle = (
         f"{scenario} scenario · server process CPU time / completed requests · title: medians over all loads"
     )
-    return _finish(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
+    return finish_chart(ctx, fig, [ax], "cpu", scenario, title, subtitle, ids, series, [])
 
 
 BREAKDOWN_PARTS = (
@@ -408,9 +367,9 @@ BREAKDOWN_PARTS = (
 )
 
 
-def _breakdown(ctx: _Context, scenario: str) -> Chart | None:
+def _breakdown(ctx: ChartContext, scenario: str) -> Chart | None:
     """Where a request's time goes, per variant, at its highest valid load: p50 of each part."""
-    big_l = _wait(ctx, scenario)
+    big_l = upstream_wait(ctx, scenario)
     chosen: dict[str, Point] = {}
     for p in ctx.run.points:
         if p.scenario != scenario or p.load_model != "closed" or not p.valid or not p.breakdown_ms:
@@ -423,7 +382,7 @@ def _breakdown(ctx: _Context, scenario: str) -> Chart | None:
     if not chosen:
         return None
     variants = [v for v in ctx.order if v in chosen]
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     shades = (ctx.style.muted, ctx.style.neutral, ctx.style.grid)
     lefts = [0.0] * len(variants)
     handles: list[Any] = []
@@ -453,21 +412,21 @@ def _breakdown(ctx: _Context, scenario: str) -> Chart | None:
         f"{scenario} scenario · each request joined with its upstream call by x-request-id (one monotonic "
         "clock) · p50 of each part at each variant's highest valid load"
     )
-    series = {v: [lv for lv in _series(ctx, scenario, "closed").get(v, []) if lv.valid] for v in variants}
-    return _finish(
+    series = {v: [lv for lv in series_of(ctx, scenario, "closed").get(v, []) if lv.valid] for v in variants}
+    return finish_chart(
         ctx, fig, [ax], "breakdown", scenario, title, subtitle, [], series, handles, variants=False
     )
 
 
-def _capacity(ctx: _Context, scenario: str) -> Chart | None:
+def _capacity(ctx: ChartContext, scenario: str) -> Chart | None:
     entries = [e for e in ctx.run.capacity if e["scenario"] == scenario]
     if not entries:
         return None
     entries.sort(key=lambda e: ctx.order.index(e["variant"]) if e["variant"] in ctx.order else 0)
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     names = [str(e["variant"]) for e in entries]
     values = [max(int(e["users"]), 0) for e in entries]
-    bars = ax.barh(range(len(entries)), values, color=[_colour(ctx, n) for n in names])
+    bars = ax.barh(range(len(entries)), values, color=[variant_colour(ctx, n) for n in names])
     for bar, name in zip(bars, names, strict=True):
         bar.set_gid(f"series-capacity-{name}")
     predicted = [ctx.ceilings.get(n) for n in names]
@@ -497,11 +456,13 @@ def _capacity(ctx: _Context, scenario: str) -> Chart | None:
         f"{scenario} scenario · most closed-loop users meeting {slo}, found by bracketing and bisection "
         "· in brackets: what bound it"
     )
-    return _finish(ctx, fig, [ax], "capacity", scenario, title, subtitle, [], {}, [marks], variants=False,
-                   require_valid=False)  # fmt: skip
+    return finish_chart(
+        ctx, fig, [ax], "capacity", scenario, title, subtitle, [], {}, [marks], variants=False,
+        require_valid=False,
+    )  # fmt: skip
 
 
-def _faults(ctx: _Context) -> Chart:
+def _faults(ctx: ChartContext) -> Chart:
     """Goodput and upstream calls per client request against the upstream's fault rate, per variant and
     retry budget (dashed: no retries)."""
     entries = ctx.run.faults
@@ -515,7 +476,7 @@ def _faults(ctx: _Context) -> Chart:
         rows.sort(key=lambda e: float(e["fault_rate"]))
         rates = [float(e["fault_rate"]) * 100 for e in rows]
         style = dict(
-            color=_colour(ctx, variant),
+            color=variant_colour(ctx, variant),
             marker=ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0),
             linestyle="--" if retries == 0 else "-",
             label=f"{variant}, {retries} retries",
@@ -541,24 +502,25 @@ def _faults(ctx: _Context) -> Chart:
         f"closed loop at {worst['users']} users · goodput = successful answers/s; dashed: no SDK retries "
         "· the mock counts every call it gets"
     )
-    return _finish(ctx, fig, [good, calls], "goodput", "faults", title, subtitle, ids, {}, [],
-                   require_valid=False)  # fmt: skip
+    return finish_chart(
+        ctx, fig, [good, calls], "goodput", "faults", title, subtitle, ids, {}, [], require_valid=False
+    )
 
 
-def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
-    big_l = _wait(ctx, scenario)
+def _open_latency(ctx: ChartContext, scenario: str) -> Chart | None:
+    big_l = upstream_wait(ctx, scenario)
     series = {
-        v: [lv for lv in lvs if lv.p50_ms is not None] for v, lvs in _series(ctx, scenario, "open").items()
+        v: [lv for lv in lvs if lv.p50_ms is not None] for v, lvs in series_of(ctx, scenario, "open").items()
     }
     series = {v: lvs for v, lvs in series.items() if lvs}
     if not series:
         return None
-    fig, ax = _figure(ctx)
+    fig, ax = new_figure(ctx)
     ids = []
     for v, lvs in series.items():
-        ids.append(_plot(ctx, ax, "open-p50", v, lvs, lambda lv: (lv.p50_ms or math.nan) / 1000))
+        ids.append(plot_series(ctx, ax, "open-p50", v, lvs, lambda lv: (lv.p50_ms or math.nan) / 1000))
         ids.append(
-            _plot(
+            plot_series(
                 ctx,
                 ax,
                 "open-p99",
@@ -571,13 +533,13 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
         )
     if big_l:
         ax.axhline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
-    _log2_x(ax, _loads(series))
-    _log10_y(ax)
+    log2_x(ax, loads_of(series))
+    log10_y(ax)
     ax.set_xlabel("offered load (requests/s, log scale)")
     ax.set_ylabel("latency (s, log)")
     title = "Latency against offered load"
     if big_l:
-        vs = _valid_only(series)
+        vs = valid_only(series)
         saturation = {v: _saturates_at(lvs, big_l) for v, lvs in vs.items()}
         first = min(saturation, key=lambda v: saturation[v] or math.inf, default="")
         last = max(saturation, key=lambda v: saturation[v] or math.inf, default="")
@@ -603,272 +565,10 @@ def _open_latency(ctx: _Context, scenario: str) -> Chart | None:
         Line2D([], [], color=ctx.style.fg, linestyle="-", label="p50"),
         Line2D([], [], color=ctx.style.fg, linestyle=":", label="p99"),
     ]
-    return _finish(ctx, fig, [ax], "open-latency", scenario, title, subtitle, ids, series, extra)
+    return finish_chart(ctx, fig, [ax], "open-latency", scenario, title, subtitle, ids, series, extra)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def _context(run: RunResults, style: Style) -> _Context:
-    levels = levels_of(run)
-    order = list(dict.fromkeys([v.name for v in run.variants] + [lv.variant for lv in levels]))
-    # 0: nothing predicted (your own app's target without a ceiling): no dashed ceiling, no marker.
-    ceilings = {v.name: v.predicted_ceiling for v in run.variants if v.predicted_ceiling}
-    for lv in levels:
-        if lv.predicted_ceiling:
-            ceilings.setdefault(lv.variant, lv.predicted_ceiling)
-    return _Context(
-        run=run,
-        levels=levels,
-        big_l=upstream_latency(run),
-        style=style,
-        order=order,
-        ceilings=ceilings,
-        footer=footer_text(run),
-    )
-
-
-def _wait(ctx: _Context, scenario: str) -> float | None:
-    """L for scenarios whose requests wait on one upstream call; None where L means nothing."""
-    return None if scenario in NO_UPSTREAM_WAIT else ctx.big_l
-
-
-def _scenarios(ctx: _Context, load_model: str) -> list[str]:
-    declared = [s for s in ctx.run.metadata.get("scenarios", []) if isinstance(s, str)]
-    present = [lv.scenario for lv in ctx.levels if lv.load_model == load_model]
-    return [s for s in dict.fromkeys(declared + sorted(set(present))) if s in present]
-
-
-def _series(ctx: _Context, scenario: str, load_model: str) -> dict[str, list[Level]]:
-    out: dict[str, list[Level]] = defaultdict(list)
-    for lv in select(ctx.levels, scenario=scenario, load_model=load_model):
-        out[lv.variant].append(lv)
-    return {v: sorted(out[v], key=lambda lv: lv.load) for v in ctx.order if v in out}
-
-
-def _colour(ctx: _Context, variant: str) -> str:
-    return ctx.style.colour(variant, ctx.order.index(variant) if variant in ctx.order else 0)
-
-
-def _peak(lv: Level) -> float:
-    return float(lv.peak_in_flight) if lv.peak_in_flight is not None else math.nan
-
-
-def _plot(
-    ctx: _Context,
-    ax: Axes,
-    kind: str,
-    variant: str,
-    levels: Sequence[Level],
-    value: Callable[[Level], float],
-    *,
-    linestyle: Any = "-",
-    legend: bool = True,
-    marker_scale: float = 1.0,
-    label: str | None = None,
-) -> str:
-    colour = _colour(ctx, variant)
-    marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
-    gid = f"series-{kind}-{variant}"
-    valid = [lv for lv in levels if lv.valid]
-    invalid = [lv for lv in levels if not lv.valid]
-    (line,) = ax.plot(
-        [lv.load for lv in valid],
-        [value(lv) for lv in valid],
-        color=colour,
-        marker=marker,
-        linestyle=linestyle,
-        markersize=ctx.style.marker_pt * marker_scale,
-        label=(label or variant) if legend else None,
-        zorder=4 if variant in (ARTICLE_LOW, ARTICLE_HIGH) else 3,
-    )
-    line.set_gid(gid)
-    if invalid:
-        hollow = ax.plot(
-            [lv.load for lv in invalid],
-            [value(lv) for lv in invalid],
-            linestyle="none",
-            marker=marker,
-            markerfacecolor=ctx.style.bg,
-            markeredgecolor=colour,
-            markersize=ctx.style.marker_pt * marker_scale,
-            markeredgewidth=ctx.style.line_w * 0.7,
-            zorder=5,
-        )[0]
-        hollow.set_gid(f"{gid}-invalid")
-    return gid
-
-
-def _figure(ctx: _Context) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(ctx.style.width_in, ctx.style.height_in), layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def _finish(
-    ctx: _Context,
-    fig: Figure,
-    axes: Sequence[Axes],
-    kind: str,
-    scenario: str,
-    title: str,
-    subtitle: str,
-    ids: list[str],
-    series: dict[str, list[Level]],
-    extra: list[Line2D],
-    *,
-    variants: bool = True,
-    require_valid: bool = True,  # the title speaks of valid levels only (capacity entries are their own)
-) -> Chart:
-    style = ctx.style
-    invalid = [lv.describe() + _reason(lv) for lvs in series.values() for lv in lvs if not lv.valid]
-    handles: list[Any] = []
-    if variants:
-        handles += axes[0].get_legend_handles_labels()[0]
-    handles += extra
-    if invalid:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                marker="o",
-                markerfacecolor=style.bg,
-                markeredgecolor=style.fg,
-                label="hollow: invalid point",
-            )
-        )
-    if handles:
-        # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
-        anchor = axes[min(len(axes), _row_length(axes)) - 1]
-        anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    if require_valid and not _valid_only(series):
-        title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
-    width_pt = style.width_in * 72 * 0.97
-    title_text = _wrap(title, width_pt, style.title_pt, bold=True)
-    sub_text = _wrap(subtitle, width_pt, style.font_pt * 0.9)
-    notes = []
-    if invalid:
-        shown = invalid[0] if len(invalid) == 1 else _invalid_summary(series)
-        notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
-    cpu_bound = _loads_where(series, lambda lv: lv.valid and lv.server_cpu_bound)
-    if cpu_bound:
-        notes.append(
-            f"CPU-bound (a server process near 100% of a core, so the limit there is this machine's CPU, "
-            f"not a concurrency ceiling): {cpu_bound}"
-        )
-    notes.append(ctx.footer)
-    small = style.font_pt * 0.72
-    note_text = "\n".join(_wrap(n, width_pt, small) for n in notes)
-    height = style.height_in
-    pad = 0.12
-    title_h = (title_text.count("\n") + 1) * style.title_pt * 1.3 / 72
-    sub_h = (sub_text.count("\n") + 1) * style.font_pt * 0.9 * 1.35 / 72
-    note_h = (note_text.count("\n") + 1) * small * 1.4 / 72
-    top = 1 - (pad + title_h + sub_h + pad) / height
-    bottom = (pad + note_h + pad * 0.5) / height
-    fig.get_layout_engine().set(rect=(0, bottom, 1, top - bottom))  # type: ignore[union-attr]
-    fig.text(
-        0.01, 1 - pad / height, title_text, ha="left", va="top", fontsize=style.title_pt, fontweight="bold"
-    )
-    fig.text(
-        0.01,
-        1 - (pad + title_h) / height,
-        sub_text,
-        ha="left",
-        va="top",
-        fontsize=style.font_pt * 0.9,
-        color=style.muted,
-    )
-    fig.text(0.01, pad / height, note_text, ha="left", va="bottom", fontsize=small, color=style.muted)
-    return Chart(
-        name=f"{scenario}-{kind}",
-        kind=kind,
-        scenario=scenario,
-        title=title,
-        subtitle=subtitle,
-        figure=fig,
-        series=ids,
-        invalid=invalid,
-    )
-
-
-def _row_length(axes: Sequence[Axes]) -> int:
-    first = axes[0].get_subplotspec()
-    return first.get_gridspec().ncols if first is not None else 1
-
-
-def _wrap(text: str, width_pt: float, size_pt: float, *, bold: bool = False) -> str:
-    """Greedy word wrap measured with the real font, so a line neither runs off the figure nor stops short."""
-    prop = FontProperties(family="DejaVu Sans", size=size_pt, weight="bold" if bold else "normal")
-    lines: list[str] = []
-    for word in text.split(" "):
-        candidate = f"{lines[-1]} {word}" if lines else word
-        if lines and _TEXT_PATH.get_text_width_height_descent(candidate, prop, ismath=False)[0] <= width_pt:
-            lines[-1] = candidate
-        else:
-            lines.append(word)
-    return "\n".join(lines)
-
-
-def _invalid_summary(series: dict[str, list[Level]]) -> str:
-    """'flask-sync 2, 8, 32 users; fastapi-async 128 users': compact, complete; reasons are in the report."""
-    shown = _loads_where(series, lambda lv: not lv.valid)
-    return shown + " (reasons in the report's table of invalid points)"
-
-
-def _loads_where(series: dict[str, list[Level]], keep: Callable[[Level], bool]) -> str:
-    """'flask-sync at 2, 8 users; fastapi-async at 128 users': the levels ``keep`` picks, per variant."""
-    parts = []
-    for variant, levels in series.items():
-        loads = [lv for lv in levels if keep(lv)]
-        if loads:
-            unit = "users" if loads[0].load_model == "closed" else "requests/s"
-            parts.append(f"{variant} at {', '.join(f'{lv.load:g}' for lv in loads)} {unit}")
-    return "; ".join(parts)
-
-
-def _reason(lv: Level) -> str:
-    return f" ({', '.join(lv.invalid_reasons)})" if lv.invalid_reasons else ""
-
-
-def _loads(series: dict[str, list[Level]]) -> list[float]:
-    return sorted({lv.load for lvs in series.values() for lv in lvs})
-
-
-MIN_TICK_OCTAVES = 0.4  # closer labels on a log2 axis overlap (a capacity search's 86, 107, 128)
-
-
-def _log2_x(ax: Axes, loads: Sequence[float], *, sparse: bool = False) -> None:
-    ax.set_xscale("log", base=2)
-    ticks: list[float] = []
-    for load in sorted(loads):
-        if not ticks or math.log2(load) - math.log2(ticks[-1]) >= MIN_TICK_OCTAVES:
-            ticks.append(load)
-    if sparse and len(ticks) > 5:
-        ticks = ticks[:: math.ceil(len(ticks) / 5)]
-    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    if loads:
-        ax.set_xlim(min(loads) / 1.25, max(loads) * 1.25)
-
-
-def _log2_y(ax: Axes) -> None:
-    ax.set_yscale("log", base=2)
-    lo, hi = ax.get_ylim()
-    lo = max(lo, 1e-3)
-    exps = range(math.floor(math.log2(lo)), math.ceil(math.log2(hi)) + 1)
-    step = max(1, math.ceil(len(exps) / 10))
-    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([2.0**e for e in exps[::step]]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_ylim(lo, hi)
-
-
-def _valid_only(series: dict[str, list[Level]]) -> dict[str, list[Level]]:
-    """What a title may speak of: valid levels, and only variants that have one."""
-    out = {v: [lv for lv in lvs if lv.valid] for v, lvs in series.items()}
-    return {v: lvs for v, lvs in out.items() if lvs}
 
 
 def _top(levels: Sequence[Level], value: Callable[[Level], float]) -> Level:
@@ -933,7 +633,7 @@ def _plateaus(series: dict[str, list[Level]]) -> dict[int, tuple[list[str], floa
 
 
 def _annotate_knees(
-    ctx: _Context, ax: Axes, series: dict[str, list[Level]], y_of: Callable[[float], float]
+    ctx: ChartContext, ax: Axes, series: dict[str, list[Level]], y_of: Callable[[float], float]
 ) -> None:
     """Name each plateau at the right end of its line, with an arrow back to its knee.
 
@@ -942,13 +642,13 @@ def _annotate_knees(
     """
     groups = _plateaus(series)
     caps = [c for c in groups if c >= 1]
-    right = max(_loads(series))
+    right = max(loads_of(series))
     for i, cap in enumerate(caps):
         variants, knee = groups[cap]
         below = i + 1 < len(caps) and caps[i + 1] / cap < 3
         names = ", ".join(variants)
         sep = "\n" if len(names) > 24 else " "
-        colour = _colour(ctx, variants[0])
+        colour = variant_colour(ctx, variants[0])
         ax.annotate(
             f"{names}:{sep}{cap} in flight, then requests queue",
             xy=(knee, y_of(cap)),
@@ -981,22 +681,3 @@ def _secs(ms: float | None) -> str:
         return "?"
     s = ms / 1000
     return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
-
-
-def _log10_y(ax: Axes) -> None:
-    """Log y axis labelled 1-2-5 per decade, so a short range still gets readable ticks."""
-    ax.set_yscale("log")
-    lo, hi = ax.get_ylim()
-    decades = math.log10(hi / lo) if lo > 0 else 3
-    if decades < 1.2:
-        subs: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
-    elif decades < 2.2:
-        subs = (1.0, 2.0, 5.0)
-    elif decades < 3.5:
-        subs = (1.0, 3.0)
-    else:
-        subs = (1.0,)
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_minor_formatter(NullFormatter())

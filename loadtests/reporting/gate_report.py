@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtests.reporting.compare import COLUMNS, METRICS, Comparison
+from loadtests.analysis.compare import METRICS, Comparison
+from loadtests.reporting.compare_doc import COLUMNS
 from loadtests.results import RunResults
 
 FIGURES: tuple[tuple[str, str, Any], ...] = tuple(

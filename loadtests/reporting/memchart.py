@@ -1,7 +1,7 @@
 """Charts of the cost of concurrency: memory against calls in flight (one per scenario), and reach (how
 many concurrent streams each variant held, and what failed first).
 
-Built like every chart in :mod:`loadtests.reporting.charts` (its figure, legend, notes and footer), kept
+Built from :mod:`loadtests.reporting.chartkit` like every chart (its figure, legend, notes and footer), kept
 in their own module so the memory work does not crowd the sweep's charts.
 """
 
@@ -13,11 +13,11 @@ from collections import defaultdict
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from loadtests.analysis.memory import memory_fits, worker_uss_mb
-from loadtests.reporting import charts as c
+from loadtests.analysis.memory import worker_uss_mb
+from loadtests.reporting.chartkit import Chart, ChartContext, finish_chart, new_figure, variant_colour
 
 
-def memory_chart(ctx: c._Context, scenario: str) -> c.Chart | None:
+def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     """Peak USS of the server tree against the mock's mean calls in flight, per point; dashed: the fit."""
     points = [
         p
@@ -29,17 +29,17 @@ def memory_chart(ctx: c._Context, scenario: str) -> c.Chart | None:
     ]
     if not points:
         return None
-    fits = {f.variant: f for f in memory_fits(ctx.run) if f.scenario == scenario}
+    fits = {f.variant: f for f in ctx.fits if f.scenario == scenario}
     by_variant: dict[str, list] = defaultdict(list)  # type: ignore[type-arg]
     for p in points:
         by_variant[p.variant].append(p)
-    fig, ax = c._figure(ctx)
+    fig, ax = new_figure(ctx)
     ids: list[str] = []
     invalid: list[str] = []
     top = max(p.in_flight_mean or 0.0 for p in points)
     for variant in [v for v in ctx.order if v in by_variant]:
         pts = sorted(by_variant[variant], key=lambda p: p.in_flight_mean or 0.0)
-        colour = c._colour(ctx, variant)
+        colour = variant_colour(ctx, variant)
         marker = ctx.style.marker(variant, ctx.order.index(variant))
         valid = [p for p in pts if p.valid]
         (line,) = ax.plot(
@@ -88,19 +88,19 @@ def memory_chart(ctx: c._Context, scenario: str) -> c.Chart | None:
         "workers) sampled every 0.5 s · dashed: least-squares fit (the slope is memory per in-flight call)"
     )
     extra = [Line2D([], [], color=ctx.style.muted, linestyle="--", label="least-squares fit")]
-    chart = c._finish(
+    chart = finish_chart(
         ctx, fig, [ax], "memory", scenario, title, subtitle, ids, {}, extra, require_valid=False
     )
     chart.invalid = invalid
     return chart
 
 
-def reach_chart(ctx: c._Context) -> c.Chart | None:
+def reach_chart(ctx: ChartContext) -> Chart | None:
     """Streams attempted against streams held (the mock's peak), per variant; annotated with what failed."""
     entries = [e for e in ctx.run.reach if e.get("first_failure") != "not run"]
     if not entries:
         return None
-    fig, ax = c._figure(ctx)
+    fig, ax = new_figure(ctx)
     groups: dict[str, list[dict]] = defaultdict(list)  # type: ignore[type-arg]
     for e in entries:
         groups[str(e["variant"])].append(e)
@@ -109,7 +109,7 @@ def reach_chart(ctx: c._Context) -> c.Chart | None:
     ids = []
     for variant in sorted(groups, key=lambda v: ctx.order.index(v) if v in ctx.order else 99):
         rows = sorted(groups[variant], key=lambda e: int(e["streams"]))
-        colour = c._colour(ctx, variant)
+        colour = variant_colour(ctx, variant)
         marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
         label = variant + (f" (pool {rows[0]['upstream_pool']})" if rows[0].get("upstream_pool") else "")
         (line,) = ax.plot(
@@ -157,7 +157,9 @@ def reach_chart(ctx: c._Context) -> c.Chart | None:
         + " · dotted: every stream held · labels: what failed first"
     )
     extra = [Line2D([], [], color=ctx.style.muted, linestyle=":", label="every stream held")]
-    return c._finish(ctx, fig, [ax], "reach", "stream", title, subtitle, ids, {}, extra, require_valid=False)
+    return finish_chart(
+        ctx, fig, [ax], "reach", "stream", title, subtitle, ids, {}, extra, require_valid=False
+    )
 
 
 def _kb(mb: float | None) -> str:

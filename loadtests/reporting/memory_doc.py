@@ -1,15 +1,15 @@
 """The report's sections on the cost of concurrency: memory per in-flight call, the capacity plan, reach.
 
-Blocks of :mod:`loadtests.reporting.report_doc`'s document model, so Markdown and HTML stay identical.
+Blocks of :mod:`loadtests.reporting.dockit`, so Markdown and HTML stay identical.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from loadtests.analysis.memory import memory_fits
-from loadtests.analysis.plan import capacity_plan
-from loadtests.reporting import report_doc as doc
+from loadtests.analysis.memory import MemoryFit
+from loadtests.analysis.plan import PlanRow
+from loadtests.reporting.dockit import Block, Heading, Para, Table
 from loadtests.results import RunResults
 
 PLAN_HEADERS = [
@@ -22,8 +22,7 @@ REACH_HEADERS = [
 ]  # fmt: skip
 
 
-def memory_blocks(run: RunResults) -> list[Any]:
-    fits = memory_fits(run)
+def memory_blocks(fits: list[MemoryFit]) -> list[Block]:
     if not fits:
         return []
     rows = []
@@ -47,20 +46,19 @@ def memory_blocks(run: RunResults) -> list[Any]:
         "processes", "usable",
     ]  # fmt: skip
     return [
-        doc._Heading(2, "Memory per call in flight"),
-        doc._Para(
+        Heading(2, "Memory per call in flight"),
+        Para(
             "Peak USS of the server's whole process tree (master, workers; sampled every 0.5 s with psutil) "
             "against the calls the mock saw in flight (its gauge, averaged over the window), fitted by least "
             "squares over the variant's valid closed-loop points: the slope is memory per in-flight call. "
             "USS, not RSS: a forked worker's shared pages appear in every worker's RSS. Peak RSS and PSS are "
             "on every point in results.json."
         ),
-        doc._Table(headers, rows),
+        Table(headers, rows),
     ]
 
 
-def plan_blocks(run: RunResults) -> list[Any]:
-    rows = capacity_plan(run)
+def plan_blocks(rows: list[PlanRow]) -> list[Block]:
     if not rows:
         return []
     table = [
@@ -80,20 +78,20 @@ def plan_blocks(run: RunResults) -> list[Any]:
     big_l = rows[0].latency_s
     bases = list(dict.fromkeys(f"{r.variant} ({r.scenario}): {r.basis}" for r in rows))
     return [
-        doc._Heading(2, "Capacity plan"),
-        doc._Para(
+        Heading(2, "Capacity plan"),
+        Para(
             f"What holding N calls in flight at L = {big_l:g} s would cost on this machine, from the "
             "measured slopes (memory per call or per worker process, CPU ms per request at N / L "
             "requests per second). "
             "A plan, not a measurement: each row names the measured point that checks it, or says there is "
             "none; nothing here sizes a run or decides a verdict."
         ),
-        doc._Table(PLAN_HEADERS, table),
-        doc._Para("Bases: " + " · ".join(bases) + "."),
+        Table(PLAN_HEADERS, table),
+        Para("Bases: " + " · ".join(bases) + "."),
     ]
 
 
-def reach_blocks(run: RunResults) -> list[Any]:
+def reach_blocks(run: RunResults) -> list[Block]:
     if not run.reach:
         return []
     rows = [
@@ -114,13 +112,13 @@ def reach_blocks(run: RunResults) -> list[Any]:
     ]
     md = run.metadata.get("reach_settings", {})
     return [
-        doc._Heading(2, "Reach: concurrent streams"),
-        doc._Para(
+        Heading(2, "Reach: concurrent streams"),
+        Para(
             "Each level is a closed-loop stream point (`python -m loadtests reach`) held for a window "
             f"after one L; {md.get('nofile', 'open-file limit not recorded')}. held = the most streams the "
             "mock saw in flight at once; first failure = what broke first, from the point's own evidence."
         ),
-        doc._Table(REACH_HEADERS, rows),
+        Table(REACH_HEADERS, rows),
     ]
 
 

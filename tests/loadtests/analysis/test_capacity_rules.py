@@ -1,0 +1,60 @@
+"""Capacity's pure rules: which level comes next, and what bound a capacity."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from loadtests.analysis.capacity import next_level
+from loadtests.results import Percentiles, Point
+
+LATE = (
+    "the mock was late by 32.0 ms at p99 (limit 2% of L, at least 10 ms: 10 ms): the upstream's own timing "
+    "was off"
+)
+
+
+def _walk(capacity: int, *, start: int, max_users: int = 1024, max_points: int = 8) -> list[int]:
+    """The levels the search visits against a server that passes up to ``capacity`` users."""
+    passed: dict[int, bool] = {}
+    while len(passed) < max_points:
+        users = next_level(passed, start=start, max_users=max_users)
+        if users is None:
+            break
+        passed[users] = users <= capacity
+    return list(passed)
+
+
+def test_the_search_brackets_then_bisects_within_its_budget() -> None:
+    assert _walk(4, start=4) == [4, 16, 10, 7, 5]  # exact: 5 fails, 4 passes
+    assert _walk(1, start=1) == [1, 4, 2]
+    assert _walk(0, start=8) == [8, 2, 1]  # nothing passes: capacity 0
+    assert _walk(40, start=1000, max_users=1024)[:3] == [1000, 250, 62]  # a wrong seed costs two points
+    walked = _walk(300, start=128)
+    assert walked[:2] == [128, 512] and len(walked) <= 8
+    assert _walk(5000, start=128, max_users=1024) == [128, 512, 1024]  # bounded by --max-users
+
+
+def _point(users: int, *, p95_ms: float) -> Point:
+    latency = Percentiles(
+        count=50, min=p95_ms, mean=p95_ms, p50=p95_ms, p90=p95_ms, p95=p95_ms, p99=p95_ms, max=p95_ms
+    )
+    return Point(
+        variant="flask-sync", scenario="analyse", load_model="closed", users=users, rate=None, repeat=0,
+        duration_s=5.0, completed=50, failed=0, unfinished=0, throughput_rps=min(users, 4) / 1.0,
+        latency_ms=latency, ttft_ms=None, upstream_peak_in_flight=min(users, 4), upstream_requests=50,
+        littles_law=None, cpu={}, valid=True, invalid_reasons=[], upstream_latency_s=1.0, warmup_s=2.0,
+        failures_by_status={}, predicted_ceiling=4, server_cpu_ms_per_request=1.0,
+    )  # fmt: skip
+
+
+def test_what_stopped_a_search_is_read_from_its_first_failing_level() -> None:
+    from loadtests.analysis.capacity import bound_of
+
+    slow = dataclasses.replace(_point(128, p95_ms=1320.0), upstream_peak_in_flight=128, throughput_rps=118.6)
+    assert bound_of(slow) == "latency"  # every call in flight, none failed, no CPU ran out: just slower
+    assert bound_of(_point(128, p95_ms=32_000.0)) == "concurrency"  # the gauge stopped at 4
+    assert bound_of(dataclasses.replace(slow, failed=3)) == "errors"
+    unsteady = dataclasses.replace(slow, valid=False, invalid_reasons=["the window itself was not steady"])
+    assert bound_of(unsteady) == "invalid"
+    late = dataclasses.replace(slow, valid=False, invalid_reasons=[LATE])
+    assert bound_of(late) == "mock"

@@ -1,0 +1,113 @@
+"""The capacity search with a fake measurement: resumed levels, broken measurements, transient invalidity."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from loadtests.analysis.capacity import Slo
+from loadtests.driver.capacity import search
+from loadtests.driver.pointspec import PointSpec
+from loadtests.results import Percentiles, Point
+
+LATE = (
+    "the mock was late by 32.0 ms at p99 (limit 2% of L, at least 10 ms: 10 ms): the upstream's own timing "
+    "was off"
+)
+
+
+def _point(users: int, *, p95_ms: float) -> Point:
+    latency = Percentiles(
+        count=50, min=p95_ms, mean=p95_ms, p50=p95_ms, p90=p95_ms, p95=p95_ms, p99=p95_ms, max=p95_ms
+    )
+    return Point(
+        variant="flask-sync", scenario="analyse", load_model="closed", users=users, rate=None, repeat=0,
+        duration_s=5.0, completed=50, failed=0, unfinished=0, throughput_rps=min(users, 4) / 1.0,
+        latency_ms=latency, ttft_ms=None, upstream_peak_in_flight=min(users, 4), upstream_requests=50,
+        littles_law=None, cpu={}, valid=True, invalid_reasons=[], upstream_latency_s=1.0, warmup_s=2.0,
+        failures_by_status={}, predicted_ceiling=4, server_cpu_ms_per_request=1.0,
+    )  # fmt: skip
+
+
+def test_a_resumed_search_judges_its_finished_levels_instead_of_measuring_them_again() -> None:
+    measured: list[int] = []
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        measured.append(spec.users)
+        return _point(spec.users, p95_ms=1000.0 if spec.users <= 4 else 2000.0)  # 4 workers
+
+    prior = [_point(4, p95_ms=1000.0), _point(16, p95_ms=4000.0)]
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=8, prior=prior,
+    )  # fmt: skip
+    assert measured == [10, 7, 5]  # 4 and 16 were already known
+    assert entry["users"] == 4 and entry["points"] == 5
+
+
+def test_a_broken_measurement_stops_the_search_without_judging_the_server() -> None:
+    from loadtests.driver.pointbuild import MEASUREMENT_FAILED
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        point = _point(spec.users, p95_ms=1000.0)
+        if spec.users > 4:
+            point = dataclasses.replace(point, valid=False, completed=0, latency_ms=None)
+            point.extra[MEASUREMENT_FAILED] = "load generator did not start within 60 s"
+        return point
+
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=8,
+    )  # fmt: skip
+    assert (entry["users"], entry["bound"], entry["points"]) == (4, "measurement", 1)
+    assert entry["measurement_failed_users"] == 16
+
+
+def test_a_level_spoilt_by_the_mocks_timing_is_measured_again_and_judged_by_the_second_point() -> None:
+    measured: list[tuple[int, int]] = []
+    seen: list[Point] = []
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        measured.append((spec.users, spec.repeat))
+        point = _point(spec.users, p95_ms=1000.0 if spec.users <= 4 else 2000.0)
+        if spec.users == 4 and spec.repeat == 0:  # one stall of the mock's clock, the first time only
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[LATE])
+        return point
+
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=8, on_point=seen.append,
+    )  # fmt: skip
+    assert measured[:3] == [(4, 0), (4, 1), (16, 0)]
+    assert entry["users"] == 4 and entry["bound"] == "concurrency"  # not 0 users because of one stall
+    assert [p.valid for p in seen[:2]] == [False, True]  # both kept
+    assert "mock was late" in seen[1].extra["capacity_measured_again"]
+
+
+def test_a_level_the_mock_is_late_for_twice_is_bound_by_the_mock_and_other_reasons_are_not_retried() -> None:
+    measured: list[tuple[int, int]] = []
+    little = "Little's law off by 30%: throughput x mean latency = 11.2 in flight, but 16 users"
+
+    def measure(spec: PointSpec) -> Point:
+        assert spec.users is not None
+        measured.append((spec.users, spec.repeat))
+        point = _point(spec.users, p95_ms=1000.0)
+        if spec.users == 16:
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[LATE])
+        if spec.users == 10:
+            point = dataclasses.replace(point, valid=False, invalid_reasons=[little])
+        return point
+
+    entry = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=3,
+    )  # fmt: skip
+    assert measured == [(4, 0), (16, 0), (16, 1), (10, 0)]  # 16 twice, 10 (Little's law) once
+    assert entry["users"] == 4 and entry["first_failing_users"] == 10
+    late_only = search(
+        "flask-sync", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=4,
+        max_users=1024, max_points=2,
+    )  # fmt: skip
+    assert (late_only["users"], late_only["bound"]) == (4, "mock")  # the harness could not tell

@@ -1,0 +1,59 @@
+"""A point from what its window measured: the timing of the window, the figures and the validity verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.analysis.rawdata import Record, cut_window
+from loadtests.driver.pointbuild import WindowMeasurement, build_point, span_throughput
+from loadtests.driver.pointspec import PointSpec, Target, plan_timing, window_seconds
+
+TARGET = Target(
+    url="http://127.0.0.1:1", mock_url="http://127.0.0.1:2", server_pid=1, mock_pid=1, ceiling=4,
+    latency_s=1.0, token="t",
+)  # fmt: skip
+
+
+def test_window_is_sized_from_the_measured_rate_in_whole_periods() -> None:
+    timing = plan_timing(latency_s=1.0, duration_s=4.2, warmup_s=None)
+    assert window_seconds(timing, 4.0) == 8.0  # 30 completions at a measured 4/s, in whole periods
+    assert window_seconds(timing, 128.0) == 5.0  # the requested duration, rounded up to whole periods
+    assert window_seconds(timing, None) == 5.0
+    assert window_seconds(timing, 0.01) == 120.0  # capped
+
+
+def _window_records(users: int, latency_ms: float, seconds: float) -> list[Record]:
+    records = []
+    for user in range(users):
+        t = user / users * latency_ms / 1000
+        while t < seconds:
+            records.append(Record(start=t, latency_ms=latency_ms, ttft_ms=None, status="200", ok=True))
+            t += latency_ms / 1000
+    return records
+
+
+def test_build_point_checks_the_numbers_and_marks_starvation() -> None:
+    window = cut_window(_window_records(4, 1000.0, 30.0), 10.0, 20.0)
+    spec = PointSpec(
+        variant="flask-sync", scenario="analyse", load_model="closed", users=4, rate=None, repeat=0
+    )
+    kwargs = dict(
+        window=window,
+        server_cpu_s=0.4,
+        mock_cpu_s=0.1,
+        gc_pauses=[],
+        raw_file=None,
+        loadgen_processes=1,
+        mock_stats={"peak_in_flight": 4, "requests": 40, "by_status": {"200": 40}},
+    )
+    timing = plan_timing(latency_s=1.0, duration_s=10, warmup_s=3)
+    point = build_point(spec, TARGET, timing, WindowMeasurement(loadgen_cpu={"locust": 12.0}, **kwargs))  # type: ignore[arg-type]
+    assert point.valid, point.invalid_reasons
+    assert point.throughput_rps == pytest.approx(4.0)
+    assert point.latency_ms is not None and point.latency_ms.p99 == 1000.0
+    assert point.littles_law is not None and point.littles_law.ratio == pytest.approx(1.0)
+    assert point.server_cpu_ms_per_request == pytest.approx(10.0)
+    assert point.extra["expected_throughput_rps"] == 4.0
+    starved = build_point(spec, TARGET, timing, WindowMeasurement(loadgen_cpu={"locust": 97.0}, **kwargs))  # type: ignore[arg-type]
+    assert not starved.valid and "97%" in starved.invalid_reasons[0]
+    assert span_throughput(window.completion_times) == pytest.approx(4.0)
