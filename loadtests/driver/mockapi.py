@@ -9,10 +9,20 @@ import json
 import urllib.request
 from typing import Any
 
+from loadtests.driver.direct import open_direct
 
-def http_json(url: str, *, method: str = "GET", timeout: float = 10.0) -> dict[str, Any]:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+# The mock refuses a state-changing control call without it: a page in the user's browser cannot send a
+# custom header cross-site without a CORS preflight the mock never grants.
+CONTROL_HEADER = {"X-Mock-Control": "1"}
+
+
+def http_json(
+    url: str, *, method: str = "GET", timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, method=method, data=b"" if method == "POST" else None, headers=headers or {}
+    )
+    with open_direct(request, timeout=timeout) as response:
         return dict(json.loads(response.read()))
 
 
@@ -31,7 +41,7 @@ def in_flight(mock_url: str) -> int:
 
 def reset(mock_url: str) -> None:
     """Zero the mock's counters and peak: the window starts here."""
-    http_json(f"{mock_url}/mock/reset", method="POST")
+    http_json(f"{mock_url}/mock/reset", method="POST", headers=CONTROL_HEADER)
 
 
 def calls_since(mock_url: str, since_monotonic: float) -> list[list[Any]]:

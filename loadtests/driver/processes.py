@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from loadtests.driver.direct import open_direct
 from loadtests.errors import ProcessStartError
 from servers.lifetime import die_with_this_process
 
@@ -89,7 +90,7 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
 
 def http_ok(url: str, *, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with open_direct(url, timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loadtests.driver import mockapi
 from loadtests.driver.interrupts import deferred_interrupts
 from loadtests.driver.options import known_variants
 from loadtests.driver.pointspec import Target
@@ -185,8 +184,7 @@ class VariantSession:
         self._start_server()
 
     def in_flight(self) -> int:
-        with urllib.request.urlopen(f"{self.mock_url}/mock/stats", timeout=10) as response:
-            return int(json.loads(response.read())["in_flight"])
+        return mockapi.in_flight(self.mock_url)
 
     def settle(self, *, timeout_s: float, quiet_s: float = 0.25) -> bool:
         """True once the mock has seen nothing in flight for ``quiet_s``; False after ``timeout_s``."""

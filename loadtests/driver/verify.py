@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtests.driver.direct import open_direct
 from loadtests.scenarios.wsclient import WebSocket
 
 VALID_BODY = {
@@ -43,7 +44,7 @@ def _call(
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_direct(request, timeout=timeout) as response:
             return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)
@@ -160,7 +161,7 @@ def verify_target(base_url: str, *, name: str, health: str, requests: dict[str, 
             headers=req["headers"],
         )
         try:
-            with urllib.request.urlopen(request, timeout=60.0) as response:
+            with open_direct(request, timeout=60.0) as response:
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
