@@ -105,6 +105,11 @@ class Point:
     server_rss_mb: float | None = None
     server_uss_mb: float | None = None
     in_flight_mean: float | None = None
+    # Third wave: 95 % intervals (loadtests.analysis.intervals). latency_ci_ms: {"p50": [lo, hi], "p95": ...,
+    # "p99": ... or null, "effective_n": {...}, "why": {"p99": "71 completions (...): a p99 needs 372"},
+    # "method": ...}; throughput_ci_rps: [lo, hi] or null (too few batches).
+    latency_ci_ms: dict[str, Any] | None = None
+    throughput_ci_rps: list[float] | None = None
 
     @property
     def load(self) -> float:

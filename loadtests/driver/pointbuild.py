@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadtests.analysis.breakdown import join
+from loadtests.analysis.intervals import percentile_intervals, throughput_interval
 from loadtests.analysis.rawdata import Window
 from loadtests.analysis.stats import nearest_rank, percentiles
 from loadtests.analysis.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
@@ -243,7 +244,24 @@ def build_point(spec: PointSpec, target: Target, timing: Timing, m: WindowMeasur
         server_rss_mb=None if m.memory is None else round(m.memory.rss_peak_mb, 2),
         server_uss_mb=None if m.memory is None else round(m.memory.uss_peak_mb, 2),
         in_flight_mean=m.in_flight_mean,
+        **_intervals(window, rates.throughput, timing),
     )
+
+
+def _intervals(window: Window, throughput: float, timing: Timing) -> dict[str, Any]:
+    """The 95 % intervals of the percentiles and the throughput (loadtests.analysis.intervals)."""
+    latency = percentile_intervals(list(zip(window.completion_times, window.latencies_ms, strict=True)))
+    rate = throughput_interval(
+        window.completion_times,
+        start=window.start,
+        end=window.end,
+        period_s=timing.latency_s,
+        throughput=throughput,
+    )
+    return {
+        "latency_ci_ms": None if latency is None else asdict(latency),
+        "throughput_ci_rps": None if rate is None else list(rate),
+    }
 
 
 def _measured_latency_s(mock_stats: dict[str, Any] | None) -> float | None:

@@ -54,6 +54,15 @@ def test_build_point_checks_the_numbers_and_marks_starvation() -> None:
     assert point.littles_law is not None and point.littles_law.ratio == pytest.approx(1.0)
     assert point.server_cpu_ms_per_request == pytest.approx(10.0)
     assert point.extra["expected_throughput_rps"] == 4.0
+    # 40 completions: a median interval, no p95 or p99 (they need 72 and 372 independent ones), and the
+    # throughput's from ten whole periods of four completions each.
+    ci = point.latency_ci_ms
+    assert ci is not None and ci["p50"][0] <= point.latency_ms.p50 <= ci["p50"][1]
+    assert ci["p95"] is None and "40 completions" in ci["why"]["p95"] and ci["p99"] is None
+    assert (
+        point.throughput_ci_rps is not None
+        and point.throughput_ci_rps[0] <= 4.0 <= point.throughput_ci_rps[1]
+    )
     starved = build_point(spec, TARGET, timing, WindowMeasurement(loadgen_cpu={"locust": 97.0}, **kwargs))  # type: ignore[arg-type]
     assert not starved.valid and "97%" in starved.invalid_reasons[0]
     assert span_throughput(window.completion_times) == pytest.approx(4.0)
