@@ -1,9 +1,14 @@
 """Capacity under an SLO, the pure part: how a level is judged, which level to measure next, what bound the
 capacity, and the entry a search writes (``loadtests.driver.capacity`` measures; this decides).
 
-A level passes when its point is valid and meets the SLO: p95 latency <= p95_factor x L (L as the mock
-injected it), failed share <= the limit, no hung request. The capacity is the highest passing level; what
-stopped it is read from the first failing level above it (see :func:`bound_of`).
+A level is decided by evidence that clears the SLO by more than the noise: it **passes** when its point is
+valid, nothing failed beyond the limit, nothing hung, and the whole 95 % interval of its p95 latency
+(``loadtests.analysis.intervals``) lies at or under p95_factor x L (L as the mock injected it); it **fails**
+when it is invalid, failed or hung beyond the limits, or the whole interval lies above the limit; otherwise
+it is **undecided** (the interval straddles the limit, or the sample is too small for a p95 interval) and
+the search measures it again, longer. The capacity is an interval [lo, hi]: lo the most users that passed,
+hi the fewest above lo that failed (None when none did); what stopped it is read from the first level
+above lo (see :func:`bound_of`).
 """
 
 from __future__ import annotations
@@ -40,10 +45,27 @@ class Slo:
 
 @dataclass(frozen=True, kw_only=True)
 class LevelJudgement:
-    """One level against the SLO."""
+    """One level against the SLO: passed True (the evidence clears it), False (it breaks it) or None
+    (undecided: within the noise)."""
 
-    passed: bool
-    why: str  # why it failed ("" when it passed)
+    passed: bool | None
+    why: str  # why it failed or is undecided ("" when it passed)
+
+    @property
+    def decision(self) -> str:
+        return {True: "pass", False: "fail", None: "undecided"}[self.passed]
+
+
+def p95_interval(point: Point) -> tuple[float, float] | str | None:
+    """The p95's 95 % interval, or why there is none; a point measured before intervals existed (no
+    ``latency_ci_ms``) is judged by its p95 alone, as then."""
+    if point.latency_ci_ms is None:
+        p95 = point.latency_ms.p95 if point.latency_ms else None
+        return None if p95 is None else (p95, p95)
+    found = point.latency_ci_ms.get("p95")
+    if found is None:
+        return str((point.latency_ci_ms.get("why") or {}).get("p95", "no p95 interval"))
+    return float(found[0]), float(found[1])
 
 
 def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
@@ -58,30 +80,59 @@ def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
         return LevelJudgement(passed=False, why=f"{point.hung} hung")
     if failed_share > slo.failed_share:
         return LevelJudgement(passed=False, why=f"failed {failed_share:.2%}")
-    if point.latency_ms.p95 > limit_ms:
-        return LevelJudgement(passed=False, why=f"p95 {point.latency_ms.p95:.0f} ms > {limit_ms:.0f} ms")
+    interval = p95_interval(point)
+    p95 = point.latency_ms.p95
+    if isinstance(interval, str) or interval is None:
+        return LevelJudgement(passed=None, why=f"p95 {p95:.0f} ms has no interval: {interval}")
+    low, high = interval
+    if low > limit_ms:
+        return LevelJudgement(
+            passed=False, why=f"p95 {p95:.0f} ms [{low:.0f}, {high:.0f}] > {limit_ms:.0f} ms"
+        )
+    if high > limit_ms:
+        return LevelJudgement(
+            passed=None,
+            why=f"within the noise: p95 {p95:.0f} ms, its interval [{low:.0f}, {high:.0f}] straddles "
+            f"{limit_ms:.0f} ms",
+        )
     return LevelJudgement(passed=True, why="")
 
 
-def next_level(passed: dict[int, bool], *, start: int, max_users: int) -> int | None:
-    """The next user count to measure, or None when the capacity is found: the highest pass below the
-    lowest fail, to within one user or 5 % (bracketing by x4, then bisection, geometric while wide)."""
+def tolerance(lo: int) -> int:
+    """How close the search brings the edge: one user, or 5 % of the capacity."""
+    return max(1, math.floor(0.05 * lo))
+
+
+def next_level(passed: dict[int, bool | None], *, start: int, max_users: int) -> int | None:
+    """The next user count to measure, or None when the capacity is resolved: bracketing by x4 until a
+    level fails, then bisection (geometric while wide) of the wider of two gaps, lo (the most users that
+    passed) to the first level above it, and the last undecided level to hi (the fewest above lo that
+    failed), until both are within :func:`tolerance`."""
     if not passed:
         return max(1, min(start, max_users))
-    ok = [u for u, p in passed.items() if p]
-    bad = [u for u, p in passed.items() if not p]
-    lo = max(ok, default=0)
-    hi = min((u for u in bad if u > lo), default=None)
-    if hi is None:
-        if lo >= max_users:
-            return None
-        return min(max_users, lo * 4)
+    lo = max((u for u, p in passed.items() if p is True), default=0)
+    above = sorted(u for u, p in passed.items() if u > lo and p is not True)
+    hi = next((u for u in above if passed[u] is False), None)
     if lo == 0:  # nothing passed yet: step down by 4 until something does (capacity 0 if 1 user fails)
-        return None if hi == 1 else max(1, hi // 4)
-    if hi - lo <= max(1, math.floor(0.05 * lo)):
+        lowest = min(passed)
+        return None if lowest == 1 else max(1, lowest // 4)
+    if hi is None:  # nothing failed above lo: bracket upwards from the highest level not known to fail
+        top = max([lo, *above])
+        if top < max_users:
+            return min(max_users, top * 4)
+    between = [u for u in above if hi is None or u < hi]  # undecided levels
+    # Two gaps matter: lo to the first level above it (where the capacity's edge is), and the last
+    # undecided level to hi (where the server fails for certain); between undecided levels, more of the
+    # same noise.
+    edges = [(lo, between[0] if between else hi)] if between or hi is not None else []
+    if between and hi is not None:
+        edges.append((between[-1], hi))
+    gaps = [(a, b) for a, b in edges if b is not None and b - a > tolerance(lo)]
+    if not gaps:
         return None
-    mid = round(math.sqrt(lo * hi)) if hi > 4 * lo else (lo + hi) // 2
-    mid = min(max(mid, lo + 1), hi - 1)
+    a, b = max(gaps, key=lambda gap: gap[1] / gap[0])
+    mid = round(math.sqrt(a * b)) if b > 4 * a else (a + b) // 2
+    mid = min(max(mid, a + 1), b - 1)
     return None if mid in passed else mid
 
 
@@ -133,14 +184,46 @@ def bound_of(point: Point | None) -> str:
 
 @dataclass(kw_only=True)
 class SearchState:
-    """What a search has measured so far: each level's point, whether it passed and why not."""
+    """What a search has measured so far: each level's (last) point, its decision and why, and how many
+    measurements it took."""
 
-    passed: dict[int, bool]
+    passed: dict[int, bool | None]
     points: dict[int, Point]
     why: dict[int, str]
+    measurements: dict[int, int]
 
-    def record(self, users: int, point: Point, judgement: LevelJudgement) -> None:
+    def record(self, users: int, point: Point, judgement: LevelJudgement, *, measurements: int = 1) -> None:
         self.passed[users], self.points[users], self.why[users] = judgement.passed, point, judgement.why
+        self.measurements[users] = measurements
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityInterval:
+    lo: int  # the most users that passed (0: none did)
+    hi: int | None  # the fewest users above lo that failed (None: none did)
+    undecided: list[int]  # levels above lo, below hi, within the noise
+    bound: str
+
+
+def capacity_interval(state: SearchState, *, max_users: int, broken: int | None) -> CapacityInterval:
+    """lo, hi and what bound the capacity: the first level above lo says (undecided: within the noise;
+    failed: :func:`bound_of` its point); gaps the search could not close: max_points."""
+    passed = state.passed
+    lo = max((u for u, p in passed.items() if p is True), default=0)
+    above = sorted(u for u, p in passed.items() if u > lo and p is not True)
+    hi = next((u for u in above if passed[u] is False), None)
+    undecided = [u for u in above if passed[u] is None and (hi is None or u < hi)]
+    if broken is not None:
+        bound = "measurement"
+    elif passed and next_level(passed, start=lo or 1, max_users=max_users) is not None:
+        bound = "max_points"
+    elif not above:
+        bound = "max_users" if lo >= max_users else "max_points"
+    elif passed[above[0]] is None:
+        bound = "undecided"
+    else:
+        bound = bound_of(state.points[above[0]])
+    return CapacityInterval(lo=lo, hi=hi, undecided=undecided, bound=bound)
 
 
 def capacity_entry(
@@ -153,35 +236,54 @@ def capacity_entry(
     broken: int | None,
     wall_time_s: float,
 ) -> dict[str, Any]:
-    """The ``capacity`` entry of a finished search: the highest passing level, what bound it, every level."""
-    passed, points = state.passed, state.points
-    capacity = max((u for u, p in passed.items() if p), default=0)
-    above = sorted(u for u, p in passed.items() if not p and u > capacity)
-    first_fail = points[above[0]] if above else None
-    bound = bound_of(first_fail) if first_fail is not None or capacity >= max_users else "max_points"
-    if broken is not None:
-        bound = "measurement"
-    best = points.get(capacity)
+    """The ``capacity`` entry of a finished search: its interval, what bound it, every level."""
+    found = capacity_interval(state, max_users=max_users, broken=broken)
+    best = state.points.get(found.lo)
     return {
         "variant": variant,
         "scenario": scenario,
-        "users": capacity,
+        "users": found.lo,
+        "interval": [found.lo, found.hi],
+        "undecided": found.undecided,
         "throughput_rps": round(best.throughput_rps, 3) if best is not None else 0.0,
-        "bound": bound,
-        "points": len(passed),
-        "levels": [
-            {
-                "users": u,
-                "passed": passed[u],
-                "why": state.why[u],
-                "peak_in_flight": points[u].upstream_peak_in_flight,
-            }
-            for u in sorted(passed)
-        ],
-        "first_failing_users": above[0] if above else None,
+        "bound": found.bound,
+        "points": len(state.passed),
+        "measurements": sum(state.measurements.values()),
+        "levels": [_level(u, state) for u in sorted(state.passed)],
+        "first_failing_users": found.hi,
         "measurement_failed_users": broken,
         "in_flight_at_capacity": best.upstream_peak_in_flight if best is not None else None,
         "p95_ms_at_capacity": best.latency_ms.p95 if best is not None and best.latency_ms else None,
         "slo": slo.describe(),
         "wall_time_s": wall_time_s,
     }
+
+
+def _level(users: int, state: SearchState) -> dict[str, Any]:
+    point = state.points[users]
+    interval = p95_interval(point)
+    return {
+        "users": users,
+        "passed": state.passed[users],
+        "decision": LevelJudgement(passed=state.passed[users], why="").decision,
+        "why": state.why[users],
+        "peak_in_flight": point.upstream_peak_in_flight,
+        "p95_ms": point.latency_ms.p95 if point.latency_ms else None,
+        "p95_ci_ms": list(interval) if isinstance(interval, tuple) else None,
+        "measurements": state.measurements.get(users, 1),
+    }
+
+
+def level_marks(levels: list[dict[str, Any]]) -> str:
+    """'4+, 16-, 10?': each level and its decision (+ pass, - fail, ? undecided), for tables."""
+    marks = {True: "+", False: "-", None: "?"}
+    return ", ".join(f"{lv['users']}{marks[lv.get('passed')]}" for lv in levels)
+
+
+def interval_text(entry: dict[str, Any], *, unit: str = " users") -> str:
+    """'128-224 users', '128+ users' (nothing failed above), or the users alone for an older entry."""
+    interval = entry.get("interval")
+    if not interval:
+        return f"{entry.get('users')}{unit}"
+    lo, hi = interval
+    return f"{lo}-{hi}{unit}" if hi is not None else f"{lo}+{unit}"

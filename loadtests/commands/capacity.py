@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis.capacity import Slo
+from loadtests.analysis.capacity import Slo, interval_text, level_marks
 from loadtests.argtypes import number
 from loadtests.driver.capacity import search_in_session
 from loadtests.driver.metadata import collect_all, utc_now
@@ -113,13 +113,20 @@ def print_table(entries: Sequence[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="capacity under the SLO")
-    for column in ("variant", "scenario", "users", "rps", "bound", "points", "levels (users: pass/fail)"):
+    for column in (
+        "variant",
+        "scenario",
+        "capacity",
+        "rps",
+        "bound",
+        "levels",
+        "users: + pass, - fail, ? undecided",
+    ):
         table.add_column(column)
     for e in entries:
-        levels = ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in e["levels"])
         table.add_row(
-            e["variant"], e["scenario"], str(e["users"]), f"{e['throughput_rps']:g}", e["bound"],
-            str(e["points"]), levels,
+            e["variant"], e["scenario"], interval_text(e), f"{e['throughput_rps']:g}", e["bound"],
+            str(e["points"]), level_marks(e["levels"]),
         )  # fmt: skip
     Console(width=140).print(table)
 
@@ -197,9 +204,9 @@ def _search_all(run: Run, settings: SweepSettings, slo: Slo, args: argparse.Name
             run.results.capacity.append(entry)
             run.save()
             print(
-                f"  {group.variant} {scenario}: capacity {entry['users']} users "
-                f"({entry['throughput_rps']} rps), bound {entry['bound']}, "
-                f"{entry['points']} points, {entry['wall_time_s']:.0f} s",
+                f"  {group.variant} {scenario}: capacity {interval_text(entry)} "
+                f"({entry['throughput_rps']} rps at {entry['users']}), bound {entry['bound']}, "
+                f"{entry['points']} levels, {entry['measurements']} points, {entry['wall_time_s']:.0f} s",
                 flush=True,
             )
 

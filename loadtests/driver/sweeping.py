@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.analysis.capacity import Slo, judge
+from loadtests.analysis.capacity import Slo, interval_text, judge
 from loadtests.driver.capacity import search_in_session
 from loadtests.driver.loadgen import RemoteWorkers
 from loadtests.driver.measure import measure_point
@@ -176,7 +176,9 @@ class Sweep:
             if guessed:  # the ETA's guess of this search, one level at a time
                 self.progress.advance(self.task, point_guess_s(guessed.pop(0), self.settings))
             judged = judge(point, slo, point.upstream_latency_s or big_l)
-            verdict = "meets the SLO" if judged.passed else f"fails the SLO ({judged.why})"
+            verdict = {True: "meets the SLO", False: f"fails the SLO ({judged.why})", None: judged.why}[
+                judged.passed
+            ]
             self.progress.console.print(
                 f"  {variant} {scenario} capacity search, {point.users} u: {figures(point)} — {verdict}"
             )
@@ -192,8 +194,8 @@ class Sweep:
         for spec in guessed:  # levels the guess had and the search did not need
             self.progress.advance(self.task, point_guess_s(spec, self.settings))
         self.progress.console.print(
-            f"  {variant} {scenario}: capacity {entry['users']} users ({entry['throughput_rps']} rps), "
-            f"bound {entry['bound']}, {entry['points']} levels"
+            f"  {variant} {scenario}: capacity {interval_text(entry)} ({entry['throughput_rps']} rps at "
+            f"{entry['users']}), bound {entry['bound']}, {entry['points']} levels"
         )
 
 

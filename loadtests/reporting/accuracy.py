@@ -13,6 +13,7 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 
+from loadtests.analysis.capacity import interval_text, level_marks
 from loadtests.analysis.validity import LOADGEN_CPU_LIMIT
 from loadtests.results import Point, RunResults
 
@@ -128,9 +129,10 @@ def _capacity_table(run: RunResults) -> list[str]:
     for entry in run.capacity:
         p95 = entry.get("p95_ms_at_capacity")
         p95_text = f"{p95 / 1000 / big_l:.2f} x L" if p95 and big_l else "-"
-        levels = ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in entry.get("levels", []))
+        levels = level_marks(entry.get("levels", []))
         lines.append(
-            f"| {entry['variant']} | {entry['scenario']} | {entry['users']} | {entry['bound']} | "
+            f"| {entry['variant']} | {entry['scenario']} | {interval_text(entry, unit='')} | "
+            f"{entry['bound']} | "
             f"{entry['throughput_rps']:g} | {p95_text} | {levels} |"
         )
     slo = run.capacity[0].get("slo")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from loadtests.analysis.capacity import interval_text, level_marks
 from loadtests.analysis.run_analysis import RunAnalysis
 from loadtests.analysis.verdict import COMFORT_DEFINITION, Verdict, upstream_latency
 from loadtests.reporting.dockit import Block, ChartEntry, Claims, FigureBlock, Heading, Para, Table
@@ -95,17 +96,20 @@ def _capacity_blocks(run: RunResults) -> list[Block]:
         [
             str(e["variant"]),
             str(e["scenario"]),
-            str(e["users"]),
+            interval_text(e, unit=""),
             f"{e['throughput_rps']:g}",
             str(e.get("in_flight_at_capacity") or ""),
             str(e["bound"]).replace("_", " "),
             str(e["points"]),
-            ", ".join(f"{lv['users']}{'+' if lv['passed'] else '-'}" for lv in e.get("levels", [])),
+            level_marks(e.get("levels", [])),
             f"{e.get('wall_time_s', 0):.0f}",
         ]
         for e in run.capacity
     ]
-    headers = ["variant", "scenario", "users", "rps", "in flight", "bound", "points", "levels (+ pass)", "s"]
+    headers = [
+        "variant", "scenario", "capacity", "rps", "in flight", "bound", "points",
+        "levels (+ pass, - fail, ? undecided)", "s",
+    ]  # fmt: skip
     return [*blocks, Table(headers, rows)]
 
 

@@ -34,6 +34,34 @@ def test_the_search_brackets_then_bisects_within_its_budget() -> None:
     assert _walk(5000, start=128, max_users=1024) == [128, 512, 1024]  # bounded by --max-users
 
 
+def test_undecided_levels_split_the_span_and_the_search_narrows_every_gap() -> None:
+    # 128 passed, 224 failed, 170 undecided: the wider gap, 128 to 170, is bisected first, then 170 to 224.
+    passed: dict[int, bool | None] = {128: True, 224: False, 170: None}
+    assert next_level(passed, start=128, max_users=1024) == 149
+    passed.update({149: True})
+    assert next_level(passed, start=128, max_users=1024) == 197
+    done = {128: True, 131: None, 150: None, 153: False}  # both gaps within 5 % of 128; between: noise
+    assert next_level(done, start=128, max_users=1024) is None
+    # Nothing failed yet, 512 undecided: the bracket goes on above it.
+    assert next_level({128: True, 512: None}, start=128, max_users=1024) == 1024
+
+
+def test_the_interval_and_bound_of_a_search_that_ran_out_of_levels() -> None:
+    from loadtests.analysis.capacity import SearchState, capacity_interval
+
+    state = SearchState(passed={}, points={}, why={}, measurements={})
+    for users, passed in ((128, True), (512, False)):
+        state.record(users, _point(users, p95_ms=1000.0), _judged(passed))
+    found = capacity_interval(state, max_users=1024, broken=None)
+    assert (found.lo, found.hi, found.bound) == (128, 512, "max_points")  # 128-512 is still wide
+
+
+def _judged(passed: bool | None):  # type: ignore[no-untyped-def]
+    from loadtests.analysis.capacity import LevelJudgement
+
+    return LevelJudgement(passed=passed, why="")
+
+
 def _point(users: int, *, p95_ms: float) -> Point:
     latency = Percentiles(
         count=50, min=p95_ms, mean=p95_ms, p50=p95_ms, p90=p95_ms, p95=p95_ms, p99=p95_ms, max=p95_ms
