@@ -42,6 +42,10 @@ class Level:
     # This level's own upstream latency when the run's levels differ in it (a reach run: L grows with
     # the streams); None when the run's one L applies.
     latency_s: float | None = None
+    # 95 % intervals (loadtests.analysis.intervals), the hull over the repeats used; a point measured
+    # before intervals existed counts as its own figure; None: the sample cannot support one.
+    p95_ci_ms: tuple[float, float] | None = None
+    throughput_ci_rps: tuple[float, float] | None = None
 
     @property
     def users(self) -> int:
@@ -124,7 +128,26 @@ def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
         invalid_reasons=reasons,
         server_cpu_bound=any(p.extra.get("server_cpu_bound", False) for p in used),
         latency_s=_own_latency(used),
+        p95_ci_ms=_hull([_p95_interval(p) for p in used]),
+        throughput_ci_rps=_hull(
+            [tuple(p.throughput_ci_rps) if p.throughput_ci_rps else (p.throughput_rps,) * 2 for p in used]
+        ),
     )
+
+
+def _p95_interval(point: Point) -> tuple[float, float] | None:
+    if point.latency_ci_ms is not None:
+        found = point.latency_ci_ms.get("p95")
+        return None if found is None else (float(found[0]), float(found[1]))
+    return None if point.latency_ms is None else (point.latency_ms.p95, point.latency_ms.p95)
+
+
+def _hull(intervals: Sequence[Sequence[float] | None]) -> tuple[float, float] | None:
+    """The smallest interval holding every repeat's (those that have one); None when none has."""
+    known = [i for i in intervals if i is not None]
+    if not known:
+        return None
+    return min(float(i[0]) for i in known), max(float(i[1]) for i in known)
 
 
 def _own_latency(points: Sequence[Point]) -> float | None:

@@ -269,7 +269,9 @@ def _cap_claim(
     # Both bounds: "holds at most C" is about a server that holds C and no more. One that holds fewer (a
     # flask-sync with 1 worker) contradicts it as much as one that holds more.
     thr_ratio = top.throughput_rps / limit_rps
-    thr_ok = CAP_THROUGHPUT_LOW <= thr_ratio <= CAP_THROUGHPUT_SLACK
+    thr_low, thr_high = (v / limit_rps for v in (top.throughput_ci_rps or (top.throughput_rps,) * 2))
+    thr_ok = thr_low >= CAP_THROUGHPUT_LOW and thr_high <= CAP_THROUGHPUT_SLACK
+    thr_noise = not thr_ok and thr_high >= CAP_THROUGHPUT_LOW and thr_low <= CAP_THROUGHPUT_SLACK
     # The mock's gauge is exact: no tolerance on either side.
     measured = None if peak_top is None else int(peak_top.peak_in_flight or 0)
     failed = sum(lv.failed for lv in above)
@@ -289,7 +291,7 @@ def _cap_claim(
         )
     thr_text = (
         f"throughput at most {top.throughput_rps:.3g} rps ({top.users} users) vs "
-        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(thr_ratio)})"
+        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(thr_ratio)}{_interval_pct(thr_low, thr_high)})"
     )
     queue_text = ""
     if highest.p50_ms is not None:
@@ -299,24 +301,36 @@ def _cap_claim(
             f"{highest.p50_ms / 1000 / highest_l:.3g} x L (L = {highest_l:g} s): the rest queue"
         )
     evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
-    if measured is None:
-        status: Status = "inconclusive"
-        evidence += "; without the mock's ground truth, throughput alone cannot tell a cap from a slow server"
-    elif failed_share > CAP_MAX_FAILED_SHARE:
-        status = "inconclusive"
-        evidence += (
-            f"; {failed_share:.1%} of requests failed, so a low peak may be failures rather than a cap"
-        )
-    elif measured != spec.cap:
-        status = "not_reproduced"
-    elif thr_ok:
-        status = "reproduced"
-    else:
-        status = "inconclusive"
-        evidence += "; the mock's peak matches but the throughput does not, so neither decides"
+    status, why_not = _cap_status(spec.cap, measured, failed_share, thr_ok=thr_ok, thr_noise=thr_noise)
+    evidence += why_not
     if ignored:
         evidence += f"; {len(ignored)} invalid level(s) not used"
     return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
+
+
+def _cap_status(
+    cap: int, measured: int | None, failed_share: float, *, thr_ok: bool, thr_noise: bool
+) -> tuple[Status, str]:
+    """The cap claim's status from the gauge (exact), the failures and the throughput's interval, with
+    what to add to the evidence when it is not decided."""
+    if measured is None:
+        return "inconclusive", (
+            "; without the mock's ground truth, throughput alone cannot tell a cap from a slow server"
+        )
+    if failed_share > CAP_MAX_FAILED_SHARE:
+        return "inconclusive", (
+            f"; {failed_share:.1%} of requests failed, so a low peak may be failures rather than a cap"
+        )
+    if measured != cap:
+        return "not_reproduced", ""
+    if thr_ok:
+        return "reproduced", ""
+    if thr_noise:
+        return "inconclusive", (
+            f"; within the noise: the throughput's interval reaches outside {_pct(CAP_THROUGHPUT_LOW)}-"
+            f"{_pct(CAP_THROUGHPUT_SLACK)} of {cap}/L"
+        )
+    return "inconclusive", "; the mock's peak matches but the throughput does not, so neither decides"
 
 
 def measured_ceiling(levels: Sequence[Level]) -> Level | None:
@@ -346,21 +360,39 @@ def _l_header(levels: Sequence[Level], big_l: float) -> str:
     return f", L = {big_l:g} s" if all(_latency(lv, big_l) == big_l for lv in levels) else ""
 
 
-def _comfort_failures(lv: Level, big_l: float) -> list[str]:
+def _comfort_failures(lv: Level, big_l: float) -> tuple[list[str], list[str]]:
+    """(what breaks the rule, what is within the noise of it) at one level: the gauge and the failures are
+    exact; the p95 and the throughput are judged by their 95 % intervals (a decision only when the whole
+    interval is on one side of the threshold)."""
     big_l = _latency(lv, big_l)
-    failures = []
+    failures, noise = [], []
     if lv.failed:
         failures.append(f"{lv.failed} failed ({lv.error_rate:.1%})")
     in_flight = lv.in_flight
     if in_flight is None or in_flight < COMFORT_MIN_USERS:
         failures.append(f"in flight {_num(in_flight)} < {COMFORT_MIN_USERS}")
-    if lv.p95_ms is None or lv.p95_ms / 1000 > COMFORT_P95_FACTOR * big_l:
+    limit_ms = COMFORT_P95_FACTOR * big_l * 1000.0
+    p95 = lv.p95_ci_ms
+    if lv.p95_ms is None or (p95 is not None and p95[0] > limit_ms):
         failures.append(f"p95 {_seconds(lv.p95_ms)} > {COMFORT_P95_FACTOR:g} x L")
-    if lv.throughput_rps < COMFORT_THROUGHPUT_FRACTION * lv.users / big_l:
+    elif p95 is None:
+        noise.append(f"p95 {_seconds(lv.p95_ms)} has no interval (too few completions)")
+    elif p95[1] > limit_ms:
+        noise.append(
+            f"p95 interval [{_seconds(p95[0])}, {_seconds(p95[1])}] straddles {COMFORT_P95_FACTOR:g} x L"
+        )
+    need = COMFORT_THROUGHPUT_FRACTION * lv.users / big_l
+    low, high = lv.throughput_ci_rps or (lv.throughput_rps, lv.throughput_rps)
+    if high < need:
         failures.append(
             f"throughput {lv.throughput_rps:.3g} rps < {COMFORT_THROUGHPUT_FRACTION:.0%} of users/L"
         )
-    return failures
+    elif low < need:
+        noise.append(
+            f"throughput interval [{low:.3g}, {high:.3g}] rps straddles {COMFORT_THROUGHPUT_FRACTION:.0%} "
+            "of users/L"
+        )
+    return failures, noise
 
 
 def _comfort_figures(lv: Level, big_l: float, *, own_l: bool = False) -> str:
@@ -368,6 +400,8 @@ def _comfort_figures(lv: Level, big_l: float, *, own_l: bool = False) -> str:
     own = f" (L = {big_l:g} s)" if own_l else ""
     source = "peak" if lv.peak_in_flight is not None else "Little's-law"
     p95 = f"p95 {_seconds(lv.p95_ms)}" + (f" = {lv.p95_ms / 1000 / big_l:.2f} x L" if lv.p95_ms else "")
+    if lv.p95_ci_ms is not None and lv.p95_ci_ms[0] != lv.p95_ci_ms[1]:
+        p95 += f" [{lv.p95_ci_ms[0] / 1000 / big_l:.2f}, {lv.p95_ci_ms[1] / 1000 / big_l:.2f}]"
     return (
         f"at {lv.users} users{own}: {lv.failed} failed, {source} {_num(lv.in_flight)} in flight, {p95}, "
         f"{lv.throughput_rps:.3g} rps ({_pct(lv.throughput_rps / (lv.users / big_l))} of users/L)"
@@ -410,18 +444,23 @@ def _comfort_claim(
             f"{spec.variant} ({scenario}): no valid level at {COMFORT_MIN_USERS}+ users "
             f"(highest valid: {levels[-1].users} users)",
         )
-    results = [(lv, _comfort_failures(lv, big_l)) for lv in high]
+    results = [(lv, *_comfort_failures(lv, big_l)) for lv in high]
     header = _l_header(high, big_l)
     parts = [
         _comfort_figures(lv, big_l, own_l=not header)
         + (" (not comfortable: " + ", ".join(f) + ")" if f else "")
-        for lv, f in results
+        + (" (within the noise: " + ", ".join(n) + ")" if n and not f else "")
+        for lv, f, n in results
     ]
     evidence = f"{spec.variant} ({scenario}{header}) " + "; ".join(parts)
-    if not results[0][1]:
+    _, first_failures, first_noise = results[0]
+    if not first_failures and not first_noise:
         status: Status = "reproduced"
-    elif all(f for _, f in results):
+    elif all(f for _, f, _ in results):
         status = "not_reproduced"
+    elif not first_failures:
+        status = "inconclusive"
+        evidence += f"; at {high[0].users} users the evidence does not clear the threshold: within the noise"
     else:
         status = "inconclusive"
         evidence += f"; fails at {high[0].users} users but passes higher up, so the data disagree"
@@ -467,8 +506,15 @@ def _gthread_claim(
         f"{lv.throughput_rps:.3g} rps vs {ceiling}/L = {ceiling / big_l:.3g} rps "
         f"({_pct(lv.throughput_rps / (ceiling / big_l))})"
     )
-    if in_flight >= FOLLOW_FRACTION * ceiling and lv.throughput_rps >= FOLLOW_FRACTION * ceiling / big_l:
-        status: Status = "reproduced"
+    low, high = lv.throughput_ci_rps or (lv.throughput_rps, lv.throughput_rps)
+    need = FOLLOW_FRACTION * ceiling / big_l
+    if in_flight >= FOLLOW_FRACTION * ceiling and low < need <= high:
+        status: Status = "inconclusive"
+        evidence += (
+            f"; within the noise: the throughput's interval [{low:.3g}, {high:.3g}] rps straddles {need:.3g}"
+        )
+    elif in_flight >= FOLLOW_FRACTION * ceiling and low >= need:
+        status = "reproduced"
     elif in_flight <= workers:
         status = "not_reproduced"
     else:
@@ -528,6 +574,11 @@ def _pct(ratio: float) -> str:
     if abs(delta) < 0.01:
         return "within 1%"
     return f"{ratio:.0%}"
+
+
+def _interval_pct(low: float, high: float) -> str:
+    """' [95%, 104%]' for an interval of ratios; nothing for a point figure without one."""
+    return "" if low == high else f" [{low:.0%}, {high:.0%}]"
 
 
 def _num(value: float | None) -> str:

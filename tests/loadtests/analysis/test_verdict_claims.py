@@ -215,3 +215,43 @@ def test_a_reach_run_judges_each_level_by_its_own_l() -> None:
     assert "at 1000 users (L = 60 s)" in claim.evidence
     assert "at 5000 users (L = 125 s): 0 failed, peak 5000 in flight, p95 125 s = 1.00 x L" in claim.evidence
     assert "x L" in claim.evidence and "2.09 x L" not in claim.evidence
+
+
+def _with_intervals(
+    run, variant: str, *, p95_ci: tuple[float, float], thr_ci: tuple[float, float] | None = None
+):  # type: ignore[no-untyped-def]
+    """Every point of ``variant`` given a p95 interval (and a throughput interval) around its figures."""
+
+    def change(p):  # type: ignore[no-untyped-def]
+        if p.variant != variant or p.latency_ms is None:
+            return p
+        lo, hi = p95_ci
+        rate = thr_ci or (p.throughput_rps, p.throughput_rps)
+        return replace(
+            p,
+            latency_ci_ms={"p95": [p.latency_ms.p95 * lo, p.latency_ms.p95 * hi], "why": {}},
+            throughput_ci_rps=[p.throughput_rps * rate[0], p.throughput_rps * rate[1]],
+        )
+
+    return modify(run, change)
+
+
+def test_a_p95_whose_interval_straddles_the_threshold_is_within_the_noise_not_a_status() -> None:
+    run = synthetic_run(variants=("fastapi-async",), scenarios=("analyse",))
+    assert _claim(run, "fastapi-async-holds-100").status == "reproduced"  # p95 = L: far inside 1.25 L
+    # The same p95 with an interval reaching 1.3 x its value (1.3 L): the evidence does not clear 1.25 L.
+    noisy = _with_intervals(run, "fastapi-async", p95_ci=(0.9, 1.3))
+    claim = _claim(noisy, "fastapi-async-holds-100")
+    assert claim.status == "inconclusive" and "within the noise" in claim.evidence
+    assert "straddles 1.25 x L" in claim.evidence
+    # Whole interval above the threshold: decided, not reproduced.
+    slow = _with_intervals(run, "fastapi-async", p95_ci=(1.3, 1.4))
+    assert _claim(slow, "fastapi-async-holds-100").status == "not_reproduced"
+
+
+def test_a_cap_whose_throughput_interval_reaches_past_its_band_is_within_the_noise() -> None:
+    run = synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("analyse",))
+    assert _claim(run, "flask-sync-holds-4").status == "reproduced"
+    noisy = _with_intervals(run, "flask-sync", p95_ci=(1.0, 1.0), thr_ci=(0.7, 1.05))
+    claim = _claim(noisy, "flask-sync-holds-4")
+    assert claim.status == "inconclusive" and "within the noise" in claim.evidence
