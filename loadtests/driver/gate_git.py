@@ -46,7 +46,8 @@ def toplevel(start: Path) -> Path:
 def resolve(repo: Path, revision: str) -> str:
     """The full commit id of ``revision``."""
     try:
-        return git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+        # --end-of-options: a revision starting with '-' is a name, never an option of rev-parse.
+        return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
     except GateError:
         raise GateError(
             f"unknown revision {revision!r}: name a commit, branch or tag this clone has "
@@ -59,7 +60,7 @@ def default_base(repo: Path, head: str) -> str:
     for upstream in ("origin/main", "main"):
         with contextlib.suppress(GateError):
             resolve(repo, upstream)
-            return git(repo, "merge-base", upstream, head)
+            return git(repo, "merge-base", "--end-of-options", upstream, head)
     raise GateError("no BASE given and neither origin/main nor main exists here; name BASE explicitly")
 
 

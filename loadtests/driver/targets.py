@@ -127,14 +127,24 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+APP_PYTHON_ENV = "LLM_WAIT_BENCH_APP_PYTHON"  # your app's interpreter, when it is not the harness's
+
+
+def app_python() -> str:
+    """The interpreter a target's ``python`` means: LLM_WAIT_BENCH_APP_PYTHON when set (the composite
+    action sets the job's own, since the harness lives in a virtual environment of its own), else this
+    one (the harness and your app installed together, as in this repository's examples)."""
+    return os.environ.get(APP_PYTHON_ENV, "").strip() or sys.executable
+
+
 def resolve_executable(name: str) -> str:
-    """``python`` is this interpreter; other bare names are looked up beside it first (the virtual
+    """``python`` is :func:`app_python`; other bare names are looked up beside it first (its virtual
     environment's ``bin/``, where gunicorn and uvicorn live), then on PATH."""
     if name in ("python", "python3"):
-        return sys.executable
+        return app_python()
     if os.sep in name:
         return name
-    here = Path(sys.executable).parent
+    here = Path(app_python()).parent
     found = shutil.which(name, path=os.pathsep.join([str(here), os.environ.get("PATH", "")]))
     return found or name
 

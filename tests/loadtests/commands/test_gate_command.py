@@ -29,6 +29,9 @@ def test_an_unknown_revision_exits_2_in_one_line(capsys: pytest.CaptureFixture[s
     assert cli(["gate", "no-such-revision-anywhere", "HEAD"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown revision 'no-such-revision-anywhere'" in err
+    # After --, a revision that starts with '-' is a name (git's --end-of-options), never an option.
+    assert cli(["gate", "--", "--output=/tmp/x", "HEAD"]) == 2
+    assert "unknown revision '--output=/tmp/x'" in capsys.readouterr().err
 
 
 def test_bad_flags_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,12 +191,13 @@ def test_the_action_runs_the_gate_with_flags_it_has() -> None:
     from loadtests.driver.gate import GATE_PRESETS
 
     action = (REPO / "action.yml").read_text()
-    assert 'llm-wait-bench gate "${BASE}" "${HEAD_REV}" --target "${TARGET}" --preset "${PRESET}"' in action
+    line = '"${BENCH}" gate --target "${TARGET}" --preset "${PRESET}" --out "${out}" -- "${base}" "${head}"'
+    assert line in action
     default_preset = action.split("  preset:", 1)[1].split("default:", 1)[1].split()[0]
     assert default_preset in GATE_PRESETS
-    argv = ["b", "h", "--target", "t.toml", "--preset", default_preset, "--out", "o"]
+    argv = ["--target", "t.toml", "--preset", default_preset, "--out", "o", "--", "-b", "h"]
     args = build_parser().parse_args(argv)
-    assert args.targets == ["t.toml"]
+    assert args.targets == ["t.toml"] and (args.base, args.head) == ("-b", "h")  # after --, a name
 
 
 def test_the_readme_shows_the_ci_workflow_file_as_it_is() -> None:

@@ -42,3 +42,23 @@ def test_a_bad_target_file_names_the_file_and_the_key(tmp_path: Path, text: str,
     with pytest.raises(TargetError, match=r"target\.toml") as info:
         load_target(path)
     assert needle in str(info.value)
+
+
+def test_a_targets_python_is_the_apps_interpreter_when_the_action_names_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from loadtests.driver.targets import APP_PYTHON_ENV
+
+    spec = load_target(_write(tmp_path, GOOD))
+    monkeypatch.delenv(APP_PYTHON_ENV, raising=False)
+    assert spec.argv({"port": "1"})[0] == sys.executable  # installed together, as in the examples
+    app_bin = tmp_path / "app-venv" / "bin"
+    app_bin.mkdir(parents=True)
+    (app_bin / "gunicorn").write_text("#!/bin/sh\n")
+    (app_bin / "gunicorn").chmod(0o755)
+    monkeypatch.setenv(APP_PYTHON_ENV, str(app_bin / "python3"))
+    assert spec.argv({"port": "1"})[0] == str(app_bin / "python3")
+    gunicorn = load_target(_write(tmp_path, GOOD.replace('["python", "-m", "http.server"', '["gunicorn"')))
+    assert gunicorn.argv({"port": "1"})[0] == str(app_bin / "gunicorn")  # beside the app's python first
