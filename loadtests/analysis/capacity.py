@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,12 @@ def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
     interval = p95_interval(point)
     p95 = point.latency_ms.p95
     if isinstance(interval, str) or interval is None:
+        # Too few completions to bound the p95 above; its lower bound alone can still show it is too high.
+        floor = ((point.latency_ci_ms or {}).get("lower") or {}).get("p95")
+        if floor is not None and floor > limit_ms:
+            return LevelJudgement(
+                passed=False, why=f"p95 {p95:.0f} ms, at least {floor:.0f} ms > {limit_ms:.0f} ms"
+            )
         return LevelJudgement(passed=None, why=f"p95 {p95:.0f} ms has no interval: {interval}")
     low, high = interval
     if low > limit_ms:
@@ -287,3 +294,37 @@ def interval_text(entry: dict[str, Any], *, unit: str = " users") -> str:
         return f"{entry.get('users')}{unit}"
     lo, hi = interval
     return f"{lo}-{hi}{unit}" if hi is not None else f"{lo}+{unit}"
+
+
+def intervals_overlap(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
+    """Whether two capacity intervals [lo, hi) can hold the same capacity (hi None: unbounded)."""
+    (a_lo, a_hi), (b_lo, b_hi) = a, b
+    assert a_lo is not None and b_lo is not None
+    return (b_hi is None or a_lo < b_hi) and (a_hi is None or b_lo < a_hi)
+
+
+def repeat_summary(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (variant, scenario) searched more than once: each search's interval, their union, and whether
+    one capacity fits them all (the largest lo below the smallest hi)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault((str(entry["variant"]), str(entry["scenario"])), []).append(entry)
+    summary = []
+    for (variant, scenario), found in groups.items():
+        intervals = [list(e.get("interval") or [e["users"], e.get("first_failing_users")]) for e in found]
+        los = [i[0] for i in intervals]
+        his = [i[1] for i in intervals]
+        top = None if any(h is None for h in his) else max(his)
+        least = None if all(h is None for h in his) else min(h for h in his if h is not None)
+        summary.append(
+            {
+                "variant": variant,
+                "scenario": scenario,
+                "intervals": intervals,
+                "union": [min(los), top],
+                "overlap": least is None or max(los) < least,
+                "wall_time_s": [e.get("wall_time_s") for e in found],
+                "points": [e.get("measurements", e.get("points")) for e in found],
+            }
+        )
+    return summary

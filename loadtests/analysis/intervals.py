@@ -53,6 +53,9 @@ class PercentileIntervals:
     p99: tuple[float, float] | None
     effective_n: dict[str, float]  # per percentile: n / tau
     why: dict[str, str]  # per unsupported percentile: the reason
+    # Per unsupported percentile whose lower end the sample does bound: that bound alone (enough to say a
+    # percentile is above a limit; too few completions to say it is below one).
+    lower: dict[str, float]
     method: str = PERCENTILE_METHOD
 
     def get(self, name: str) -> tuple[float, float] | None:
@@ -115,27 +118,24 @@ def order_statistic_ranks(n: int, q: float, confidence: float = CONFIDENCE) -> t
 
 def quantile_interval(
     ordered: Sequence[float], in_time_order: Sequence[float], q: float
-) -> tuple[tuple[float, float] | None, float, str]:
-    """(interval or None, effective n, why not) of the q-quantile; ``ordered`` sorted, ``in_time_order``
-    the same samples by completion."""
+) -> tuple[tuple[float, float] | None, float, str, float | None]:
+    """(interval or None, effective n, why not, lower bound alone) of the q-quantile; ``ordered`` sorted,
+    ``in_time_order`` the same samples by completion."""
     n = len(ordered)
     if n == 0:
-        return None, 0.0, "no completion"
+        return None, 0.0, "no completion", None
     cut = ordered[max(math.ceil(q * n), 1) - 1]
     tau = autocorrelation_time([1.0 if x <= cut else 0.0 for x in in_time_order])
     n_eff = n / tau
     whole = max(1, math.floor(n_eff))
     low, high = order_statistic_ranks(whole, q)
     need = needed_samples(q)
-    if low < 1 or high > whole:
-        return (
-            None,
-            n_eff,
-            f"{n} completions ({n_eff:.0f} effectively independent): a p{q * 100:g} needs {need}",
-        )
     lo_rank = max(1, math.floor(low * n / whole))
+    if low < 1 or high > whole:
+        why = f"{n} completions ({n_eff:.0f} effectively independent): a p{q * 100:g} needs {need}"
+        return None, n_eff, why, (ordered[lo_rank - 1] if low >= 1 else None)
     hi_rank = min(n, math.ceil(high * n / whole))
-    return (ordered[lo_rank - 1], ordered[hi_rank - 1]), n_eff, ""
+    return (ordered[lo_rank - 1], ordered[hi_rank - 1]), n_eff, "", None
 
 
 @functools.lru_cache(maxsize=16)
@@ -158,13 +158,18 @@ def percentile_intervals(samples: Sequence[tuple[float, float]]) -> PercentileIn
     found: dict[str, tuple[float, float] | None] = {}
     eff: dict[str, float] = {}
     why: dict[str, str] = {}
+    lower: dict[str, float] = {}
     for name, q in QUANTILES.items():
-        interval, n_eff, reason = quantile_interval(ordered, in_time, q)
+        interval, n_eff, reason, bound = quantile_interval(ordered, in_time, q)
         found[name] = None if interval is None else (round(interval[0], 3), round(interval[1], 3))
         eff[name] = round(n_eff, 1)
         if reason:
             why[name] = reason
-    return PercentileIntervals(p50=found["p50"], p95=found["p95"], p99=found["p99"], effective_n=eff, why=why)
+        if bound is not None:
+            lower[name] = round(bound, 3)
+    return PercentileIntervals(
+        p50=found["p50"], p95=found["p95"], p99=found["p99"], effective_n=eff, why=why, lower=lower
+    )
 
 
 def throughput_interval(

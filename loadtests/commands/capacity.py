@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis.capacity import Slo, interval_text, level_marks
+from loadtests.analysis.capacity import Slo, interval_text, level_marks, repeat_summary
 from loadtests.argtypes import number
 from loadtests.driver.capacity import search_in_session
 from loadtests.driver.metadata import collect_all, utc_now
@@ -57,6 +57,7 @@ from loadtests.presets import PRESETS, SweepSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIOS = ("analyse",)
+REPEAT_STRIDE = 10  # repeated searches number their points from 0, 10, 20, ... (a level takes at most 4)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="hung requests allowed (default: %(default)s)",
     )
+    add(
+        "--repeat",
+        type=number("--repeat", kind=int, minimum=1),
+        default=1,
+        help="independent searches per variant, each with fresh processes; their intervals and union are "
+        "reported (default: %(default)s)",
+    )
     return parser
 
 
@@ -146,7 +154,9 @@ def main(argv: list[str]) -> int:
     print(
         f"capacity: {len(settings.variants)} variant(s) x {len(settings.scenarios)} scenario(s), SLO "
         f"{slo.describe()} (L = {big_l:g} s), at most {args.max_points} levels each up to "
-        f"{args.max_users} users; writing {run.results_file}",
+        f"{args.max_users} users"
+        + (f", {args.repeat} searches each" if args.repeat > 1 else "")
+        + f"; writing {run.results_file}",
         flush=True,
     )
     try:
@@ -156,8 +166,12 @@ def main(argv: list[str]) -> int:
         return run.interrupted()
     finally:
         run.close()
+    if args.repeat > 1:
+        run.results.metadata["capacity_repeats"] = repeat_summary(run.results.capacity)
     wall = run.finish()
     print_table(run.results.capacity)
+    if args.repeat > 1:
+        print_repeats(run.results.metadata["capacity_repeats"])
     print(f"results: {run.results_file}  (wall time {wall:.0f} s)")
     return 1 if failed else 0
 
@@ -194,13 +208,18 @@ def _metadata(
 def _search_all(run: Run, settings: SweepSettings, slo: Slo, args: argparse.Namespace, big_l: float) -> int:
     """Each variant in its own session, a search per scenario it serves; how many would not start."""
 
+    current = {"search": 0}
+
     def searches(group: Group, session: VariantSession) -> None:
         for scenario in _served(group.variant, settings):
             entry = search_in_session(
                 session, scenario, settings, run.run_dir, slo=slo, nominal_latency_s=big_l,
                 start_users=args.start_users, max_users=args.max_users, max_points=args.max_points,
                 on_point=lambda point: (run.results.points.append(point), run.save()),
+                repeat_base=REPEAT_STRIDE * current["search"],
             )  # fmt: skip
+            if args.repeat > 1:
+                entry.update(search=current["search"] + 1, searches=args.repeat)
             run.results.capacity.append(entry)
             run.save()
             print(
@@ -217,10 +236,27 @@ def _search_all(run: Run, settings: SweepSettings, slo: Slo, args: argparse.Name
         run.variant_not_measured(group.variant, reason=reason, log=log)
 
     profile = mock_profile_for(settings.scenarios[0], settings)
-    groups = [Group(variant=name, mock_profile=profile) for name in settings.variants]
-    return run.each_session(
-        groups, settings, searches, verify=lambda g: _served(g.variant, settings), on_failed=failed
-    )
+    failures = 0
+    # Search by search, not variant by variant: a drift of the machine's speed then spreads over every
+    # variant's searches instead of landing on one variant's.
+    for index in range(args.repeat):
+        label = f"search{index + 1}" if args.repeat > 1 else ""
+        groups = [Group(variant=name, mock_profile=profile, label=label) for name in settings.variants]
+        current["search"] = index
+        failures += run.each_session(
+            groups, settings, searches, verify=lambda g: _served(g.variant, settings), on_failed=failed
+        )
+    return failures
+
+
+def print_repeats(summary: Sequence[dict[str, Any]]) -> None:
+    for row in summary:
+        intervals = ", ".join(interval_text({"interval": i}, unit="") for i in row["intervals"])
+        agree = "all overlap" if row["overlap"] else "do NOT all overlap"
+        print(
+            f"  {row['variant']} {row['scenario']}: {len(row['intervals'])} searches: {intervals}; "
+            f"union {interval_text({'interval': row['union']})}; {agree}"
+        )
 
 
 def _served(variant: str, settings: SweepSettings) -> list[str]:

@@ -41,6 +41,9 @@ Measure = Callable[[PointSpec, float], Point]  # the level, and its window as a 
 MAX_EXTENSIONS = 2
 STRADDLE_FACTOR = 4.0  # a window 4x longer halves the interval's width
 MAX_FACTOR = 16.0
+# A level's first window grows to about this many completions (a sweep point's to 30): enough for a p95
+# interval (72 effectively independent ones, at 95 %) unless the loop correlates them strongly.
+MIN_COMPLETIONS = 100
 
 
 def search(
@@ -55,74 +58,100 @@ def search(
     max_points: int,
     on_point: Callable[[Point], Any] | None = None,
     prior: Sequence[Point] = (),
+    repeat_base: int = 0,
 ) -> dict[str, Any]:
     """Measure levels chosen by :func:`next_level` until the capacity is resolved or the points run out.
-    ``prior``: levels of this search measured before (an interrupted run, resumed): judged by the last
-    measurement of each level, not measured again."""
+    ``prior``: levels measured before (an interrupted run, resumed; a sweep's fixed points): judged by the
+    last measurement of each level, not measured again unless undecided. ``repeat_base``: the first repeat
+    index of this search's points (repeated searches in one run keep their points apart)."""
     began = time.monotonic()
     state = SearchState(passed={}, points={}, why={}, measurements={})
-    broken: int | None = None
-    by_level: dict[int, list[Point]] = {}
-    for point in prior:
-        if point.users is not None:
-            by_level.setdefault(point.users, []).append(point)
-    for users, points in by_level.items():
-        last = max(points, key=lambda p: p.repeat)
-        latency = last.upstream_latency_s or nominal_latency_s
-        state.record(users, last, judge(last, slo, latency), measurements=len(points))
-    while len(state.passed) < max_points:
+    levels = _Levels(variant=variant, scenario=scenario, measure=measure, on_point=on_point, slo=slo,
+                     nominal_latency_s=nominal_latency_s)  # fmt: skip
+    broken = levels.judge_prior(state, prior)
+    while broken is None and len(state.passed) < max_points:
         users = next_level(state.passed, start=start, max_users=max_users)
         if users is None:
             break
-        level = _Level(variant=variant, scenario=scenario, users=users, measure=measure, on_point=on_point)
-        point, judgement = level.decide(slo, nominal_latency_s)
+        point, judgement, measurements = levels.decide(users, next_repeat=repeat_base)
         if point.extra.get(MEASUREMENT_FAILED):  # the harness broke, not the server: nothing was judged
             broken = users
             break
-        state.record(users, point, judgement, measurements=level.measurements)
+        state.record(users, point, judgement, measurements=measurements)
     return capacity_entry(
         variant, scenario, state, slo=slo, max_users=max_users, broken=broken,
         wall_time_s=round(time.monotonic() - began, 1),
     )  # fmt: skip
 
 
-@dataclass(kw_only=True)
-class _Level:
-    """One level of a search, measured until decided or out of extensions."""
+@dataclass(frozen=True, kw_only=True)
+class _Levels:
+    """How a search measures and judges one level: once (again when only a transient reason spoilt it),
+    then longer while it is undecided, at most MAX_EXTENSIONS times."""
 
     variant: str
     scenario: str
-    users: int
     measure: Measure
     on_point: Callable[[Point], Any] | None
-    measurements: int = 0
+    slo: Slo
+    nominal_latency_s: float
 
-    def decide(self, slo: Slo, nominal_latency_s: float) -> tuple[Point, LevelJudgement]:
-        point = self._once(1.0)
+    def judge(self, point: Point) -> LevelJudgement:
+        return judge(point, self.slo, point.upstream_latency_s or self.nominal_latency_s)
+
+    def judge_prior(self, state: SearchState, prior: Sequence[Point]) -> int | None:
+        """Record the levels measured before; one left undecided is measured again longer. Returns the
+        level whose measurement broke, if one did."""
+        by_level: dict[int, list[Point]] = {}
+        for point in prior:
+            if point.users is not None:
+                by_level.setdefault(point.users, []).append(point)
+        for users, points in sorted(by_level.items()):
+            last = max(points, key=lambda p: p.repeat)
+            judgement, measured = self.judge(last), len(points)
+            if judgement.passed is None:
+                last, judgement, more = self.extend(users, last, judgement, next_repeat=last.repeat + 1)
+                measured += more
+                if last.extra.get(MEASUREMENT_FAILED):
+                    return users
+            state.record(users, last, judgement, measurements=measured)
+        return None
+
+    def decide(self, users: int, *, next_repeat: int) -> tuple[Point, LevelJudgement, int]:
+        """(the deciding point, its judgement, how many points the level took)."""
+        point = self._once(users, next_repeat, 1.0)
+        taken = 1
         if (
             not point.valid
             and not point.extra.get(MEASUREMENT_FAILED)
             and only_transient(point.invalid_reasons)
         ):
             again = f"the first measurement was invalid: {'; '.join(point.invalid_reasons)}"
-            point = self._once(1.0, measured_again=again)
-        judgement = judge(point, slo, point.upstream_latency_s or nominal_latency_s)
-        factor = 1.0
-        for _ in range(MAX_EXTENSIONS):
-            if judgement.passed is not None or point.extra.get(MEASUREMENT_FAILED):
-                break
+            point = self._once(users, next_repeat + 1, 1.0, measured_again=again)
+            taken = 2
+        point, judgement, more = self.extend(users, point, self.judge(point), next_repeat=next_repeat + taken)
+        return point, judgement, taken + more
+
+    def extend(
+        self, users: int, point: Point, judgement: LevelJudgement, *, next_repeat: int
+    ) -> tuple[Point, LevelJudgement, int]:
+        """Measure an undecided level again with longer windows until decided or out of extensions;
+        returns the last point, its judgement and how many more points it took."""
+        factor = float(point.extra.get("capacity_window_factor", 1.0))
+        more = 0
+        while more < MAX_EXTENSIONS and judgement.passed is None and not point.extra.get(MEASUREMENT_FAILED):
             factor = min(MAX_FACTOR, factor * extension_factor(point))
             again = f"undecided ({judgement.why}); measured again with a {factor:g}x window"
-            point = self._once(factor, measured_again=again)
-            judgement = judge(point, slo, point.upstream_latency_s or nominal_latency_s)
-        return point, judgement
+            point = self._once(users, next_repeat + more, factor, measured_again=again)
+            judgement = self.judge(point)
+            more += 1
+        return point, judgement, more
 
-    def _once(self, factor: float, *, measured_again: str | None = None) -> Point:
+    def _once(self, users: int, repeat: int, factor: float, *, measured_again: str | None = None) -> Point:
         spec = PointSpec(
-            variant=self.variant, scenario=self.scenario, load_model="closed", users=self.users, rate=None,
-            repeat=self.measurements,
+            variant=self.variant, scenario=self.scenario, load_model="closed", users=users, rate=None,
+            repeat=repeat,
         )  # fmt: skip
-        self.measurements += 1
         point = self.measure(spec, factor)
         point.extra["capacity_search"] = True
         if measured_again is not None:
@@ -158,6 +187,7 @@ def search_in_session(
     start_users: int | None = None,
     on_point: Any = None,
     prior: Sequence[Point] = (),
+    repeat_base: int = 0,
 ) -> dict[str, Any]:
     """One capacity search on a started variant, for both the capacity command and ``sweep --capacity``:
     each level is a sweep point cut short once its latency is past the SLO and rising, and the first
@@ -168,7 +198,12 @@ def search_in_session(
         variant,
         scenario,
         measure=lambda spec, factor: measure_point(
-            session, spec, _longer(settings, factor), run_dir, slo_latency_ms=slo_latency_ms
+            session,
+            spec,
+            _longer(settings, factor),
+            run_dir,
+            slo_latency_ms=slo_latency_ms,
+            min_completions=MIN_COMPLETIONS,
         ),
         slo=slo,
         nominal_latency_s=nominal_latency_s,
@@ -177,6 +212,7 @@ def search_in_session(
         max_points=max_points,
         on_point=on_point,
         prior=prior,
+        repeat_base=repeat_base,
     )
 
 

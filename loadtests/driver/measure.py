@@ -27,10 +27,11 @@ def measure_point(
     run_dir: Path,
     *,
     slo_latency_ms: float | None = None,
+    min_completions: int | None = None,
 ) -> Point:
     """One point on a started variant: wait until the previous point's load has drained (restart the
     variant when it does not), then measure. A point whose measurement broke is kept, invalid."""
-    timing = timing_for(spec, settings)
+    timing = timing_for(spec, settings, min_completions=min_completions)
     latency = timing.latency_s
     if slo_latency_ms is None and spec.load_model == "open" and latency > 0:
         # An offered rate the variant cannot sustain shows as latency rising without end: once its mean

@@ -66,6 +66,7 @@ class Timing:
     duration_s: float  # the window, at least (it grows to MIN_COMPLETIONS at the measured rate)
     max_warmup_s: float
     latency_s: float  # the mock's nominal L: the unit of the start spread and of whole-period windows
+    min_completions: int = MIN_COMPLETIONS  # the window grows until about this many are expected
 
     @property
     def bin_s(self) -> float:
@@ -85,23 +86,29 @@ def default_max_warmup_s(latency_s: float) -> float:
 
 
 def plan_timing(
-    *, latency_s: float, duration_s: float, warmup_s: float | None, max_warmup_s: float | None = None
+    *,
+    latency_s: float,
+    duration_s: float,
+    warmup_s: float | None,
+    max_warmup_s: float | None = None,
+    min_completions: int = MIN_COMPLETIONS,
 ) -> Timing:
     return Timing(
         warmup_s=warmup_s,
         duration_s=duration_s,
         max_warmup_s=max_warmup_s if max_warmup_s is not None else default_max_warmup_s(latency_s),
         latency_s=max(latency_s, 0.0),
+        min_completions=min_completions,
     )
 
 
 def window_seconds(timing: Timing, rate_rps: float | None) -> float:
-    """At least the requested duration and MIN_COMPLETIONS at the measured completion rate (capped), in
+    """At least the requested duration and min_completions at the measured completion rate (capped), in
     whole upstream periods: every user (or busy slot) then contributes a whole number of completions, so
     the throughput has no boundary quantisation error."""
     duration = timing.duration_s
     if rate_rps is not None and rate_rps > 0:
-        duration = max(duration, min(MIN_COMPLETIONS / rate_rps, max(MAX_WINDOW_S, timing.duration_s)))
+        duration = max(duration, min(timing.min_completions / rate_rps, max(MAX_WINDOW_S, timing.duration_s)))
     period = timing.latency_s
     if period > 0:
         duration = math.ceil(duration / period - 1e-9) * period

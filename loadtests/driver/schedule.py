@@ -110,13 +110,14 @@ def group_points(
     return sorted(groups.values(), key=lambda g: order.get(g.variant, len(order)))
 
 
-def timing_for(spec: PointSpec, settings: SweepSettings) -> Timing:
+def timing_for(spec: PointSpec, settings: SweepSettings, *, min_completions: int | None = None) -> Timing:
     latency = upstream_latency_s(mock_profile_for(spec.scenario, settings), settings.time_scale)
     return plan_timing(
         latency_s=latency,
         duration_s=settings.duration_s,
         warmup_s=settings.warmup_s,
         max_warmup_s=settings.max_warmup_s,
+        **({} if min_completions is None else {"min_completions": min_completions}),
     )
 
 

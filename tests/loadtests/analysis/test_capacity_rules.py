@@ -86,3 +86,29 @@ def test_what_stopped_a_search_is_read_from_its_first_failing_level() -> None:
     assert bound_of(unsteady) == "invalid"
     late = dataclasses.replace(slow, valid=False, invalid_reasons=[LATE])
     assert bound_of(late) == "mock"
+
+
+def test_repeated_searches_are_summarised_by_their_intervals_union_and_overlap() -> None:
+    from loadtests.analysis.capacity import intervals_overlap, repeat_summary
+
+    assert intervals_overlap([128, 224], [170, 176]) and not intervals_overlap([128, 170], [170, 224])
+    assert intervals_overlap([208, None], [320, 332])  # nothing failed above 208: unbounded
+    entries = [
+        {"variant": "fastapi-async", "scenario": "analyse", "users": u, "interval": [u, h]}
+        for u, h in ((208, 224), (320, 332), (170, 176))
+    ]
+    (row,) = repeat_summary(entries)
+    assert row["union"] == [170, 332] and row["overlap"] is False  # 320 passed where 176 failed
+    (row,) = repeat_summary([entries[0], {**entries[0], "interval": [214, None]}])
+    assert row["union"] == [208, None] and row["overlap"] is True
+
+
+def test_a_p95_too_high_is_decided_by_its_lower_bound_when_the_sample_cannot_bound_it_above() -> None:
+    from loadtests.analysis.capacity import Slo, judge
+
+    few = {"p95": None, "why": {"p95": "40 completions (40 effectively independent): a p95 needs 72"}}
+    high = dataclasses.replace(_point(8, p95_ms=1600.0), latency_ci_ms={**few, "lower": {"p95": 1400.0}})
+    assert judge(high, Slo(), 1.0).passed is False  # even its lower bound is above 1250 ms
+    near = dataclasses.replace(_point(8, p95_ms=1200.0), latency_ci_ms={**few, "lower": {"p95": 1100.0}})
+    judged = judge(near, Slo(), 1.0)
+    assert judged.passed is None and "a p95 needs 72" in judged.why  # below the limit, but unbounded above

@@ -83,7 +83,7 @@ def test_the_ranks_are_the_textbook_ones() -> None:
 def test_a_constant_indicator_has_no_autocorrelation_to_estimate() -> None:
     assert intervals.autocorrelation_time([1.0] * 500) == 1.0
     ordered = [5.0] * 200
-    found, n_eff, why = quantile_interval(ordered, ordered, 0.5)
+    found, n_eff, why, _ = quantile_interval(ordered, ordered, 0.5)
     assert found == (5.0, 5.0) and n_eff == 200 and why == ""
 
 
