@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from loadtests.analysis.claims import measured_ceiling, upstream_latency
 from loadtests.analysis.levels import levels_of, select
 from loadtests.analysis.memory import MemoryFit, fit_memory, worker_uss_mb
-from loadtests.analysis.verdict import measured_ceiling, upstream_latency
 from loadtests.results import Point, RunResults
 
 PLAN_CALLS = (100, 1_000, 10_000)

@@ -25,7 +25,14 @@ VARIANTS: dict[str, tuple[str, str, str, int, int, float]] = {
     "fastapi-blocking": ("fastapi", "uvicorn", "asyncio", 1, 1, 1.5),
     "fastapi-workers": ("fastapi", "uvicorn", "asyncio", 4, 4000, 1.8),
     "flask-granian": ("flask", "granian", "wsgi", 1, 512, 2.3),
+    # The article's remedies (issue 23); not in a synthetic run unless named.
+    "quart-async": ("quart", "hypercorn", "asyncio", 1, 1000, 1.9),
+    "flask-asgiref": ("flask", "uvicorn", "asgiref", 1, 1, 2.4),
+    "flask-a2wsgi": ("flask", "uvicorn", "a2wsgi", 1, 10, 2.4),
+    "flask-celery": ("flask", "gunicorn", "sync+celery", 4, 2, 2.6),  # jobs: Celery prefork, 2 CPUs
+    "flask-celery-threads": ("flask", "gunicorn", "sync+celery", 4, 100, 2.6),
 }
+DEFAULT_VARIANTS = tuple(VARIANTS)[:9]
 SCENARIOS = ("analyse", "stream", "jobs", "chat", "overhead")
 STREAMING = frozenset({"stream", "chat"})
 USERS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -34,7 +41,7 @@ RATES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 @dataclass(frozen=True, kw_only=True)
 class SyntheticSpec:
-    variants: Sequence[str] = tuple(VARIANTS)
+    variants: Sequence[str] = DEFAULT_VARIANTS
     scenarios: Sequence[str] = ("analyse", "stream")
     users: Sequence[int] = USERS
     rates: Sequence[float] = ()  # open-loop levels; empty: closed loop only

@@ -29,45 +29,30 @@ ran. Every rule is here with its thresholds, so the report can print exactly wha
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
+from loadtests.analysis.claims import (
+    COMFORT_DEFINITION,
+    GTHREAD,
+    CapSpec,
+    Claim,
+    ComfortSpec,
+    cap_claim,
+    comfort_claim,
+    gthread_claim,
+    no_data,
+    sync_price_claim,
+    upstream_latency,
+)
 from loadtests.analysis.levels import Level, levels_of, select
+from loadtests.analysis.remedies import remedy_claims
 from loadtests.results import RunResults
-
-Status = Literal["reproduced", "not_reproduced", "depends", "inconclusive"]
 
 # The first of these with valid closed-loop points decides. Not overhead (no upstream wait) or jobs (the
 # upstream call runs after the 202, so a request's latency is not the wait).
 CLAIM_SCENARIOS = ("analyse", "stream", "chat")
-CAP_SATURATION_FACTOR = 2
-CAP_MAX_FAILED_SHARE = 0.01  # a server that fails requests cannot show its cap
-CAP_THROUGHPUT_SLACK = 1.10
-# Below C / L the cap still holds when each request also costs the server a few ms of its own: at a short
-# L (a time-scaled run, L = 0.1 s) that is 10 % of the period.
-CAP_THROUGHPUT_LOW = 0.80
-COMFORT_MIN_USERS = 100
-COMFORT_P95_FACTOR = 1.25
-COMFORT_THROUGHPUT_FRACTION = 0.90
-FOLLOW_FRACTION = 0.90
-
-COMFORT_DEFINITION = (
-    f"'comfortably' means, at a load of at least {COMFORT_MIN_USERS} concurrent users: no failed request, "
-    f"the mock saw at least {COMFORT_MIN_USERS} upstream calls in flight, p95 latency within "
-    f"{COMFORT_P95_FACTOR:g} x the upstream latency L, and throughput at least "
-    f"{COMFORT_THROUGHPUT_FRACTION:.0%} of users / L"
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    id: str
-    statement: str
-    status: Status
-    evidence: str
-    source: Literal["article", "nuance"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,43 +72,28 @@ class Verdict:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Cap:
-    id: str
-    variant: str
-    cap: int
-    statement: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Comfort:
-    id: str
-    variant: str
-    statement: str
-
-
-ARTICLE_FLASK = _Cap(
+ARTICLE_FLASK = CapSpec(
     id="flask-sync-holds-4",
     variant="flask-sync",
     cap=4,
     statement="Flask + Gunicorn (4 sync workers) holds at most 4 requests in flight",
 )
-ARTICLE_FASTAPI = _Comfort(
+ARTICLE_FASTAPI = ComfortSpec(
     id="fastapi-async-holds-100",
     variant="fastapi-async",
     statement="FastAPI + Uvicorn (async def, AsyncAnthropic) handles 100+ concurrent requests comfortably",
 )
-GEVENT = _Comfort(
+GEVENT = ComfortSpec(
     id="flask-gevent-holds-100",
     variant="flask-gevent",
     statement="Flask on gunicorn gevent workers also handles 100+ concurrent requests comfortably",
 )
-WORKERS = _Comfort(
+WORKERS = ComfortSpec(
     id="fastapi-workers-holds-100",
     variant="fastapi-workers",
     statement="FastAPI on 4 uvicorn worker processes handles 100+ concurrent requests comfortably",
 )
-DEF_CAP = _Cap(
+DEF_CAP = CapSpec(
     id="fastapi-def-caps-40",
     variant="fastapi-def",
     cap=40,
@@ -131,21 +101,20 @@ DEF_CAP = _Cap(
         "A plain `def` FastAPI endpoint with the sync client holds at most 40 in flight (anyio's threads)"
     ),
 )
-BLOCKING_CAP = _Cap(
+BLOCKING_CAP = CapSpec(
     id="fastapi-blocking-caps-1",
     variant="fastapi-blocking",
     cap=1,
     statement="A blocking sync call inside `async def` caps FastAPI at 1 request in flight",
 )
-ASYNC_VIEWS_CAP = _Cap(
+ASYNC_VIEWS_CAP = CapSpec(
     id="flask-async-views-caps-4",
     variant="flask-async-views",
     cap=4,
     statement="Flask `async def` views on 4 sync workers add no concurrency: at most 4 in flight",
 )
-GTHREAD = "flask-gthread"
 FRAMEWORK_ID = "framework-decides"
-GRANIAN = _Comfort(
+GRANIAN = ComfortSpec(
     id="flask-granian-holds-100",
     variant="flask-granian",
     statement="Flask on granian holds 100+ with no code change",
@@ -174,7 +143,7 @@ def compute_verdict(run: RunResults) -> Verdict:
     claims: list[Claim] = []
     not_tested: list[str] = []
     claims.append(
-        _cap_claim(
+        cap_claim(
             ARTICLE_FLASK,
             closed(ARTICLE_FLASK.variant),
             invalid(ARTICLE_FLASK.variant),
@@ -183,21 +152,19 @@ def compute_verdict(run: RunResults) -> Verdict:
             "article",
         )
     )
-    claims.append(
-        _comfort_claim(ARTICLE_FASTAPI, closed(ARTICLE_FASTAPI.variant), big_l, scenario, "article")
-    )
+    claims.append(comfort_claim(ARTICLE_FASTAPI, closed(ARTICLE_FASTAPI.variant), big_l, scenario, "article"))
     for spec in (GEVENT, GTHREAD, ASYNC_VIEWS_CAP, DEF_CAP, BLOCKING_CAP, WORKERS):
         name = spec if isinstance(spec, str) else spec.variant
         if name not in ran:
             not_tested.append(name)
             continue
-        if isinstance(spec, _Cap):
-            claims.append(_cap_claim(spec, closed(name), invalid(name), big_l, scenario, "nuance"))
-        elif isinstance(spec, _Comfort):
-            claims.append(_comfort_claim(spec, closed(name), big_l, scenario, "nuance"))
+        if isinstance(spec, CapSpec):
+            claims.append(cap_claim(spec, closed(name), invalid(name), big_l, scenario, "nuance"))
+        elif isinstance(spec, ComfortSpec):
+            claims.append(comfort_claim(spec, closed(name), big_l, scenario, "nuance"))
         else:
             ceiling = ceilings.get(name) or _point_ceiling(closed(name)) or 0
-            claims.append(_gthread_claim(closed(name), ceiling, workers.get(name, 4), big_l, scenario))
+            claims.append(gthread_claim(closed(name), ceiling, workers.get(name, 4), big_l, scenario))
     if GRANIAN.variant in ran:
         claims.append(flask_granian_claim(closed(GRANIAN.variant), big_l, scenario))
     else:
@@ -208,12 +175,8 @@ def compute_verdict(run: RunResults) -> Verdict:
     price = sync_price_claim(run)
     if price is not None:
         claims.append(price)
+    claims += remedy_claims(run, scenario)
     return Verdict(claims=claims, scenario=scenario, upstream_latency_s=big_l, not_tested=not_tested)
-
-
-def upstream_latency(run: RunResults) -> float | None:
-    value = run.metadata.get("upstream_latency_s")
-    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _claim_scenario(levels: Sequence[Level]) -> str | None:
@@ -225,305 +188,16 @@ def _point_ceiling(levels: Sequence[Level]) -> int | None:
     return levels[0].predicted_ceiling if levels else None
 
 
-def _no_data(claim_id: str, statement: str, source: Literal["article", "nuance"], why: str) -> Claim:
-    return Claim(id=claim_id, statement=statement, status="inconclusive", evidence=why, source=source)
-
-
-def _missing(variant: str, levels: Sequence[Level], big_l: float | None, scenario: str | None) -> str | None:
-    if big_l is None:
-        return "the run's metadata has no upstream_latency_s (L), so no ceiling can be computed"
-    if scenario is None:
-        return "the run has no valid closed-loop points"
-    if not levels:
-        return f"{variant} has no valid closed-loop point in the {scenario} scenario"
-    return None
-
-
-def _cap_claim(
-    spec: _Cap,
-    levels: list[Level],
-    ignored: list[Level],
-    big_l: float | None,
-    scenario: str | None,
-    source: Literal["article", "nuance"],
-) -> Claim:
-    why = _missing(spec.variant, levels, big_l, scenario)
-    if why is not None or big_l is None:
-        return _no_data(spec.id, spec.statement, source, why or "")
-    above = [lv for lv in levels if lv.users > spec.cap]
-    need = CAP_SATURATION_FACTOR * spec.cap
-    if not above or above[-1].users < need:
-        return _no_data(
-            spec.id,
-            spec.statement,
-            source,
-            f"{spec.variant} ({scenario}): highest valid load {levels[-1].users} users; a level of at "
-            f"least {need} users ({CAP_SATURATION_FACTOR} x {spec.cap}) is needed to see whether it stops at "
-            f"{spec.cap}",
-        )
-    top = max(above, key=lambda lv: lv.throughput_rps * _latency(lv, big_l))  # rps x L: calls per L
-    limit_rps = spec.cap / _latency(top, big_l)
-    highest = above[-1]
-    peaks = [lv for lv in above if lv.peak_in_flight is not None]
-    peak_top = max(peaks, key=lambda lv: (lv.peak_in_flight or 0, lv.load)) if peaks else None
-    # Both bounds: "holds at most C" is about a server that holds C and no more. One that holds fewer (a
-    # flask-sync with 1 worker) contradicts it as much as one that holds more.
-    thr_ratio = top.throughput_rps / limit_rps
-    thr_low, thr_high = (v / limit_rps for v in (top.throughput_ci_rps or (top.throughput_rps,) * 2))
-    thr_ok = thr_low >= CAP_THROUGHPUT_LOW and thr_high <= CAP_THROUGHPUT_SLACK
-    thr_noise = not thr_ok and thr_high >= CAP_THROUGHPUT_LOW and thr_low <= CAP_THROUGHPUT_SLACK
-    # The mock's gauge is exact: no tolerance on either side.
-    measured = None if peak_top is None else int(peak_top.peak_in_flight or 0)
-    failed = sum(lv.failed for lv in above)
-    total = sum(lv.failed + lv.completed for lv in above)
-    failed_share = failed / total if total else 0.0
-    span = f"{len(above)} valid level{'s' if len(above) > 1 else ''} " + (
-        f"from {above[0].users} to {highest.users} users" if len(above) > 1 else f"at {highest.users} users"
-    )
-    if peak_top is None:
-        peak_text = "the mock reported no in-flight peak"
-    elif measured == spec.cap:
-        peak_text = f"peak in flight exactly {spec.cap} (max {measured} at {peak_top.users} users)"
-    else:
-        peak_text = (
-            f"measured ceiling {measured} in flight (max at {peak_top.users} users), "
-            f"{'above' if (measured or 0) > spec.cap else 'below'} the claimed {spec.cap}"
-        )
-    thr_text = (
-        f"throughput at most {top.throughput_rps:.3g} rps ({top.users} users) vs "
-        f"{spec.cap}/L = {limit_rps:.3g} rps ({_pct(thr_ratio)}{_interval_pct(thr_low, thr_high)})"
-    )
-    queue_text = ""
-    if highest.p50_ms is not None:
-        highest_l = _latency(highest, big_l)
-        queue_text = (
-            f"; p50 latency {highest.p50_ms / 1000:.3g} s at {highest.users} users = "
-            f"{highest.p50_ms / 1000 / highest_l:.3g} x L (L = {highest_l:g} s): the rest queue"
-        )
-    evidence = f"{spec.variant} ({scenario}, {span}): {peak_text}; {thr_text}{queue_text}"
-    status, why_not = _cap_status(spec.cap, measured, failed_share, thr_ok=thr_ok, thr_noise=thr_noise)
-    evidence += why_not
-    if ignored:
-        evidence += f"; {len(ignored)} invalid level(s) not used"
-    return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
-
-
-def _cap_status(
-    cap: int, measured: int | None, failed_share: float, *, thr_ok: bool, thr_noise: bool
-) -> tuple[Status, str]:
-    """The cap claim's status from the gauge (exact), the failures and the throughput's interval, with
-    what to add to the evidence when it is not decided."""
-    if measured is None:
-        return "inconclusive", (
-            "; without the mock's ground truth, throughput alone cannot tell a cap from a slow server"
-        )
-    if failed_share > CAP_MAX_FAILED_SHARE:
-        return "inconclusive", (
-            f"; {failed_share:.1%} of requests failed, so a low peak may be failures rather than a cap"
-        )
-    if measured != cap:
-        return "not_reproduced", ""
-    if thr_ok:
-        return "reproduced", ""
-    if thr_noise:
-        return "inconclusive", (
-            f"; within the noise: the throughput's interval reaches outside {_pct(CAP_THROUGHPUT_LOW)}-"
-            f"{_pct(CAP_THROUGHPUT_SLACK)} of {cap}/L"
-        )
-    return "inconclusive", "; the mock's peak matches but the throughput does not, so neither decides"
-
-
-def measured_ceiling(levels: Sequence[Level]) -> Level | None:
-    """The valid level that shows a concurrency ceiling: the mock's peak stopped following the users
-    (users above the peak by more than the sweep's tolerance) while no request failed. The lowest such
-    level with the highest peak."""
-    from loadtests.analysis.validity import peak_tolerance
-
-    capped = [
-        lv
-        for lv in levels
-        if lv.peak_in_flight is not None
-        and lv.users > lv.peak_in_flight + peak_tolerance(lv.users)
-        and lv.failed == 0
-    ]
-    return max(capped, key=lambda lv: (lv.peak_in_flight or 0, -lv.load)) if capped else None
-
-
-def _latency(lv: Level, big_l: float) -> float:
-    """The L a level is judged by: its own when the run's levels differ in it, else the run's."""
-    return lv.latency_s or big_l
-
-
-def _l_header(levels: Sequence[Level], big_l: float) -> str:
-    """ ", L = x s" for a claim's evidence when every level shares the run's L; each level says its own
-    otherwise."""
-    return f", L = {big_l:g} s" if all(_latency(lv, big_l) == big_l for lv in levels) else ""
-
-
-def _comfort_failures(lv: Level, big_l: float) -> tuple[list[str], list[str]]:
-    """(what breaks the rule, what is within the noise of it) at one level: the gauge and the failures are
-    exact; the p95 and the throughput are judged by their 95 % intervals (a decision only when the whole
-    interval is on one side of the threshold)."""
-    big_l = _latency(lv, big_l)
-    failures, noise = [], []
-    if lv.failed:
-        failures.append(f"{lv.failed} failed ({lv.error_rate:.1%})")
-    in_flight = lv.in_flight
-    if in_flight is None or in_flight < COMFORT_MIN_USERS:
-        failures.append(f"in flight {_num(in_flight)} < {COMFORT_MIN_USERS}")
-    limit_ms = COMFORT_P95_FACTOR * big_l * 1000.0
-    p95 = lv.p95_ci_ms
-    if lv.p95_ms is None or (p95 is not None and p95[0] > limit_ms):
-        failures.append(f"p95 {_seconds(lv.p95_ms)} > {COMFORT_P95_FACTOR:g} x L")
-    elif p95 is None:
-        noise.append(f"p95 {_seconds(lv.p95_ms)} has no interval (too few completions)")
-    elif p95[1] > limit_ms:
-        noise.append(
-            f"p95 interval [{_seconds(p95[0])}, {_seconds(p95[1])}] straddles {COMFORT_P95_FACTOR:g} x L"
-        )
-    need = COMFORT_THROUGHPUT_FRACTION * lv.users / big_l
-    low, high = lv.throughput_ci_rps or (lv.throughput_rps, lv.throughput_rps)
-    if high < need:
-        failures.append(
-            f"throughput {lv.throughput_rps:.3g} rps < {COMFORT_THROUGHPUT_FRACTION:.0%} of users/L"
-        )
-    elif low < need:
-        noise.append(
-            f"throughput interval [{low:.3g}, {high:.3g}] rps straddles {COMFORT_THROUGHPUT_FRACTION:.0%} "
-            "of users/L"
-        )
-    return failures, noise
-
-
-def _comfort_figures(lv: Level, big_l: float, *, own_l: bool = False) -> str:
-    big_l = _latency(lv, big_l)
-    own = f" (L = {big_l:g} s)" if own_l else ""
-    source = "peak" if lv.peak_in_flight is not None else "Little's-law"
-    p95 = f"p95 {_seconds(lv.p95_ms)}" + (f" = {lv.p95_ms / 1000 / big_l:.2f} x L" if lv.p95_ms else "")
-    if lv.p95_ci_ms is not None and lv.p95_ci_ms[0] != lv.p95_ci_ms[1]:
-        p95 += f" [{lv.p95_ci_ms[0] / 1000 / big_l:.2f}, {lv.p95_ci_ms[1] / 1000 / big_l:.2f}]"
-    return (
-        f"at {lv.users} users{own}: {lv.failed} failed, {source} {_num(lv.in_flight)} in flight, {p95}, "
-        f"{lv.throughput_rps:.3g} rps ({_pct(lv.throughput_rps / (lv.users / big_l))} of users/L)"
-    )
-
-
-def _comfort_claim(
-    spec: _Comfort,
-    levels: list[Level],
-    big_l: float | None,
-    scenario: str | None,
-    source: Literal["article", "nuance"],
-) -> Claim:
-    why = _missing(spec.variant, levels, big_l, scenario)
-    if why is not None or big_l is None:
-        return _no_data(spec.id, spec.statement, source, why or "")
-    high = [lv for lv in levels if lv.users >= COMFORT_MIN_USERS]
-    ceiling = measured_ceiling(levels)
-    if ceiling is not None and (ceiling.peak_in_flight or 0) < COMFORT_MIN_USERS:
-        # Measured, not predicted: a server that stops at N < 100 in flight cannot hold 100+.
-        return Claim(
-            id=spec.id,
-            statement=spec.statement,
-            status="not_reproduced",
-            evidence=(
-                f"{spec.variant} ({scenario}, L = {_latency(ceiling, big_l):g} s): measured ceiling "
-                f"{ceiling.peak_in_flight} in flight at {ceiling.users} users (the mock's gauge stopped "
-                f"following the users), {ceiling.throughput_rps:.3g} rps = "
-                f"{ceiling.throughput_rps * _latency(ceiling, big_l):.3g}/L, p95 "
-                f"{_seconds(ceiling.p95_ms)}: it cannot hold {COMFORT_MIN_USERS}+ "
-                f"(predicted ceiling {ceiling.predicted_ceiling})"
-            ),
-            source=source,
-        )
-    if not high:
-        return _no_data(
-            spec.id,
-            spec.statement,
-            source,
-            f"{spec.variant} ({scenario}): no valid level at {COMFORT_MIN_USERS}+ users "
-            f"(highest valid: {levels[-1].users} users)",
-        )
-    results = [(lv, *_comfort_failures(lv, big_l)) for lv in high]
-    header = _l_header(high, big_l)
-    parts = [
-        _comfort_figures(lv, big_l, own_l=not header)
-        + (" (not comfortable: " + ", ".join(f) + ")" if f else "")
-        + (" (within the noise: " + ", ".join(n) + ")" if n and not f else "")
-        for lv, f, n in results
-    ]
-    evidence = f"{spec.variant} ({scenario}{header}) " + "; ".join(parts)
-    _, first_failures, first_noise = results[0]
-    if not first_failures and not first_noise:
-        status: Status = "reproduced"
-    elif all(f for _, f, _ in results):
-        status = "not_reproduced"
-    elif not first_failures:
-        status = "inconclusive"
-        evidence += f"; at {high[0].users} users the evidence does not clear the threshold: within the noise"
-    else:
-        status = "inconclusive"
-        evidence += f"; fails at {high[0].users} users but passes higher up, so the data disagree"
-    return Claim(id=spec.id, statement=spec.statement, status=status, evidence=evidence, source=source)
-
-
 def flask_granian_claim(levels: list[Level], big_l: float | None, scenario: str | None) -> Claim:
     """The unchanged Flask app (sync views, sync client) on granian's WSGI thread pool, judged by the
     "100+ comfortably" rule from measured levels only: reproduced when the lowest level of 100+ users is
     comfortable; contradicted, with the measured number, when a level shows a ceiling below 100 or no
     level of 100+ users is comfortable; inconclusive without a level that decides. "No code change" is
     the registry's (the same app and mode as flask-sync, tested there), not something a run measures."""
-    claim = _comfort_claim(GRANIAN, levels, big_l, scenario, "nuance")
+    claim = comfort_claim(GRANIAN, levels, big_l, scenario, "nuance")
     if claim.status == "not_reproduced":
         return replace(claim, evidence="contradicted by the measurement: " + claim.evidence)
     return claim
-
-
-def _gthread_claim(
-    levels: list[Level], ceiling: int, workers: int, big_l: float | None, scenario: str | None
-) -> Claim:
-    statement = (
-        f"Flask on gunicorn gthread (threads per worker) holds its {ceiling} predicted requests in flight"
-    )
-    cid = "flask-gthread-holds-ceiling"
-    why = _missing(GTHREAD, levels, big_l, scenario)
-    if why is not None or big_l is None:
-        return _no_data(cid, statement, "nuance", why or "")
-    at = [lv for lv in levels if lv.users >= ceiling]
-    if not at:
-        return _no_data(
-            cid,
-            statement,
-            "nuance",
-            f"{GTHREAD} ({scenario}): no valid level at or above its ceiling of {ceiling} users "
-            f"(highest valid: {levels[-1].users} users)",
-        )
-    lv = at[0]
-    big_l = _latency(lv, big_l)
-    in_flight = lv.in_flight or 0.0
-    evidence = (
-        f"{GTHREAD} ({scenario}) at {lv.users} users: {_num(lv.in_flight)} in flight of {ceiling} predicted, "
-        f"{lv.throughput_rps:.3g} rps vs {ceiling}/L = {ceiling / big_l:.3g} rps "
-        f"({_pct(lv.throughput_rps / (ceiling / big_l))})"
-    )
-    low, high = lv.throughput_ci_rps or (lv.throughput_rps, lv.throughput_rps)
-    need = FOLLOW_FRACTION * ceiling / big_l
-    if in_flight >= FOLLOW_FRACTION * ceiling and low < need <= high:
-        status: Status = "inconclusive"
-        evidence += (
-            f"; within the noise: the throughput's interval [{low:.3g}, {high:.3g}] rps straddles {need:.3g}"
-        )
-    elif in_flight >= FOLLOW_FRACTION * ceiling and low >= need:
-        status = "reproduced"
-    elif in_flight <= workers:
-        status = "not_reproduced"
-    else:
-        status = "depends"
-        evidence += (
-            f"; more than its {workers} workers but short of the ceiling: keep-alive connections can pile up "
-            "unevenly on workers"
-        )
-    return Claim(id=cid, statement=statement, status=status, evidence=evidence, source="nuance")
 
 
 def _framework_claim(claims: Sequence[Claim]) -> Claim | None:
@@ -560,114 +234,10 @@ def _framework_claim(claims: Sequence[Claim]) -> Claim | None:
     if not any(c in by_id for c in counter):
         return None  # none of the variants that could say ran: nothing to report
     missing = [c for c in counter if c not in by_id or by_id[c].status == "inconclusive"]
-    return _no_data(
+    return no_data(
         FRAMEWORK_ID,
         statement,
         "nuance",
         "needs the gevent, gthread, def and blocking variants to decide; undecided here: "
         + ", ".join(missing),
     )
-
-
-def _pct(ratio: float) -> str:
-    delta = ratio - 1.0
-    if abs(delta) < 0.01:
-        return "within 1%"
-    return f"{ratio:.0%}"
-
-
-def _interval_pct(low: float, high: float) -> str:
-    """' [95%, 104%]' for an interval of ratios; nothing for a point figure without one."""
-    return "" if low == high else f" [{low:.0%}, {high:.0%}]"
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 or value >= 10 else f"{value:.1f}"
-
-
-def _seconds(ms: float | None) -> str:
-    return "unknown" if ms is None else f"{ms / 1000:.3g} s"
-
-
-# --- the price of concurrency (issue 12): a claim of its own, so other edits here merge cleanly ----------
-
-SYNC_PRICE_ID = "price-of-128-sync-vs-async"
-SYNC_PRICE_CALLS = 128
-SYNC_PRICE_STATEMENT = (
-    "Holding 128 calls in flight costs more memory with sync workers (one process per call) than with one "
-    "async process"
-)
-
-
-def sync_price_claim(
-    run: RunResults, *, sync: str = "flask-sync", asynchronous: str = "fastapi-async"
-) -> Claim | None:
-    """flask-sync's measured worker USS times 128 processes (plus its measured master and launcher)
-    against fastapi-async's measured tree at the valid point nearest 128 calls in flight; CPU from each
-    one's measured CPU per request at 128 / L requests per second. None when the run has no memory
-    readings for either (then the claim is not tested, and older runs' verdicts stay as they were)."""
-    from loadtests.analysis.memory import worker_uss_mb
-
-    big_l = upstream_latency(run)
-    n = SYNC_PRICE_CALLS
-    sync_points = [p for p in run.points if p.variant == sync and p.valid and p.load_model == "closed"]
-    async_points = [
-        p
-        for p in run.points
-        if p.variant == asynchronous and p.valid and p.load_model == "closed" and p.in_flight_mean
-    ]
-    if not any(p.server_uss_mb is not None for p in [*sync_points, *async_points]):
-        return None  # a run from before memory was measured (or without either variant): not tested
-    worker = worker_uss_mb(sync_points)
-    with_memory = [p for p in sync_points if p.server_uss_mb is not None and p.extra.get("memory")]
-    near = [p for p in async_points if p.server_uss_mb is not None and (p.in_flight_mean or 0) >= 0.75 * n]
-    missing = []
-    if big_l is None:
-        missing.append("the run has no L")
-    if worker is None or not with_memory:
-        missing.append(f"{sync} has no valid point with per-worker memory")
-    if not near:
-        missing.append(f"{asynchronous} has no valid point with at least {0.75 * n:.0f} calls in flight")
-    if missing:
-        return _no_data(SYNC_PRICE_ID, SYNC_PRICE_STATEMENT, "nuance", "; ".join(missing))
-    assert worker is not None and big_l is not None
-    # The sync tree's parts that do not grow with workers (gunicorn's master, the launcher), measured.
-    base = statistics.median(
-        (p.server_uss_mb or 0.0) - sum(p.extra["memory"].get("leaf_uss_mb", [])) for p in with_memory
-    )
-    sync_mb = base + n * worker
-    point = min(near, key=lambda p: abs((p.in_flight_mean or 0) - n))
-    async_mb = point.server_uss_mb or 0.0
-    rate = n / big_l
-    sync_cpu = _median_cpu(sync_points)
-    async_cpu = point.server_cpu_ms_per_request
-    cpu_text = "CPU unknown"
-    if sync_cpu is not None and async_cpu is not None:
-        cpu_text = (
-            f"CPU at {n}/L = {rate:.0f} requests/s: {sync} {sync_cpu:.1f} ms per request = "
-            f"{sync_cpu * rate / 1000:.2f} cores, {asynchronous} {async_cpu:.1f} ms = "
-            f"{async_cpu * rate / 1000:.2f} cores (each measured per request)"
-        )
-    status: Status = "reproduced" if sync_mb > async_mb else "not_reproduced"
-    ratio = f", {sync_mb / async_mb:.0f}x less" if async_mb > 0 else ""
-    evidence = (
-        f"{sync}: {n} x {worker:.1f} MB (median worker USS, measured on its {len(with_memory)} valid "
-        f"point(s)) + {base:.1f} MB (master and launcher) = {sync_mb:,.0f} MB, derived from measured "
-        f"per-process memory, not a measured {n}-process tree; {asynchronous} at {point.users} users "
-        f"({point.in_flight_mean:.0f} in flight): {async_mb:,.0f} MB USS measured for the whole tree{ratio}; "
-        f"{cpu_text}"
-    )
-    return Claim(
-        id=SYNC_PRICE_ID, statement=SYNC_PRICE_STATEMENT, status=status, evidence=evidence, source="nuance"
-    )
-
-
-def _median_cpu(points: Sequence[Any]) -> float | None:
-    values = [
-        p.server_cpu_ms_per_request
-        for p in points
-        if p.server_cpu_ms_per_request is not None and not p.extra.get("server_cpu_bound")
-    ]
-    return statistics.median(values) if values else None

@@ -43,7 +43,7 @@ def measure_point(
     if restarted:
         session.restart_server()
         drained = session.settle(timeout_s=max(3.0, 2 * latency))
-    ceiling = session.spec().predicted_ceiling
+    ceiling = session.spec().ceiling_for(spec.scenario)
     target = session.target(ceiling=ceiling, latency_s=latency, scenario=spec.scenario)
     if not drained:
         point = failed_point(

@@ -21,7 +21,8 @@ from typing import Any
 PACKAGES = (
     "anthropic", "httpx2", "httpx", "fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvloop",
     "httptools", "flask", "werkzeug", "asgiref", "flask-sock", "gunicorn", "gevent", "greenlet", "locust",
-    "geventhttpclient", "psutil", "numpy", "websockets",
+    "geventhttpclient", "psutil", "numpy", "websockets", "granian", "quart", "hypercorn", "a2wsgi", "celery",
+    "kombu", "billiard", "redis",
 )  # fmt: skip
 
 
@@ -185,6 +186,7 @@ def collect_all(
         "finished_at": None,
         "python": collect_python(),
         "packages": collect_packages(),
+        "broker": collect_broker(),
         "cpu_count": collect_cpu_count(),
         "cpu_model": collect_cpu_model(),
         "memory_total_mb": collect_memory_total_mb(),
@@ -206,6 +208,13 @@ def collect_all(
     }
     data.update(extra or {})
     return data
+
+
+def collect_broker() -> str | None:
+    """The Redis server the Celery variants' ``run`` starts ("redis 7.0.15"), or None without one."""
+    from servers.broker import broker_version
+
+    return broker_version()
 
 
 def python_executable_name() -> str:

@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,9 @@ def validate(settings: SweepSettings) -> SweepSettings:
     unknown = sorted((set(settings.scenario_users) | set(settings.scenario_rates)) - set(ALL_SCENARIOS))
     if unknown:
         raise UserError(f"per-scenario levels name unknown scenario(s) {', '.join(unknown)}")
+    for variant, only in settings.variant_scenarios.items():
+        if set(only) - set(ALL_SCENARIOS):
+            raise UserError(f"variant_scenarios of {variant}: unknown scenario(s) {', '.join(sorted(only))}")
     # A preset's capacity search of a scenario the command line left out is dropped, not an error.
     capacity = tuple(c for c in settings.capacity_scenarios if c in scenarios)
     if not any(settings.users_for(s) or settings.rates_for(s) or s in capacity for s in scenarios):
@@ -278,9 +282,7 @@ def validate(settings: SweepSettings) -> SweepSettings:
                 f"its file has {', '.join(spec.scenarios)}"
             )
     check_hosts(settings)
-    return settings.with_overrides(
-        {"variants": chosen, "scenarios": scenarios, "capacity_scenarios": capacity}
-    )
+    return replace(settings, variants=chosen, scenarios=scenarios, capacity_scenarios=capacity)
 
 
 def check_hosts(settings: SweepSettings) -> None:

@@ -35,7 +35,7 @@ def plan_points(settings: SweepSettings) -> list[PointSpec]:
     specs: list[PointSpec] = []
     for variant in settings.variants:
         for scenario in settings.scenarios:
-            if not supports(variant, scenario):
+            if not supports(variant, scenario) or not settings.measures(variant, scenario):
                 continue  # a target file without that scenario: recorded as unsupported, not as failed
             for users in settings.users_for(scenario):
                 for repeat in range(settings.repeat):
@@ -89,7 +89,9 @@ def capacity_todo(settings: SweepSettings, results: RunResults | None = None) ->
         (variant, scenario)
         for variant in settings.variants
         for scenario in settings.capacity_scenarios
-        if scenario in settings.scenarios and supports(variant, scenario) and (variant, scenario) not in done
+        if settings.measures(variant, scenario)
+        and supports(variant, scenario)
+        and (variant, scenario) not in done
     ]
 
 
@@ -123,7 +125,7 @@ def timing_for(spec: PointSpec, settings: SweepSettings, *, min_completions: int
 
 def point_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
     """For the ETA only: the predicted ceiling seeds a guess of how long the warm-up will take."""
-    ceiling = known_variants()[spec.variant].predicted_ceiling
+    ceiling = known_variants()[spec.variant].ceiling_for(spec.scenario)
     return guess_seconds(spec, timing_for(spec, settings), ceiling=ceiling) + POINT_OVERHEAD_S
 
 

@@ -86,6 +86,8 @@ class TargetSpec:
     workers: int = 0
     # Scenarios a built-in variant cannot serve, with the registry's reason (skipped, not failed).
     unsupported: dict[str, str] = field(default_factory=dict)
+    # Jobs run in a tier of their own for some variants (a Celery worker): its predicted concurrency.
+    jobs_ceiling: int | None = None
 
     def template_for(self, scenario: str) -> RequestTemplate | None:
         """The request ``scenario`` sends; ``overhead`` is the ``analyse`` request against the instant
@@ -113,6 +115,12 @@ class TargetSpec:
     def predicted_ceiling(self) -> int:
         """0 when nothing is predicted (results store an int; charts and findings skip 0)."""
         return self.ceiling or 0
+
+    def ceiling_for(self, scenario: str) -> int:
+        """The prediction a point of ``scenario`` carries: the job tier's for jobs when it has its own."""
+        if scenario == "jobs" and self.jobs_ceiling is not None:
+            return self.jobs_ceiling
+        return self.predicted_ceiling
 
     def environment(self, values: dict[str, str]) -> dict[str, str]:
         return {k: fill(v, values) for k, v in self.env.items()}
@@ -272,7 +280,7 @@ def builtin_targets() -> dict[str, TargetSpec]:
         v.name: TargetSpec(
             name=v.name,
             command=(
-                "python",
+                sys.executable,  # the harness's own servers: its interpreter, whatever the app's is
                 "-m",
                 "servers",
                 "run",
@@ -293,6 +301,7 @@ def builtin_targets() -> dict[str, TargetSpec]:
             worker_class=v.worker_class,
             workers=v.workers,
             unsupported=dict(v.unsupported),
+            jobs_ceiling=getattr(v, "predicted_jobs_ceiling", None),
         )
         for v in variants
     }

@@ -28,9 +28,9 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
+from loadtests.analysis.claims import upstream_latency
 from loadtests.analysis.levels import Level, levels_of, select
 from loadtests.analysis.memory import MemoryFit
-from loadtests.analysis.verdict import upstream_latency
 from loadtests.reporting.chart_style import Style
 from loadtests.results import RunResults
 

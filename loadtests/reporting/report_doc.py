@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from loadtests.analysis.capacity import interval_text, level_marks
+from loadtests.analysis.claims import COMFORT_DEFINITION, upstream_latency
 from loadtests.analysis.run_analysis import RunAnalysis
-from loadtests.analysis.verdict import COMFORT_DEFINITION, Verdict, upstream_latency
+from loadtests.analysis.verdict import Verdict
 from loadtests.reporting.dockit import Block, ChartEntry, Claims, FigureBlock, Heading, Para, Table
 from loadtests.reporting.memory_doc import memory_blocks, plan_blocks, reach_blocks
 from loadtests.results import Point, RunResults

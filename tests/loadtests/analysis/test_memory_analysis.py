@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from loadtests.analysis.claims import SYNC_PRICE_ID
 from loadtests.analysis.memory import fit_memory, least_squares, memory_fits
 from loadtests.analysis.plan import capacity_plan
 from loadtests.analysis.reach import ReachFacts, first_failure
 from loadtests.analysis.synthetic import modify, synthetic_run
-from loadtests.analysis.verdict import SYNC_PRICE_ID, compute_verdict
+from loadtests.analysis.verdict import compute_verdict
 from loadtests.results import Point
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from loadtests.analysis.synthetic import VARIANTS, modify, synthetic_run
+from loadtests.analysis.synthetic import DEFAULT_VARIANTS, modify, synthetic_run
 from loadtests.analysis.verdict import compute_verdict
 from loadtests.presets import PRESETS
 
@@ -94,7 +94,7 @@ def test_a_run_without_upstream_latency_is_inconclusive() -> None:
 def test_absent_variants_are_listed_not_judged() -> None:
     verdict = compute_verdict(synthetic_run(variants=("flask-sync", "fastapi-async"), scenarios=("stream",)))
     assert verdict.scenario == "stream"
-    assert set(verdict.not_tested) == set(VARIANTS) - {"flask-sync", "fastapi-async"}
+    assert set(verdict.not_tested) == set(DEFAULT_VARIANTS) - {"flask-sync", "fastapi-async"}
     judged = " ".join(c["evidence"] for c in verdict.to_dict()["claims"])
     assert not any(f"{name} (" in judged for name in verdict.not_tested)
 
