@@ -1,7 +1,7 @@
 """``python -m loadtests readme [--check]``: the README's verdict block, written from the committed
-reference run's ``verdict.json``, its key figures and loadtests/README.md's accuracy section, from its
-``results.json`` (never copied by hand). ``--check`` exits 1 when any block differs, so a test and CI
-notice a verdict that changed without its README, or a README edited without a run.
+reference run's ``verdict.json``, its five-line answer, its key figures and loadtests/README.md's accuracy
+section, from its ``results.json`` and verdict (never copied by hand). ``--check`` exits 1 when any block
+differs, so a test and CI notice a verdict that changed without its README, or a README edited without a run.
 """
 
 from __future__ import annotations

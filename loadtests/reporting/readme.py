@@ -1,5 +1,5 @@
-"""The README's generated blocks: the verdict, the key figures and loadtests/README.md's accuracy section,
-each written from the committed reference run between its markers (never copied by hand)."""
+"""The README's generated blocks: the five-line answer, the verdict, the key figures and loadtests/README.md's
+accuracy section, each written from the committed reference run between its markers (never copied by hand)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from loadtests.errors import UserError
 from loadtests.reporting.accuracy import accuracy_block
+from loadtests.reporting.answer import answer_block
 from loadtests.reporting.figures import figures_block
 from loadtests.results import RunResults
 
@@ -15,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- verdict:start -->", "<!-- verdict:end -->"
 ACCURACY_START, ACCURACY_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 FIGURES_START, FIGURES_END = "<!-- figures:start -->", "<!-- figures:end -->"
+ANSWER_START, ANSWER_END = "<!-- answer:start -->", "<!-- answer:end -->"
 DEFAULT_VERDICT = REPO / "results" / "reference" / "verdict.json"
 DEFAULT_README = REPO / "README.md"
 DEFAULT_ACCURACY_README = REPO / "loadtests" / "README.md"
@@ -45,9 +47,16 @@ def readme_texts(
     accuracy_readme: tuple[Path, str],
     run_name: str,
 ) -> list[tuple[Path, str, str, str]]:
-    """(path, old text, new text, what) for the README (verdict and figures) and loadtests/README.md."""
+    """(path, old text, new text, what) for the README (answer, verdict, figures) and loadtests/README.md."""
     path, text = readme
-    new = with_block(text, verdict_block(verdict), source=str(path))
+    new = with_block(
+        text,
+        answer_block(run, verdict, run_name=run_name),
+        source=str(path),
+        start=ANSWER_START,
+        end=ANSWER_END,
+    )
+    new = with_block(new, verdict_block(verdict), source=str(path))
     new = with_block(
         new, figures_block(run, run_name=run_name), source=str(path), start=FIGURES_START, end=FIGURES_END
     )
@@ -59,7 +68,7 @@ def readme_texts(
         start=ACCURACY_START,
         end=ACCURACY_END,
     )
-    return [(path, text, new, "verdict and figures"), (acc_path, acc_text, acc_new, "accuracy")]
+    return [(path, text, new, "answer, verdict and figures"), (acc_path, acc_text, acc_new, "accuracy")]
 
 
 def shown_name(run_dir: Path) -> str:

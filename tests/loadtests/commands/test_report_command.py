@@ -91,3 +91,29 @@ def test_the_accuracy_section_is_the_reference_runs(tmp_path: Path) -> None:
     run.points = run.points[1:]
     run.save(copy)
     assert readme_main(["--check", "--verdict", str(copy / "verdict.json")]) == 1
+
+
+def test_the_readme_answer_block_is_the_reference_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's five-line answer is generated too: a number typed over inside it is caught, and
+    `readme` writes it back from the reference run."""
+    from loadtests.commands.readme import main as readme_main
+    from loadtests.reporting import readme
+
+    text = readme.DEFAULT_README.read_text()
+    head, block = text.split(readme.ANSWER_START, 1)
+    block, tail = block.split(readme.ANSWER_END, 1)
+    assert block.strip().startswith("1. ") and " rps" in block
+    edited = tmp_path / "README.md"
+    edited.write_text(
+        head + readme.ANSWER_START + block.replace(" rps", "1 rps", 1) + readme.ANSWER_END + tail
+    )
+    assert readme_main(["--check", "--readme", str(edited)]) == 1
+    assert readme_main(["--readme", str(edited)]) == 0
+    assert edited.read_text() == text
+    capsys.readouterr()
+    edited.write_text(text.replace(readme.ANSWER_END, "", 1))  # a marker lost: one clear line, exit 2
+    assert dispatcher.main(["readme", "--readme", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and readme.ANSWER_END in err
