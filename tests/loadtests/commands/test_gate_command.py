@@ -200,6 +200,6 @@ def test_the_action_runs_the_gate_with_flags_it_has() -> None:
     assert args.targets == ["t.toml"] and (args.base, args.head) == ("-b", "h")  # after --, a name
 
 
-def test_the_readme_shows_the_ci_workflow_file_as_it_is() -> None:
+def test_the_ci_docs_show_the_ci_workflow_file_as_it_is() -> None:
     workflow = (REPO / "examples" / "ci" / "llm-wait-bench.yml").read_text()
-    assert f"```yaml\n{workflow}```" in (REPO / "README.md").read_text()
+    assert f"```yaml\n{workflow}```" in (REPO / "docs" / "your-app-and-ci.md").read_text()

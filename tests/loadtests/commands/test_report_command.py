@@ -105,6 +105,10 @@ def test_the_readme_answer_block_is_the_reference_runs(
     head, block = text.split(readme.ANSWER_START, 1)
     block, tail = block.split(readme.ANSWER_END, 1)
     assert block.strip().startswith("1. ") and " rps" in block
+    # On the first screen: before the table of contents and the verdict's evidence.
+    assert (
+        text.index(readme.ANSWER_END) < text.index("](docs/sweep-and-capacity.md)") < text.index(readme.START)
+    )
     edited = tmp_path / "README.md"
     edited.write_text(
         head + readme.ANSWER_START + block.replace(" rps", "1 rps", 1) + readme.ANSWER_END + tail
