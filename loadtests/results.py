@@ -151,6 +151,10 @@ class RunResults:
     # From ``python -m loadtests reach``: {"variant", "streams", "held", "first_failure", ..., "point"} per
     # variant and level.
     reach: list[dict[str, Any]] = field(default_factory=list)
+    # From ``python -m loadtests cpu``: {"variant", "scenario", "cpu_ms_per_request", "samples",
+    # "classified_share", "components", ..., "point"} per variant and scenario (the profiled point, kept
+    # here and never in ``points``: the profiler costs CPU too).
+    cpu: list[dict[str, Any]] = field(default_factory=list)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +166,7 @@ class RunResults:
             "capacity": list(self.capacity),
             "faults": list(self.faults),
             "reach": list(self.reach),
+            "cpu": list(self.cpu),
         }
 
     @classmethod
@@ -183,7 +188,7 @@ class RunResults:
             for i, item in enumerate(_require(data, "points", list, source))
         ]
         lists = {}
-        for key in ("capacity", "faults", "reach"):
+        for key in ("capacity", "faults", "reach", "cpu"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
                 raise ResultsFormatError(f"{source}: key {key!r} must be a list of objects")
