@@ -1,0 +1,145 @@
+"""The CPU budget's classification and arithmetic (loadtests/analysis/cpu_budget.py): py-spy's collapsed
+stacks
+in, components out; the stacks below are shaped as py-spy 0.4 prints them (``--subprocesses --threads``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.analysis.cpu_budget import (
+    Frame,
+    budget,
+    classify,
+    parse_collapsed,
+    parse_frame,
+    top_unclassified,
+    unseen_processes,
+)
+
+UVICORN_ROOT = (
+    "<module> (servers/__main__.py:3);main (servers/cli.py:88);run (uvicorn/main.py:580);"
+    "run (uvicorn/server.py:67);run (asyncio/runners.py:190);run_until_complete (asyncio/base_events.py:640)"
+)
+
+
+def frames(text: str) -> list[Frame]:
+    return [parse_frame(part) for part in text.split(";")]
+
+
+def test_a_collapsed_line_gives_its_process_thread_frames_and_count() -> None:
+    text = (
+        'process 100:"python -m servers run flask-sync";process 104:"gunicorn: worker [app]";'
+        "thread (104);run (gunicorn/arbiter.py:201);handle (gunicorn/workers/sync.py:135);"
+        "dumps (json/__init__.py:231) 17\n"
+        'process 100:"python -m servers run flask-sync";thread (100);<native> 3\n'
+    )
+    first, second = parse_collapsed(text)
+    assert (first.pid, first.tid, first.count) == (104, "104", 17)  # the innermost process is the sampled one
+    assert [f.module for f in first.frames] == ["gunicorn", "gunicorn", "json"]
+    assert first.frames[-1] == Frame(name="dumps", file="json/__init__.py", line=231)
+    assert (second.pid, second.count, second.frames[0].file) == (100, 3, "")
+
+
+def test_a_line_that_is_not_a_collapsed_stack_is_refused() -> None:
+    with pytest.raises(ValueError, match="collapsed-stack"):
+        parse_collapsed("Sampling process 100 times a second\n")
+
+
+@pytest.mark.parametrize(
+    ("stack", "component"),
+    [
+        # the standard library is charged to its nearest owned caller
+        ("send (httpcore2/_backends/sync.py:40);sendall (socket.py:10)", "http_client"),
+        (f"{UVICORN_ROOT};_run_once (asyncio/base_events.py:1900);select (selectors.py:468)", "server"),
+        ("info (servers/service.py:40);_log (logging/__init__.py:1600)", "app"),
+        # json is owned even though the standard library ships it: the innermost owner wins
+        ("render (starlette/responses.py:190);dumps (json/__init__.py:231);encode (json/encoder.py:20)",
+         "json"),
+        ("analyse (servers/service.py:60);model_validate (pydantic/main.py:700)", "validation"),
+        ("create (anthropic/resources/messages.py:900);_post (anthropic/_base_client.py:1200)", "sdk"),
+        # h11 parses requests for hypercorn and responses for httpcore2: its caller decides
+        ("handle (hypercorn/protocol/h11.py:120);next_event (h11/_connection.py:400)", "server"),
+        ("_receive (httpcore2/_sync/http11.py:200);next_event (h11/_connection.py:400)", "http_client"),
+        ("__call__ (starlette/routing.py:70);run_sync (anyio/to_thread.py:50)", "framework"),
+        # no owner on the stack: the transparent module's fallback
+        ("run (gevent/hub.py:600);wait (gevent/_hub_primitives.py:40)", "server"),
+        ("_bootstrap (threading.py:1002);_worker (concurrent/futures/thread.py:80)", "runtime"),
+        # an import is runtime, whatever module body it runs
+        ("handler (servers/app.py:9);_find_and_load (<frozen importlib._bootstrap>:1176);"
+         "<module> (pydantic/v1.py:3)", "runtime"),
+        ("frob (mystery_lib/core.py:3)", "other"),
+        ("view (flask/app.py:900);frob (mystery_lib/core.py:3);sendall (socket.py:10)", "other"),
+    ],
+)  # fmt: skip
+def test_a_sample_goes_to_its_innermost_owned_frame(stack: str, component: str) -> None:
+    assert classify(frames(stack)) == component
+
+
+def test_a_thread_with_no_python_frame_is_runtime_and_app_modules_can_be_named() -> None:
+    assert classify([]) == "runtime"
+    assert classify(frames("handle (myapp/views.py:3)")) == "other"
+    assert classify(frames("handle (myapp/views.py:3)"), app_modules=["myapp"]) == "app"
+
+
+def _stacks(counts: dict[str, int]) -> str:
+    lines = [f'process 7:"python";thread (7);{stack} {n}' for stack, n in counts.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_each_sample_stands_for_one_tick_of_cpu_and_the_sum_is_checked_against_psutil() -> None:
+    stacks = parse_collapsed(
+        _stacks(
+            {
+                "view (flask/app.py:1)": 300,
+                "create (anthropic/_client.py:1)": 500,
+                "send (httpcore2/_sync/x.py:1)": 200,
+            }
+        )
+    )
+    # 1,000 samples at 100 Hz over 20 s: 0.5 cores; over a 10 s window with 500 completions, 10 ms each.
+    result = budget(stacks, rate_hz=100, elapsed_s=20, window_s=10, completed=500, cpu_ms_per_request=10.5)
+    assert result.samples == 1000 and result.profiled_cores == 0.5
+    assert result.components_ms["framework"] == pytest.approx(3.0)
+    assert result.components_ms["sdk"] == pytest.approx(5.0)
+    assert result.components_ms["http_client"] == pytest.approx(2.0)
+    assert result.classified_share == 1.0
+    assert result.budget_error == pytest.approx(10.0 / 10.5 - 1, abs=1e-4)
+    assert result.adds_up and result.by_process == {7: 1000}
+
+
+def test_a_sample_of_a_thread_waiting_for_a_core_is_not_cpu() -> None:
+    """py-spy's running = the kernel's R, which includes waiting in a run queue; each process's samples
+    count for the share of its R time it spent on a CPU."""
+    text = (
+        'process 7:"a";thread (7);view (flask/app.py:1) 600\n'
+        'process 8:"b";thread (8);view (flask/app.py:1) 400\n'
+    )
+    result = budget(parse_collapsed(text), rate_hz=100, elapsed_s=10, window_s=10, completed=1000,
+                    cpu_ms_per_request=7.0, on_cpu_share={7: 0.5, 8: 1.0})  # fmt: skip
+    assert result.components_ms["framework"] == pytest.approx(
+        7.0
+    )  # (300 + 400) x 10 ms of CPU / 1,000 requests
+    assert result.samples == 1000 and result.adds_up
+
+
+def test_a_budget_off_by_more_than_ten_percent_or_mostly_unknown_does_not_add_up() -> None:
+    stacks = parse_collapsed(_stacks({"view (flask/app.py:1)": 850, "frob (mystery_lib/a.py:1)": 150}))
+    result = budget(stacks, rate_hz=100, elapsed_s=10, window_s=10, completed=1000, cpu_ms_per_request=8.0)
+    assert not result.adds_up  # 1 core over the window: 10 ms per request profiled, 8 measured
+    assert any("10.00 ms per request, 25% above the measured 8.00" in p for p in result.problems), (
+        result.problems
+    )
+    assert any("85% of the samples classified" in p for p in result.problems), result.problems
+    assert top_unclassified(stacks) == [{"module": "mystery_lib", "samples": 150}]
+    empty = budget([], rate_hz=100, elapsed_s=10, window_s=10, completed=100, cpu_ms_per_request=8.0)
+    assert not empty.adds_up and "no sample" in empty.problems[0]
+
+
+def test_a_busy_process_with_no_sample_was_not_profiled() -> None:
+    processes = [
+        {"pid": 1, "name": "python", "cpu_s": 0.01},  # the idle launcher: too little CPU to matter
+        {"pid": 2, "name": "gunicorn", "cpu_s": 2.0},
+        {"pid": 3, "name": "redis-server", "cpu_s": 0.5},
+    ]
+    unseen = unseen_processes(processes, {2: 400})
+    assert unseen == ["process 3 (redis-server) used 0.50 s of CPU and was never sampled"]
