@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install broker test lint format readme bench bench-quick bench-full mock-bench report compare gate clean
+.PHONY: help install broker browser test lint format readme bench bench-quick bench-full mock-bench report compare gate clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv/ and install every pinned dependency (and Redis, see broker)
-	@$(MAKE) --no-print-directory broker
+install: $(STAMP) ## create .venv/ and install every pinned dependency (and Redis and Chromium, see broker, browser)
+	@$(MAKE) --no-print-directory broker browser
 
 # The Celery variants' broker: Debian's redis-server (servers/README.md says why), installed when missing
 # and apt-get is usable as root; elsewhere a note, and those two variants report the broker missing.
@@ -29,6 +29,18 @@ broker: ## install redis-server for the Celery variants when it is missing (Debi
 	else \
 		echo "note: no redis-server on PATH, so flask-celery and flask-celery-threads cannot run;" \
 			"install Redis 7 (Debian/Ubuntu as root: make broker, or apt-get install redis-server)"; \
+	fi
+
+# The report's browser test: Debian's chromium (Playwright drives it; its own browser download is not used),
+# installed the same way as the broker; elsewhere a note, and that test is skipped with one line.
+browser: ## install chromium for the report's browser test when it is missing (Debian, as root)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium (the report's browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "note: no chromium on PATH, so the report's browser test is skipped;" \
+			"install Chromium (Debian/Ubuntu as root: make browser, or apt-get install chromium)"; \
 	fi
 
 test: install ## run the test suite (real mock, servers and Locust on loopback), ~10 min here
