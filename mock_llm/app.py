@@ -503,7 +503,11 @@ class MockApp:
     async def _break_off(
         self, fault: str | None, send: Send, watch: asyncio.Task[Any], loop: asyncio.AbstractEventLoop
     ) -> None:
-        """End a started answer the way ``fault`` says: an error event, a stall, or a dropped connection."""
+        """End a started answer the way ``fault`` says: an error event, a stall, a dropped connection, or a
+        clean end of the body where the answer is not over (truncated)."""
+        if fault == "truncated":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if fault == "stall_midstream":
             done, _ = await asyncio.wait((watch,), timeout=stall_cap_s(self.config.time_scale))
             if done:
@@ -524,14 +528,19 @@ class MockApp:
         loop: asyncio.AbstractEventLoop,
         fault: str,
     ) -> str:
-        """A non-streaming answer whose body stalls, drops or drips after its headers went out."""
+        """A non-streaming answer whose body stalls, drops, drips or is cut short after its headers."""
         remaining = call.started + plan.ttft_s - loop.time()
         if remaining > 0:
             await asyncio.sleep(remaining)
         body = answer.message_body("msg_" + self._ids.next())
+        if fault == "truncated":  # framed as whole: only the JSON says it is cut
+            body = body[: len(body) // 2]
         headers = self._headers(rid, protocol.JSON_TYPE, (b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         call.responded = True
+        if fault == "truncated":
+            await send({"type": "http.response.body", "body": body})
+            return "200"
         watch = loop.create_task(receive())
         try:
             if fault != "slow_drip":

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "stream_error sends event: error halfway through a stream; stall holds the connection without an "
         "answer (at most "
         f"{stall_cap_s(1.0):g} s x time scale); stall_midstream stops a started answer halfway; "
-        "drop_midstream closes the connection halfway; slow_drip sends each piece "
+        "drop_midstream closes the connection halfway; truncated ends the body cleanly halfway (a stream "
+        "without message_stop); slow_drip sends each piece "
         f"{drip_gap_s(1.0):g} s x time scale after the last",
     )
     parser.add_argument(

@@ -13,6 +13,9 @@ Kinds:
   stop halfway until the client gives up (at most ``stall_cap_s``, then the connection is dropped).
 - ``drop_midstream``: a 200 answer starts and the connection closes halfway, without an error event or
   the end of the body.
+- ``truncated``: a 200 answer starts and ends cleanly halfway: a stream's body ends after half its deltas
+  (no ``message_stop``, no error event), a non-streaming body is the first half of its JSON with a
+  Content-Length to match. Nothing at the transport level says anything went wrong.
 - ``slow_drip``: every delta (or, non-streaming, each of ``DRIP_PIECES`` pieces of the body) arrives
   ``drip_gap_s(time_scale)`` after the previous one: never a read timeout, far too slow to finish in time.
 
@@ -32,7 +35,7 @@ import random
 from dataclasses import dataclass
 
 DEFAULT_KINDS: tuple[str, ...] = ("429", "529", "500", "stream_error", "stall")  # --errors default
-MIDSTREAM_KINDS: tuple[str, ...] = ("stall_midstream", "drop_midstream", "slow_drip")
+MIDSTREAM_KINDS: tuple[str, ...] = ("stall_midstream", "drop_midstream", "slow_drip", "truncated")
 FAULT_KINDS: tuple[str, ...] = DEFAULT_KINDS + MIDSTREAM_KINDS
 
 # How long the real API tells a rate-limited client to wait, before the time scale.

@@ -126,7 +126,8 @@ _TIMEOUT = ("upstream_timeout", "The model did not answer in time")
 logger = logging.getLogger("servers.upstream")
 
 
-def _broke_off() -> ApiError:
+def answer_broke_off() -> ApiError:
+    """A started answer that did not reach its end: dropped, or ended without the protocol's last event."""
     return ApiError(status=502, error="upstream_broke_off", detail="The model's answer broke off")
 
 
@@ -146,7 +147,7 @@ def map_upstream_error(exc: BaseException) -> ApiError:
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         return ApiError(status=504, error=_TIMEOUT[0], detail=_TIMEOUT[1])
     if isinstance(exc, httpx2.HTTPError):
-        return _broke_off()
+        return answer_broke_off()
     if isinstance(exc, anthropic.APIConnectionError):
         return ApiError(status=502, error="upstream_unreachable", detail="Could not connect to the model")
     if isinstance(exc, anthropic.APIStatusError):
@@ -187,7 +188,7 @@ def map_midstream_error(exc: Exception) -> ApiError:
     RuntimeError for an event out of order, an IndexError for a delta of a block that never started) is
     an answer the SDK could not follow: 502, and logged, in case it is a bug of ours."""
     if isinstance(exc, anthropic.APIConnectionError) and not isinstance(exc, anthropic.APITimeoutError):
-        return _broke_off()
+        return answer_broke_off()
     try:
         return map_upstream_error(exc)
     except Exception:

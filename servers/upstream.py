@@ -3,10 +3,10 @@
 Sync and async flavours of the same three operations (one analysis, a streamed analysis, a streamed chat
 answer). Failures become :class:`ApiError` via :func:`map_upstream_error`. A stream is opened (request
 sent, response status checked) before the first byte goes to our client, so an upstream 429 still gets a
-proper 503; any failure after that (an error event, a dropped or stalled connection, a malformed event,
-the deadline, any exception at all: :func:`map_midstream_error`) ends the stream with
-:data:`STREAM_ERROR_PREFIX` and a JSON error body. Each call has one
-overall deadline (``BENCH_UPSTREAM_DEADLINE_S``, see :mod:`servers.deadline`) that its retries
+proper 503; any failure after that (an error event, a dropped or stalled connection, a malformed event, a
+body that ends before ``message_stop``, the deadline, any exception at all: :func:`map_midstream_error`)
+ends the stream with :data:`STREAM_ERROR_PREFIX` and a JSON error body. Each call has one overall
+deadline (``BENCH_UPSTREAM_DEADLINE_S``, see :mod:`servers.deadline`) that its retries
 (:mod:`servers.retry`) must fit in.
 """
 
@@ -23,7 +23,7 @@ import anthropic
 import httpx2
 
 from servers.deadline import Deadline, async_http_client, sync_http_client, within
-from servers.errors import ApiError, map_midstream_error
+from servers.errors import ApiError, answer_broke_off, map_midstream_error
 from servers.jsonio import render
 from servers.models import AnalyseRequest, AnalyseResponse
 from servers.parsing import build_response
@@ -163,6 +163,33 @@ async def analyse_async(
 _END = object()
 
 
+def _is_text_delta(event: Any) -> bool:
+    return bool(event.type == "content_block_delta" and event.delta.type == "text_delta")
+
+
+def _texts(stream: Any) -> Iterator[str]:
+    """The stream's text, as ``text_stream`` gives it, then ApiError when the body ended before
+    ``message_stop``: a clean end of the body is no sign the answer is whole. Read to the body's end
+    either way, so the connection goes back to the pool."""
+    stopped = False
+    for event in stream:
+        if _is_text_delta(event):
+            yield event.delta.text
+        stopped = stopped or event.type == "message_stop"
+    if not stopped:
+        raise answer_broke_off()
+
+
+async def _texts_async(stream: Any) -> AsyncIterator[str]:
+    stopped = False
+    async for event in stream:
+        if _is_text_delta(event):
+            yield event.delta.text
+        stopped = stopped or event.type == "message_stop"
+    if not stopped:
+        raise answer_broke_off()
+
+
 def stream_sync(client: anthropic.Anthropic, params: dict[str, Any], settings: Settings) -> Iterator[str]:
     """Open the stream now (raising ApiError on failure); the returned iterator yields text chunks."""
     deadline = Deadline.after(settings.upstream_deadline_s)
@@ -174,7 +201,7 @@ def stream_sync(client: anthropic.Anthropic, params: dict[str, Any], settings: S
     manager, stream = _retrying(settings, deadline, open_stream)
 
     def chunks() -> Iterator[str]:
-        texts = iter(stream.text_stream)
+        texts = _texts(stream)
         try:
             while True:
                 try:
@@ -205,7 +232,7 @@ async def stream_async(
     manager, stream = await _retrying_async(settings, deadline, open_stream)
 
     async def chunks() -> AsyncIterator[str]:
-        texts = aiter(stream.text_stream)
+        texts = _texts_async(stream)
         try:
             while True:
                 try:

@@ -204,6 +204,27 @@ def test_drop_midstream_closes_the_connection_halfway(mock: Mock, body_marker: b
     assert not received  # the stream never ended normally
 
 
+def test_truncated_ends_the_body_cleanly_halfway(mock: Mock) -> None:
+    """Nothing at the transport level goes wrong: the stream ends with no message_stop and no error (the
+    SDK raises nothing), and a non-streaming body is half a JSON document of the length it declares."""
+    mock.reset()
+    sdk = client(mock, max_retries=0)
+    events: list[str] = []
+    with sdk.messages.stream(
+        model=MODEL, max_tokens=1024, messages=USER, extra_headers={"x-mock-fault": "truncated"}
+    ) as stream:
+        events.extend(event.type for event in stream)
+    assert "content_block_delta" in events and "message_stop" not in events
+    whole = sdk.messages.create(model=MODEL, max_tokens=1024, messages=USER)
+    raw = sdk.messages.with_raw_response.create(
+        model=MODEL, max_tokens=1024, messages=USER, extra_headers={"x-mock-fault": "truncated"}
+    )
+    body = raw.http_response.content
+    assert raw.status_code == 200 and int(raw.headers["content-length"]) == len(body)
+    assert whole.content[0].text[:20] in body.decode() and not body.rstrip().endswith(b"}")
+    assert mock.stats()["faults"] == {"truncated": 2}
+
+
 def test_stall_midstream_is_ended_by_the_read_timeout(mock: Mock) -> None:
     import httpx2
 
