@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from servers.errors import ApiError
-from servers.gate import BodyBuffer, joined_headers, screen_json_body, screen_request
+from servers.gate import (
+    BodyBuffer,
+    bad_handshake,
+    has_body,
+    joined_headers,
+    not_a_handshake,
+    screen_json_body,
+    screen_request,
+)
 from servers.jsonio import JSON_MEDIA_TYPE
 from servers.validation import is_json_content_type
 
@@ -15,6 +23,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
+WS_DENIAL_EXTENSION = "websocket.http.response"  # ASGI's WebSocket Denial Response extension
 
 
 async def send_error(send: Send, error: ApiError) -> None:
@@ -32,6 +41,9 @@ class AsgiGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and _carries_a_body(scope):
+                await refuse_handshake(scope, receive, send, not_a_handshake())
+                return
             await self.app(scope, receive, send)
             return
         try:
@@ -39,6 +51,13 @@ class AsgiGate:
                 joined_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
             )
             fields = dict(headers)
+            refused = bad_handshake(
+                method=scope["method"], upgrade=fields.get("upgrade"), connection=fields.get("connection"),
+                content_length=fields.get("content-length"),
+                transfer_encoding=fields.get("transfer-encoding"),
+            )  # fmt: skip
+            if refused is not None:
+                raise refused
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
             query: bytes = scope.get("query_string", b"")
             admitted = screen_request(
@@ -69,6 +88,27 @@ class AsgiGate:
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
         }
         await self.app(inner, _replay(body, receive) if admitted.reads_body else receive, send)
+
+
+def _carries_a_body(scope: Scope) -> bool:
+    """A handshake some servers (granian: for any method; hypercorn: a GET) upgrade although it has a body;
+    the scope has no method, but the framing headers say it."""
+    fields = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return has_body(fields.get("content-length"), fields.get("transfer-encoding"))
+
+
+async def refuse_handshake(scope: Scope, receive: Receive, send: Send, error: ApiError) -> None:
+    """The error as the handshake's HTTP answer (ASGI's denial response), or, on a server without that
+    extension, a close before accept (which the server answers with 403)."""
+    await receive()  # websocket.connect
+    if WS_DENIAL_EXTENSION not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = error.body()
+    headers = [(b"content-type", JSON_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive) -> bytes | None:

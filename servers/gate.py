@@ -91,6 +91,38 @@ def screen_request(
     return Admitted(method="GET" if method == "HEAD" else method, reads_body=method == "POST")
 
 
+def asks_for_websocket(upgrade: str | None, connection: str | None) -> bool:
+    """``Upgrade: websocket`` with an ``upgrade`` token in ``Connection``: what makes a server (uvicorn,
+    Werkzeug) treat a request as a WebSocket handshake, whatever its method or body."""
+    if (upgrade or "").strip(" \t").lower() != "websocket":
+        return False
+    return any(token.strip(" \t") == "upgrade" for token in (connection or "").lower().split(","))
+
+
+def has_body(content_length: str | None, transfer_encoding: str | None) -> bool:
+    return bool(transfer_encoding) or (content_length or "0").strip() not in ("", "0")
+
+
+def bad_handshake(
+    *, method: str, upgrade: str | None, connection: str | None, content_length: str | None,
+    transfer_encoding: str | None,
+) -> ApiError | None:  # fmt: skip
+    """400 for a request that asks for a WebSocket but is no handshake (RFC 6455 4.1-4.2: a GET without a
+    body), on every server alike. uvicorn handed one with a body to its WebSocket parser, which refused it
+    and never answered: the connection hung until the client gave up."""
+    if not asks_for_websocket(upgrade, connection):
+        return None
+    if method == "GET" and not has_body(content_length, transfer_encoding):
+        return None
+    return not_a_handshake()
+
+
+def not_a_handshake() -> ApiError:
+    return http_error(
+        400, "A WebSocket handshake is a GET with no body (RFC 6455)", headers={"Connection": "close"}
+    )
+
+
 def uri_too_long() -> ApiError:
     return ApiError(
         status=414,

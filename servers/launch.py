@@ -84,6 +84,8 @@ def server_argv(
         "--log-level",
         log_level,
         "--no-access-log",
+        "--http",
+        "servers.uvicorn_http:HandshakeOnlyHttpToolsProtocol",  # a WebSocket upgrade only for a GET, no body
         "--ws",
         "websockets-sansio",  # supports the denial response a refused WebSocket handshake needs
         "--ws-max-size",

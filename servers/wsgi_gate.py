@@ -8,7 +8,15 @@ from http import HTTPStatus
 from typing import Any
 
 from servers.errors import ApiError
-from servers.gate import WS_PATH, read_limited, screen_json_body, screen_request
+from servers.gate import (
+    WS_PATH,
+    asks_for_websocket,
+    bad_handshake,
+    has_body,
+    read_limited,
+    screen_json_body,
+    screen_request,
+)
 from servers.jsonio import JSON_MEDIA_TYPE
 from servers.validation import is_json_content_type
 
@@ -24,10 +32,9 @@ def is_websocket_handshake(environ: dict[str, Any]) -> bool:
     less is plain HTTP to Werkzeug, and gets the gate's body limit and screens like any request."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != WS_PATH:
         return False
-    if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
-        return False
-    tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
-    return any(token.strip(" \t") == "upgrade" for token in tokens)
+    if has_body(environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")):
+        return False  # refused by bad_handshake, as on every server
+    return asks_for_websocket(environ.get("HTTP_UPGRADE"), environ.get("HTTP_CONNECTION"))
 
 
 def error_answer(error: ApiError, start_response: StartResponse) -> list[bytes]:
@@ -45,6 +52,13 @@ class WsgiGate:
         if is_websocket_handshake(environ):
             return self.app(environ, start_response)  # flask-sock's own, after the app's token check
         try:
+            refused = bad_handshake(
+                method=environ["REQUEST_METHOD"], upgrade=environ.get("HTTP_UPGRADE"),
+                connection=environ.get("HTTP_CONNECTION"), content_length=environ.get("CONTENT_LENGTH"),
+                transfer_encoding=environ.get("HTTP_TRANSFER_ENCODING"),
+            )  # fmt: skip
+            if refused is not None:
+                raise refused
             query = environ.get("QUERY_STRING", "")
             raw_path = environ.get("RAW_URI", "").split("?", 1)[0] or environ.get("PATH_INFO", "")
             # gunicorn has already joined repeated fields and refused repeated singletons itself.
