@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loadtests.driver.loadgen import PointError, RemoteWorkers
 from loadtests.driver.pointbuild import failed_point
-from loadtests.driver.pointrun import run_point
+from loadtests.driver.pointrun import WindowProbe, run_point
 from loadtests.driver.pointspec import PointSpec, Target, Timing
 from loadtests.driver.rundir import strip_paths
 from loadtests.driver.schedule import timing_for
@@ -28,9 +28,11 @@ def measure_point(
     *,
     slo_latency_ms: float | None = None,
     min_completions: int | None = None,
+    window_probe: WindowProbe | None = None,
 ) -> Point:
     """One point on a started variant: wait until the previous point's load has drained (restart the
-    variant when it does not), then measure. A point whose measurement broke is kept, invalid."""
+    variant when it does not), then measure. A point whose measurement broke is kept, invalid.
+    ``window_probe``: see :data:`loadtests.driver.pointrun.WindowProbe`."""
     timing = timing_for(spec, settings, min_completions=min_completions)
     latency = timing.latency_s
     if slo_latency_ms is None and spec.load_model == "open" and latency > 0:
@@ -54,7 +56,7 @@ def measure_point(
             "see the mock's log in logs/",
         )
     else:
-        point = _measure(spec, target, timing, session, settings, run_dir, slo_latency_ms)
+        point = _measure(spec, target, timing, session, settings, run_dir, slo_latency_ms, window_probe)
     if restarted:
         point.extra["server_restarted_before"] = (
             "the previous point's backlog did not drain; the variant was restarted"
@@ -70,6 +72,7 @@ def _measure(
     settings: SweepSettings,
     run_dir: Path,
     slo_latency_ms: float | None,
+    window_probe: WindowProbe | None = None,
 ) -> Point:
     for proc in (session.server, session.mock):
         if proc is None or not proc.running():
@@ -89,6 +92,7 @@ def _measure(
                 count=settings.remote_workers, bind=settings.master_bind, port=settings.master_port
             ),
             slo_latency_ms=slo_latency_ms,
+            window_probe=window_probe,
         )
     except (PointError, ProcessStartError, OSError) as exc:
         return failed_point(spec, target, timing, strip_paths(str(exc), run_dir))

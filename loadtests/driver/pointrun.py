@@ -13,9 +13,10 @@ so charts can draw it beside the measurement.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ from loadtests.driver.warmup import WarmupOutcome, Watcher, warm_up
 from loadtests.results import Point
 
 CALLS_LOOKBACK_S = 30.0
+
+# Wraps the measured window (from before the mock's reset to after the mock's stats are read at its end),
+# told the target and the window's length, while the load still runs: the cpu command attaches its profiler
+# there. None (every other command): nothing runs around the window.
+WindowProbe = Callable[[Target, float], contextlib.AbstractContextManager[object]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +68,7 @@ def run_point(
     env: dict[str, str],
     slo_latency_ms: float | None = None,
     remote: RemoteWorkers | None = None,
+    window_probe: WindowProbe | None = None,
 ) -> Point:
     remote = remote or RemoteWorkers()
     work = run_dir / "tmp" / spec.point_id
@@ -82,7 +89,7 @@ def run_point(
         watcher = Watcher(work, target.mock_url, series)
         warm = warm_up(watcher, spec, timing, processes, slo_latency_ms=slo_latency_ms)
         duration = timing.latency_s if warm.abandoned else window_seconds(timing, warm.rate_rps)
-        sample = _sample_window(spec, target, watcher, processes, duration=duration)
+        sample = _sample_window(spec, target, watcher, processes, duration=duration, probe=window_probe)
     finally:
         stop_all(processes)
     watcher.read_new()  # the rest of the window's completions, for the window's own trend test
@@ -106,6 +113,7 @@ def _sample_window(
     processes: Sequence[ManagedProcess],
     *,
     duration: float,
+    probe: WindowProbe | None = None,
 ) -> WindowSample:
     """Reset the mock, then measure ``duration`` seconds: every party's CPU at both ends, the server's
     memory throughout, and at the end the mock's stats and its per-call records."""
@@ -114,24 +122,25 @@ def _sample_window(
         "server": [target.server_pid],
         "mock": [target.mock_pid],
     }
-    mockapi.reset(target.mock_url)
-    start, start_mono = time.time(), time.monotonic()
-    cpu_before = cpu_sampling.snapshot(groups, trees=("server", "mock"))
-    machine_before = cpu_sampling.machine_busy_seconds()
-    sampler = MemorySampler(root_pid=target.server_pid).start()
-    try:
-        watcher.wait(start + duration, processes)
-    finally:
-        memory = sampler.stop()
-    end = time.time()
-    cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
-    machine_s = cpu_sampling.machine_busy_seconds() - machine_before
-    mock_stats = mockapi.stats(target.mock_url)
-    calls: list[list[Any]] = []
-    if spec.scenario in JOINABLE:
-        # Calls that ended up to CALLS_LOOKBACK_S before the window: a request that completes just
-        # inside it made its call earlier.
-        calls = mockapi.calls_since(target.mock_url, start_mono - CALLS_LOOKBACK_S)
+    with probe(target, duration) if probe is not None else contextlib.nullcontext():
+        mockapi.reset(target.mock_url)
+        start, start_mono = time.time(), time.monotonic()
+        cpu_before = cpu_sampling.snapshot(groups, trees=("server", "mock"))
+        machine_before = cpu_sampling.machine_busy_seconds()
+        sampler = MemorySampler(root_pid=target.server_pid).start()
+        try:
+            watcher.wait(start + duration, processes)
+        finally:
+            memory = sampler.stop()
+        end = time.time()
+        cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
+        machine_s = cpu_sampling.machine_busy_seconds() - machine_before
+        mock_stats = mockapi.stats(target.mock_url)
+        calls: list[list[Any]] = []
+        if spec.scenario in JOINABLE:
+            # Calls that ended up to CALLS_LOOKBACK_S before the window: a request that completes just
+            # inside it made its call earlier.
+            calls = mockapi.calls_since(target.mock_url, start_mono - CALLS_LOOKBACK_S)
     return WindowSample(
         start=start, end=end, cpu_before=cpu_before, cpu_after=cpu_after, machine_s=machine_s,
         memory=memory, mock_stats=mock_stats, calls=calls,
