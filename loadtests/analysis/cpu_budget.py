@@ -26,17 +26,23 @@ frame takes its transparent module's fallback (gevent's hub alone: the gevent wo
 
 Limits a reader should know: without native unwinding, time in C code (pydantic-core, the json
 accelerator, the GC) is charged to the Python frame that called it, so a garbage collection lands in the
-component that allocated when it triggered; CPU in threads that never run Python (none in the
-pure-Python servers) is not sampled, and shows as the gap between the components' sum and the measured CPU.
+component that allocated when it triggered. Threads that never run Python (granian's Rust runtime: its
+HTTP parsing and I/O) give no sample; their CPU, read per thread from the kernel, is ``server`` (and
+``native_ms`` says how much of it), only in processes the profiler sampled (a process with no sample at
+all, such as a broker that is not Python, is named instead, and its CPU stays outside the components).
 
-**The budget.** With ``rate`` ticks a second over ``elapsed`` seconds, each sample stands for 1 / rate s of
-a thread's time in state R, so the profile's own estimate of the server's CPU is samples / (rate x
-elapsed) cores, independent of psutil: which is why the two must agree (within 10 %) for the budget to
-count. One correction, measured, not assumed: the kernel's R is "running or waiting in a run queue for a
-core", and on a busy 2-core machine a server thread may wait there for a good share of its R time. The
-kernel counts both per thread (``/proc/<pid>/task/<tid>/schedstat``: time on a CPU, time in a run queue),
-so a sample of a process stands for its on-CPU share of R over the same interval (``on_cpu_share``), 1 /
-rate s on an idle machine. The check then says whether the profile saw all of the server's running time.
+**The budget.** Over ``ticks`` sampling rounds in ``elapsed`` seconds, each sample stands for elapsed /
+ticks seconds of one thread's time in state R, so the profile makes its own estimate of the server's CPU
+over the profiled interval, independent of psutil's over the same interval: the two must agree within
+10 % for the budget to count. The point's CPU per request (psutil, its window) converts seconds into
+milliseconds per request, so the components sum to it within the same 10 %. One
+correction, measured, not assumed: the kernel's R is "running, or waiting in a run queue for a core", and
+on a busy 2-core machine a server thread may wait there longer than it runs. The kernel counts both per
+thread (``/proc/<pid>/task/<tid>/schedstat``), so a sample of a thread stands for its on-CPU share of its
+R time over the same interval (``ThreadTime.on_cpu_share``: 1 on an idle machine). What that correction
+cannot undo: a thread woken by a socket waits for its core in the frame that woke it, so on a busy machine
+the split leans toward code right after I/O (the HTTP client's reads, the server's accept and write); the
+entry warns when the server waited for a core for more than a fifth of its runnable time.
 """
 
 from __future__ import annotations
@@ -182,17 +188,34 @@ def classify(frames: Sequence[Frame], app_modules: Iterable[str] = ()) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ThreadTime:
+    """One thread of a server process over the profiled interval, as the kernel counted it (schedstat)."""
+
+    pid: int
+    tid: str  # as py-spy prints it with --threads: the OS thread id
+    on_cpu_s: float
+    run_queue_s: float  # runnable (state R) but waiting for a core
+
+    @property
+    def on_cpu_share(self) -> float:
+        """The share of its R time the thread spent on a CPU (1.0 when it never was runnable)."""
+        total = self.on_cpu_s + self.run_queue_s
+        return self.on_cpu_s / total if total > 0 else 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Budget:
     """The profile's samples by component and by process, and what they stand for per request."""
 
     samples: int
     by_component: dict[str, int]
     by_process: dict[int, int]
-    profiled_cores: float  # samples / (rate x elapsed): the profile's own estimate of the CPU used
+    profiled_cores: float  # the profile's own estimate of the CPU used, in cores
     components_ms: dict[str, float]  # CPU ms per request, the profile's estimate, scaled to the window
+    native_ms: float  # of components_ms["server"]: threads of sampled processes that never showed Python
     classified_share: float
     cpu_ms_per_request: float | None  # psutil over the window (the point's)
-    budget_error: float | None  # sum(components) / cpu_ms_per_request - 1
+    budget_error: float | None  # the profile's CPU / psutil's over the same interval - 1
     problems: list[str] = field(default_factory=list)  # why the budget does not add up, if it does not
 
     @property
@@ -203,69 +226,76 @@ class Budget:
 def budget(
     stacks: Sequence[Stack],
     *,
-    rate_hz: float,
+    ticks: int,
     elapsed_s: float,
-    window_s: float,
-    completed: int,
+    interval_cpu_s: float,
     cpu_ms_per_request: float | None,
+    threads: Sequence[ThreadTime] = (),
     app_modules: Iterable[str] = (),
-    on_cpu_share: Mapping[int, float] | None = None,
 ) -> Budget:
-    """Samples -> CPU ms per request by component, and the checks: the sum within BUDGET_TOLERANCE of
-    psutil's figure, MIN_CLASSIFIED of the samples named. A sample of process ``pid`` stands for
-    ``on_cpu_share[pid]`` / rate seconds of CPU (1 / rate when not given)."""
+    """Samples -> CPU ms per request by component, and the checks. ``ticks`` sampling rounds over
+    ``elapsed_s``: a sample of thread T stands for T's on-CPU share x elapsed / ticks seconds of CPU;
+    ``threads``' CPU in sampled processes that never gave a sample (native threads) is ``server``. The
+    sum must be within BUDGET_TOLERANCE of ``interval_cpu_s`` (psutil, the same interval, the whole
+    tree), and MIN_CLASSIFIED of the samples named; ``cpu_ms_per_request`` (the point's window) sets the
+    scale: a component's ms per request = its seconds x cpu_ms_per_request / interval_cpu_s."""
     apps = frozenset(app_modules)
-    shares = on_cpu_share or {}
+    share = {(t.pid, t.tid): t.on_cpu_share for t in threads}
     by_component: Counter[str] = Counter({c: 0 for c in COMPONENTS})
-    weighted: dict[str, float] = {c: 0.0 for c in COMPONENTS}
+    seconds: dict[str, float] = {c: 0.0 for c in COMPONENTS}
     by_process: Counter[int] = Counter()
+    tick_s = elapsed_s / ticks if ticks > 0 else 0.0
     for stack in stacks:
         component = classify(stack.frames, apps)
         by_component[component] += stack.count
-        weighted[component] += stack.count * shares.get(stack.pid if stack.pid is not None else -1, 1.0)
+        key = (stack.pid if stack.pid is not None else -1, stack.tid or "")
+        seconds[component] += stack.count * share.get(key, 1.0) * tick_s
         if stack.pid is not None:
             by_process[stack.pid] += stack.count
+    sampled = {(s.pid, s.tid) for s in stacks}
+    native_s = sum(t.on_cpu_s for t in threads if t.pid in by_process and (t.pid, t.tid) not in sampled)
+    seconds["server"] += native_s
     total = sum(by_component.values())
-    ticks = rate_hz * elapsed_s
-    cores = sum(weighted.values()) / ticks if ticks > 0 else 0.0
-    per_sample_ms = window_s * 1000.0 / (ticks * completed) if completed and ticks > 0 else 0.0
-    components_ms = {c: round(weighted[c] * per_sample_ms, 4) for c in COMPONENTS}
-    profiled_ms = sum(weighted.values()) * per_sample_ms
+    profiled_s = sum(seconds.values())
+    to_ms = (cpu_ms_per_request or 0.0) / interval_cpu_s if interval_cpu_s > 0 else 0.0
     classified = 1.0 - by_component["other"] / total if total else 0.0
-    error = profiled_ms / cpu_ms_per_request - 1.0 if cpu_ms_per_request and total and completed else None
+    error = profiled_s / interval_cpu_s - 1.0 if interval_cpu_s > 0 and total else None
     return Budget(
         samples=total,
         by_component=dict(by_component),
         by_process=dict(by_process),
-        profiled_cores=round(cores, 4),
-        components_ms=components_ms,
+        profiled_cores=round(profiled_s / elapsed_s, 4) if elapsed_s > 0 else 0.0,
+        components_ms={c: round(seconds[c] * to_ms, 4) for c in COMPONENTS},
+        native_ms=round(native_s * to_ms, 4),
         classified_share=round(classified, 4),
         cpu_ms_per_request=cpu_ms_per_request,
         budget_error=None if error is None else round(error, 4),
-        problems=_problems(total, completed, classified, error, profiled_ms, cpu_ms_per_request),
+        problems=_problems(total, classified, error, profiled_s, interval_cpu_s, cpu_ms_per_request),
     )
 
 
 def _problems(
     total: int,
-    completed: int,
     classified: float,
     error: float | None,
-    profiled_ms: float,
-    measured: float | None,
+    profiled_s: float,
+    measured_s: float,
+    cpu_ms_per_request: float | None,
 ) -> list[str]:
     if not total:
         return ["the profile holds no sample of a running thread"]
-    if not completed:
-        return ["no request completed in the window, so there is no per-request figure"]
     problems = []
+    if not cpu_ms_per_request:
+        problems.append("no request completed in the window, so there is no CPU per request to split")
     if error is None:
-        problems.append("no measured CPU per request to check the components against")
+        problems.append(
+            "psutil measured no server CPU over the profiled interval to check the profile against"
+        )
     elif abs(error) > BUDGET_TOLERANCE:
         problems.append(
-            f"the components sum to {profiled_ms:.2f} ms per request, {abs(error):.0%} "
-            f"{'above' if error > 0 else 'below'} the measured {measured:.2f} ms "
-            f"(allowed {BUDGET_TOLERANCE:.0%})"
+            f"the profile accounts for {profiled_s:.2f} s of CPU, {abs(error):.0%} "
+            f"{'more' if error > 0 else 'less'} than the {measured_s:.2f} s psutil measured over the same "
+            f"interval (allowed {BUDGET_TOLERANCE:.0%})"
         )
     if classified < MIN_CLASSIFIED:
         problems.append(f"{classified:.0%} of the samples classified (at least {MIN_CLASSIFIED:.0%} needed)")

@@ -8,6 +8,7 @@ import pytest
 
 from loadtests.analysis.cpu_budget import (
     Frame,
+    ThreadTime,
     budget,
     classify,
     parse_collapsed,
@@ -96,42 +97,49 @@ def test_each_sample_stands_for_one_tick_of_cpu_and_the_sum_is_checked_against_p
             }
         )
     )
-    # 1,000 samples at 100 Hz over 20 s: 0.5 cores; over a 10 s window with 500 completions, 10 ms each.
-    result = budget(stacks, rate_hz=100, elapsed_s=20, window_s=10, completed=500, cpu_ms_per_request=10.5)
+    # 1,000 samples in 2,000 rounds over 20 s: 10 s of CPU, 0.5 cores; psutil saw 10.5 s over the same 20 s,
+    # and 5.25 ms per request in the point's window: each profiled second is 0.5 ms per request.
+    result = budget(stacks, ticks=2000, elapsed_s=20, interval_cpu_s=10.5, cpu_ms_per_request=5.25)
     assert result.samples == 1000 and result.profiled_cores == 0.5
-    assert result.components_ms["framework"] == pytest.approx(3.0)
-    assert result.components_ms["sdk"] == pytest.approx(5.0)
-    assert result.components_ms["http_client"] == pytest.approx(2.0)
+    assert result.components_ms["framework"] == pytest.approx(1.5)
+    assert result.components_ms["sdk"] == pytest.approx(2.5)
+    assert result.components_ms["http_client"] == pytest.approx(1.0)
     assert result.classified_share == 1.0
     assert result.budget_error == pytest.approx(10.0 / 10.5 - 1, abs=1e-4)
     assert result.adds_up and result.by_process == {7: 1000}
 
 
-def test_a_sample_of_a_thread_waiting_for_a_core_is_not_cpu() -> None:
-    """py-spy's running = the kernel's R, which includes waiting in a run queue; each process's samples
-    count for the share of its R time it spent on a CPU."""
+def test_a_sample_stands_for_its_thread_s_on_cpu_share_and_native_threads_are_the_server_s() -> None:
+    """py-spy keeps threads in the kernel's state R, which includes waiting in a run queue: a sample counts
+    for the share of its thread's R time spent on a CPU. A thread of a sampled process that never showed
+    Python (granian's Rust runtime) gives no sample; its CPU, from the kernel, is the server's."""
     text = (
-        'process 7:"a";thread (7);view (flask/app.py:1) 600\n'
-        'process 8:"b";thread (8);view (flask/app.py:1) 400\n'
+        'process 7:"a";thread (71);view (flask/app.py:1) 600\n'
+        'process 7:"a";thread (72);view (flask/app.py:1) 400\n'
     )
-    result = budget(parse_collapsed(text), rate_hz=100, elapsed_s=10, window_s=10, completed=1000,
-                    cpu_ms_per_request=7.0, on_cpu_share={7: 0.5, 8: 1.0})  # fmt: skip
-    assert result.components_ms["framework"] == pytest.approx(
-        7.0
-    )  # (300 + 400) x 10 ms of CPU / 1,000 requests
+    threads = [
+        ThreadTime(pid=7, tid="71", on_cpu_s=3.0, run_queue_s=3.0),  # half of its R time waiting
+        ThreadTime(pid=7, tid="72", on_cpu_s=4.0, run_queue_s=0.0),
+        ThreadTime(pid=7, tid="73", on_cpu_s=1.0, run_queue_s=0.5),  # native: never sampled
+        ThreadTime(pid=9, tid="90", on_cpu_s=2.0, run_queue_s=0.0),  # a process never sampled: not counted
+    ]
+    result = budget(parse_collapsed(text), ticks=1000, elapsed_s=10, interval_cpu_s=8.0,
+                    cpu_ms_per_request=8.0, threads=threads)  # fmt: skip
+    # (600 x 0.5 + 400) rounds of 10 ms = 7 s of framework, and 1 s of the native thread: psutil's 8 s.
+    assert result.components_ms["framework"] == pytest.approx(7.0)
+    assert result.components_ms["server"] == pytest.approx(1.0) == result.native_ms
     assert result.samples == 1000 and result.adds_up
 
 
 def test_a_budget_off_by_more_than_ten_percent_or_mostly_unknown_does_not_add_up() -> None:
     stacks = parse_collapsed(_stacks({"view (flask/app.py:1)": 850, "frob (mystery_lib/a.py:1)": 150}))
-    result = budget(stacks, rate_hz=100, elapsed_s=10, window_s=10, completed=1000, cpu_ms_per_request=8.0)
-    assert not result.adds_up  # 1 core over the window: 10 ms per request profiled, 8 measured
-    assert any("10.00 ms per request, 25% above the measured 8.00" in p for p in result.problems), (
-        result.problems
-    )
+    result = budget(stacks, ticks=1000, elapsed_s=10, interval_cpu_s=8.0, cpu_ms_per_request=4.0)
+    assert not result.adds_up  # 1,000 rounds of 10 ms: 10 s of CPU profiled, 8 measured
+    assert any("10.00 s of CPU, 25% more than the 8.00 s" in p for p in result.problems), result.problems
+    assert sum(result.components_ms.values()) == pytest.approx(5.0)  # 25 % over the measured 4 ms
     assert any("85% of the samples classified" in p for p in result.problems), result.problems
     assert top_unclassified(stacks) == [{"module": "mystery_lib", "samples": 150}]
-    empty = budget([], rate_hz=100, elapsed_s=10, window_s=10, completed=100, cpu_ms_per_request=8.0)
+    empty = budget([], ticks=1000, elapsed_s=10, interval_cpu_s=8.0, cpu_ms_per_request=4.0)
     assert not empty.adds_up and "no sample" in empty.problems[0]
 
 
