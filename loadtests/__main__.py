@@ -23,6 +23,10 @@ COMMANDS = {
         "loadtests.commands.reach",
         "how many concurrent streams each variant holds, and what fails first",
     ),
+    "cpu": (
+        "loadtests.commands.cpu",
+        "profile each variant under load: a flame graph and CPU ms per request by component",
+    ),
     "report": ("loadtests.commands.report", "render charts, report.md/.html and verdict.json for a run"),
     "compare": (
         "loadtests.commands.compare",
