@@ -46,6 +46,7 @@ from loadtests.reporting.chartkit import (
     valid_only,
     variant_colour,
 )
+from loadtests.reporting.cpuchart import cpu_budget_charts
 from loadtests.reporting.memchart import memory_chart, reach_chart
 from loadtests.results import Point, RunResults
 
@@ -78,6 +79,7 @@ def build_charts(run: RunResults, style: Style, analysis: RunAnalysis) -> list[C
         reach = reach_chart(ctx)
         if reach is not None:
             charts.append(reach)
+        charts += cpu_budget_charts(ctx) if run.cpu else []
     return charts
 
 

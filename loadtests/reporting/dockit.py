@@ -2,7 +2,7 @@
 as Markdown and as one self-contained HTML page.
 
 Both renderings take the same blocks, so report.md and report.html can never disagree. Inline markup is
-limited to **bold** and `code`, which the HTML renderer translates after escaping.
+limited to **bold**, `code` and [links](path), which the HTML renderer translates after escaping.
 """
 
 from __future__ import annotations
@@ -155,4 +155,5 @@ th:first-child, td:first-child {{ text-align: left; }}
 def inline(text: str) -> str:
     escaped = html.escape(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    escaped = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', escaped)  # [text](relative link)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)

@@ -11,6 +11,7 @@ from loadtests.analysis.capacity import interval_text, level_marks
 from loadtests.analysis.claims import COMFORT_DEFINITION, upstream_latency
 from loadtests.analysis.run_analysis import RunAnalysis
 from loadtests.analysis.verdict import Verdict
+from loadtests.reporting.cpu_doc import cpu_blocks
 from loadtests.reporting.dockit import Block, ChartEntry, Claims, FigureBlock, Heading, Para, Table
 from loadtests.reporting.memory_doc import memory_blocks, plan_blocks, reach_blocks
 from loadtests.results import Point, RunResults
@@ -46,6 +47,7 @@ def document(
     blocks += _fault_blocks(run)
     blocks += _breakdown_blocks(run)
     blocks += memory_blocks(analysis.fits) + plan_blocks(analysis.plan) + reach_blocks(run)
+    blocks += cpu_blocks(run)
     blocks += _chart_blocks(charts)
     blocks += _invalid_blocks(run)
     blocks += _variant_blocks(run)
