@@ -122,9 +122,9 @@ def test_fault_config_names_bad_values() -> None:
         FaultConfig(error_rate=1.5)
     # The mid-stream kinds are opt-in: a default --error-rate run draws exactly what it drew before.
     assert FaultConfig().kinds == ("429", "529", "500", "stream_error", "stall")
-    assert set(parse_kinds("slow_drip,drop_midstream,stall_midstream")) | set(FaultConfig().kinds) == set(
-        FAULT_KINDS
-    )
+    assert set(parse_kinds("slow_drip,drop_midstream,stall_midstream,truncated")) | set(
+        FaultConfig().kinds
+    ) == set(FAULT_KINDS)
     assert stall_cap_s(1.0) == 600.0 and stall_cap_s(0.0) == 5.0
 
 
