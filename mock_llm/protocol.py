@@ -117,6 +117,18 @@ class Answer:
     def stream_start(self, message_id: str) -> bytes:
         return self.start_prefix + message_id.encode() + self.start_suffix
 
+    # The interface mock_llm.app serves every endpoint's answers through (see openai_protocol too).
+    id_prefix = "msg_"
+
+    def stream_deltas(self, groups: list[int], call_id: str) -> list[bytes]:
+        return self.deltas(groups)  # no id in a Messages delta: the cached events go out as they are
+
+    def stream_finish(self, call_id: str, n_deltas: int) -> bytes:
+        return self.finish
+
+    def stream_error(self, n_sent: int) -> bytes:
+        return STREAM_ERROR_EVENT
+
     def deltas(self, groups: list[int]) -> list[bytes]:
         """One ``content_block_delta`` event per group of pieces (cached per grouping)."""
         key = tuple(groups)
