@@ -2,7 +2,7 @@
 
 Input: the collapsed stacks py-spy writes (``--format raw``: one line per distinct stack, root first, frames
 joined by ``;``, then the count), recorded with ``--subprocesses --threads`` and without ``--idle``, so every
-sample is one thread of one server process found running (the OS said ``R``) at one tick.
+sample is one thread of one server process found in state R (running, or waiting for a core) at one round.
 
 **How a sample is classified, and why.** By module path: a frame's module is the first component of the file
 name py-spy prints (the path below the outermost package directory: ``starlette/routing.py`` -> ``starlette``,
@@ -24,25 +24,31 @@ frame takes its transparent module's fallback (gevent's hub alone: the gevent wo
 ``server``; a bare thread pool: ``runtime``); a frame inside ``importlib`` makes the sample ``runtime``
 (import time, whatever was being imported); a thread with no Python frame at all is ``runtime``.
 
+**The budget.** The kernel says exactly how much CPU each thread of the server used over the profiled
+interval (``/proc/<pid>/task/<tid>/schedstat``, read at both ends); the profile says where each thread was
+when it was sampled. So each thread's CPU is split over the components as its samples fell, and the
+components sum to the CPU of every thread the profile covered. That sum must be within 10 % of psutil's
+measure of the whole tree over the same interval (it is not when a busy process was never sampled: a
+broker that is not Python, a worker py-spy missed; or when threads that did the work ended before the
+interval did), and at least 90 % of the samples must be classified. The point's CPU per request
+(psutil, its window) converts the seconds into milliseconds per request. Threads of a sampled process
+that never show Python (granian's Rust runtime: its HTTP parsing and I/O) give no sample; their CPU is
+``server`` (``native_ms`` says how much).
+
+Why not samples x interval, the textbook estimate: py-spy keeps threads the kernel reports in state R,
+"running or waiting for a core", and on this 2-core machine a sampler's rounds are not independent of the
+server's state: it runs when a core is free, which is when fewer server threads are runnable. A plain
+Python sampler reading ``/proc/<pid>/stat`` at random times found a busy process in R 19 % less often
+than schedstat's run-plus-wait time implies, with the machine's load average at 3; py-spy did the same.
+So the sampling is reported as a cross-check (``sampling_ratio``: rounds in R over the rounds the
+kernel's R time implies; 1 when the rounds fall independently) and warned about, not used for the totals.
+
 Limits a reader should know: without native unwinding, time in C code (pydantic-core, the json
 accelerator, the GC) is charged to the Python frame that called it, so a garbage collection lands in the
-component that allocated when it triggered. Threads that never run Python (granian's Rust runtime: its
-HTTP parsing and I/O) give no sample; their CPU, read per thread from the kernel, is ``server`` (and
-``native_ms`` says how much of it), only in processes the profiler sampled (a process with no sample at
-all, such as a broker that is not Python, is named instead, and its CPU stays outside the components).
-
-**The budget.** Over ``ticks`` sampling rounds in ``elapsed`` seconds, each sample stands for elapsed /
-ticks seconds of one thread's time in state R, so the profile makes its own estimate of the server's CPU
-over the profiled interval, independent of psutil's over the same interval: the two must agree within
-10 % for the budget to count. The point's CPU per request (psutil, its window) converts seconds into
-milliseconds per request, so the components sum to it within the same 10 %. One
-correction, measured, not assumed: the kernel's R is "running, or waiting in a run queue for a core", and
-on a busy 2-core machine a server thread may wait there longer than it runs. The kernel counts both per
-thread (``/proc/<pid>/task/<tid>/schedstat``), so a sample of a thread stands for its on-CPU share of its
-R time over the same interval (``ThreadTime.on_cpu_share``: 1 on an idle machine). What that correction
-cannot undo: a thread woken by a socket waits for its core in the frame that woke it, so on a busy machine
-the split leans toward code right after I/O (the HTTP client's reads, the server's accept and write); the
-entry warns when the server waited for a core for more than a fifth of its runnable time.
+component that allocated when it triggered. On a busy machine a thread woken by a socket waits for its
+core in the frame that woke it, so the split leans toward the code right after I/O (the HTTP client's
+reads, the server's accept and write); the entry warns when the server waited for a core for more than a
+fifth of its runnable time.
 """
 
 from __future__ import annotations
@@ -196,12 +202,6 @@ class ThreadTime:
     on_cpu_s: float
     run_queue_s: float  # runnable (state R) but waiting for a core
 
-    @property
-    def on_cpu_share(self) -> float:
-        """The share of its R time the thread spent on a CPU (1.0 when it never was runnable)."""
-        total = self.on_cpu_s + self.run_queue_s
-        return self.on_cpu_s / total if total > 0 else 1.0
-
 
 @dataclass(frozen=True, kw_only=True)
 class Budget:
@@ -210,17 +210,77 @@ class Budget:
     samples: int
     by_component: dict[str, int]
     by_process: dict[int, int]
-    profiled_cores: float  # the profile's own estimate of the CPU used, in cores
-    components_ms: dict[str, float]  # CPU ms per request, the profile's estimate, scaled to the window
+    components_ms: dict[str, float]  # CPU ms per request (the point's window), split as the samples fell
     native_ms: float  # of components_ms["server"]: threads of sampled processes that never showed Python
     classified_share: float
     cpu_ms_per_request: float | None  # psutil over the window (the point's)
-    budget_error: float | None  # the profile's CPU / psutil's over the same interval - 1
+    budget_error: float | None  # the components' CPU / psutil's over the same interval - 1
+    sampling_ratio: float | None  # rounds py-spy found a thread in R / rounds the kernel's R time implies
     problems: list[str] = field(default_factory=list)  # why the budget does not add up, if it does not
 
     @property
     def adds_up(self) -> bool:
         return not self.problems
+
+
+Key = tuple[int, str]  # (pid, tid)
+
+
+def _per_thread(stacks: Sequence[Stack], apps: frozenset[str]) -> dict[Key, Counter[str]]:
+    """Samples per thread and component."""
+    out: dict[Key, Counter[str]] = {}
+    for stack in stacks:
+        key = (stack.pid if stack.pid is not None else -1, stack.tid or "")
+        out.setdefault(key, Counter())[classify(stack.frames, apps)] += stack.count
+    return out
+
+
+def _split(counts: Counter[str], cpu_s: float, into: dict[str, float]) -> None:
+    total = sum(counts.values())
+    for component, n in counts.items():
+        into[component] += cpu_s * n / total
+
+
+def _cpu_by_component(
+    samples: Mapping[Key, Counter[str]], threads: Sequence[ThreadTime], tick_s: float
+) -> tuple[dict[str, float], float]:
+    """Each thread's CPU (the kernel's) split as its samples fell; per process, the threads py-spy never
+    named (no Python, or an id it could not read) pool their CPU over its samples it could not match, or,
+    with none, count as native server threads. A process the kernel figures miss: one round per sample."""
+    seconds = {c: 0.0 for c in COMPONENTS}
+    native = 0.0
+    cpu = {(t.pid, t.tid): t.on_cpu_s for t in threads}
+    for pid in sorted({pid for pid, _ in samples}):
+        sampled = {k for k in samples if k[0] == pid}
+        known = {k for k in cpu if k[0] == pid}
+        if not known:
+            for key in sampled:
+                _split(samples[key], sum(samples[key].values()) * tick_s, seconds)
+            continue
+        for key in sampled & known:
+            _split(samples[key], cpu[key], seconds)
+        pool = sum((samples[k] for k in sampled - known), Counter())
+        pool_cpu = sum(cpu[k] for k in known - sampled)
+        if pool:
+            _split(pool, pool_cpu, seconds)
+        else:
+            native += pool_cpu
+    seconds["server"] += native
+    return seconds, native
+
+
+def _sampling_ratio(
+    samples: Mapping[Key, Counter[str]], threads: Sequence[ThreadTime], *, ticks: int, elapsed_s: float
+) -> float | None:
+    """Rounds in which py-spy found the matched threads in state R, over the rounds their R time (on a
+    CPU or waiting for one) implies: 1 when its rounds fell independently of what the server was doing."""
+    expected = observed = 0.0
+    for t in threads:
+        key = (t.pid, t.tid)
+        if key in samples and elapsed_s > 0:
+            expected += (t.on_cpu_s + t.run_queue_s) / elapsed_s * ticks
+            observed += sum(samples[key].values())
+    return round(observed / expected, 4) if expected > 0 else None
 
 
 def budget(
@@ -233,44 +293,35 @@ def budget(
     threads: Sequence[ThreadTime] = (),
     app_modules: Iterable[str] = (),
 ) -> Budget:
-    """Samples -> CPU ms per request by component, and the checks. ``ticks`` sampling rounds over
-    ``elapsed_s``: a sample of thread T stands for T's on-CPU share x elapsed / ticks seconds of CPU;
-    ``threads``' CPU in sampled processes that never gave a sample (native threads) is ``server``. The
-    sum must be within BUDGET_TOLERANCE of ``interval_cpu_s`` (psutil, the same interval, the whole
-    tree), and MIN_CLASSIFIED of the samples named; ``cpu_ms_per_request`` (the point's window) sets the
+    """Samples and the kernel's per-thread CPU -> CPU ms per request by component, and the checks: the
+    components' CPU within BUDGET_TOLERANCE of ``interval_cpu_s`` (psutil, the same interval, the whole
+    tree), MIN_CLASSIFIED of the samples named. ``cpu_ms_per_request`` (the point's window) sets the
     scale: a component's ms per request = its seconds x cpu_ms_per_request / interval_cpu_s."""
-    apps = frozenset(app_modules)
-    share = {(t.pid, t.tid): t.on_cpu_share for t in threads}
+    samples = _per_thread(stacks, frozenset(app_modules))
     by_component: Counter[str] = Counter({c: 0 for c in COMPONENTS})
-    seconds: dict[str, float] = {c: 0.0 for c in COMPONENTS}
     by_process: Counter[int] = Counter()
-    tick_s = elapsed_s / ticks if ticks > 0 else 0.0
-    for stack in stacks:
-        component = classify(stack.frames, apps)
-        by_component[component] += stack.count
-        key = (stack.pid if stack.pid is not None else -1, stack.tid or "")
-        seconds[component] += stack.count * share.get(key, 1.0) * tick_s
-        if stack.pid is not None:
-            by_process[stack.pid] += stack.count
-    sampled = {(s.pid, s.tid) for s in stacks}
-    native_s = sum(t.on_cpu_s for t in threads if t.pid in by_process and (t.pid, t.tid) not in sampled)
-    seconds["server"] += native_s
+    for (pid, _), counts in samples.items():
+        by_component.update(counts)
+        by_process[pid] += sum(counts.values())
+    by_process.pop(-1, None)
+    seconds, native_s = _cpu_by_component(samples, threads, elapsed_s / ticks if ticks > 0 else 0.0)
     total = sum(by_component.values())
-    profiled_s = sum(seconds.values())
     to_ms = (cpu_ms_per_request or 0.0) / interval_cpu_s if interval_cpu_s > 0 else 0.0
     classified = 1.0 - by_component["other"] / total if total else 0.0
-    error = profiled_s / interval_cpu_s - 1.0 if interval_cpu_s > 0 and total else None
+    error = sum(seconds.values()) / interval_cpu_s - 1.0 if interval_cpu_s > 0 and total else None
     return Budget(
         samples=total,
         by_component=dict(by_component),
         by_process=dict(by_process),
-        profiled_cores=round(profiled_s / elapsed_s, 4) if elapsed_s > 0 else 0.0,
         components_ms={c: round(seconds[c] * to_ms, 4) for c in COMPONENTS},
         native_ms=round(native_s * to_ms, 4),
         classified_share=round(classified, 4),
         cpu_ms_per_request=cpu_ms_per_request,
         budget_error=None if error is None else round(error, 4),
-        problems=_problems(total, classified, error, profiled_s, interval_cpu_s, cpu_ms_per_request),
+        sampling_ratio=_sampling_ratio(samples, threads, ticks=ticks, elapsed_s=elapsed_s),
+        problems=_problems(
+            total, classified, error, sum(seconds.values()), interval_cpu_s, cpu_ms_per_request
+        ),
     )
 
 
@@ -293,9 +344,9 @@ def _problems(
         )
     elif abs(error) > BUDGET_TOLERANCE:
         problems.append(
-            f"the profile accounts for {profiled_s:.2f} s of CPU, {abs(error):.0%} "
-            f"{'more' if error > 0 else 'less'} than the {measured_s:.2f} s psutil measured over the same "
-            f"interval (allowed {BUDGET_TOLERANCE:.0%})"
+            f"the components account for {profiled_s:.2f} s of CPU, {abs(error):.0%} "
+            f"{'more' if error > 0 else 'less'} than the {measured_s:.2f} s psutil measured for the whole "
+            f"tree over the same interval (allowed {BUDGET_TOLERANCE:.0%})"
         )
     if classified < MIN_CLASSIFIED:
         problems.append(f"{classified:.0%} of the samples classified (at least {MIN_CLASSIFIED:.0%} needed)")

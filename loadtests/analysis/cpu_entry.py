@@ -19,6 +19,7 @@ from loadtests.analysis.cpu_budget import (
 from loadtests.results import Point
 
 BUSY_ON_CPU_SHARE = 0.8  # below this, the server waited for a core for more than a fifth of its R time
+SAMPLING_TOLERANCE = 0.10  # py-spy's rounds in R against the kernel's R time, beyond which it warns
 
 
 def summarise(
@@ -46,6 +47,13 @@ def summarise(
             f"the server's threads waited for a core {1 - share:.0%} of the time they were runnable (a busy "
             "machine): the split leans toward code right after I/O; measure on a quiet machine"
         )
+    ratio = budget.sampling_ratio
+    if ratio is not None and abs(ratio - 1.0) > SAMPLING_TOLERANCE:
+        warnings.append(
+            f"py-spy found the server's threads runnable in {ratio:.0%} of the rounds their runnable time "
+            "implies: its rounds were not independent of the server's state (a busy machine), so the "
+            "split is a biased sample"
+        )
     if profile.get("late_warnings"):
         warnings.append(f"py-spy fell more than 1 s behind its rate {profile['late_warnings']} times")
     return {
@@ -63,6 +71,7 @@ def summarise(
         "problems": problems,
         "warnings": warnings,
         "on_cpu_share": round(share, 4),
+        "sampling_ratio": budget.sampling_ratio,
         "samples_by_component": budget.by_component,
         "unclassified_modules": top_unclassified(stacks),
         "processes": processes,

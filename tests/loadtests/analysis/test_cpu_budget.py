@@ -82,56 +82,56 @@ def test_a_thread_with_no_python_frame_is_runtime_and_app_modules_can_be_named()
     assert classify(frames("handle (myapp/views.py:3)"), app_modules=["myapp"]) == "app"
 
 
-def _stacks(counts: dict[str, int]) -> str:
-    lines = [f'process 7:"python";thread (7);{stack} {n}' for stack, n in counts.items()]
+def _stacks(counts: dict[str, int], *, pid: int = 7, tid: str = "71") -> str:
+    lines = [f'process {pid}:"python";thread ({tid});{stack} {n}' for stack, n in counts.items()]
     return "\n".join(lines) + "\n"
 
 
-def test_each_sample_stands_for_one_tick_of_cpu_and_the_sum_is_checked_against_psutil() -> None:
-    stacks = parse_collapsed(
-        _stacks(
-            {
-                "view (flask/app.py:1)": 300,
-                "create (anthropic/_client.py:1)": 500,
-                "send (httpcore2/_sync/x.py:1)": 200,
-            }
-        )
-    )
-    # 1,000 samples in 2,000 rounds over 20 s: 10 s of CPU, 0.5 cores; psutil saw 10.5 s over the same 20 s,
-    # and 5.25 ms per request in the point's window: each profiled second is 0.5 ms per request.
-    result = budget(stacks, ticks=2000, elapsed_s=20, interval_cpu_s=10.5, cpu_ms_per_request=5.25)
-    assert result.samples == 1000 and result.profiled_cores == 0.5
-    assert result.components_ms["framework"] == pytest.approx(1.5)
-    assert result.components_ms["sdk"] == pytest.approx(2.5)
-    assert result.components_ms["http_client"] == pytest.approx(1.0)
-    assert result.classified_share == 1.0
-    assert result.budget_error == pytest.approx(10.0 / 10.5 - 1, abs=1e-4)
-    assert result.adds_up and result.by_process == {7: 1000}
-
-
-def test_a_sample_stands_for_its_thread_s_on_cpu_share_and_native_threads_are_the_server_s() -> None:
-    """py-spy keeps threads in the kernel's state R, which includes waiting in a run queue: a sample counts
-    for the share of its thread's R time spent on a CPU. A thread of a sampled process that never showed
-    Python (granian's Rust runtime) gives no sample; its CPU, from the kernel, is the server's."""
-    text = (
-        'process 7:"a";thread (71);view (flask/app.py:1) 600\n'
-        'process 7:"a";thread (72);view (flask/app.py:1) 400\n'
-    )
+def test_each_thread_s_cpu_is_split_as_its_samples_fell_and_the_sum_is_checked_against_psutil() -> None:
+    text = _stacks({"view (flask/app.py:1)": 300, "create (anthropic/_client.py:1)": 100}, tid="71")
+    text += _stacks({"send (httpcore2/_sync/x.py:1)": 500}, tid="72")
     threads = [
-        ThreadTime(pid=7, tid="71", on_cpu_s=3.0, run_queue_s=3.0),  # half of its R time waiting
-        ThreadTime(pid=7, tid="72", on_cpu_s=4.0, run_queue_s=0.0),
-        ThreadTime(pid=7, tid="73", on_cpu_s=1.0, run_queue_s=0.5),  # native: never sampled
-        ThreadTime(pid=9, tid="90", on_cpu_s=2.0, run_queue_s=0.0),  # a process never sampled: not counted
+        ThreadTime(pid=7, tid="71", on_cpu_s=4.0, run_queue_s=0.0),
+        ThreadTime(pid=7, tid="72", on_cpu_s=6.0, run_queue_s=0.0),
     ]
-    result = budget(parse_collapsed(text), ticks=1000, elapsed_s=10, interval_cpu_s=8.0,
-                    cpu_ms_per_request=8.0, threads=threads)  # fmt: skip
-    # (600 x 0.5 + 400) rounds of 10 ms = 7 s of framework, and 1 s of the native thread: psutil's 8 s.
-    assert result.components_ms["framework"] == pytest.approx(7.0)
+    # 10 s of CPU against psutil's 10.5 over the same interval; 5.25 ms per request in the point's window,
+    # so each second of CPU is 0.5 ms per request.
+    result = budget(parse_collapsed(text), ticks=1000, elapsed_s=10, interval_cpu_s=10.5,
+                    cpu_ms_per_request=5.25, threads=threads)  # fmt: skip
+    assert result.components_ms["framework"] == pytest.approx(1.5)  # 3/4 of thread 71's 4 s
+    assert result.components_ms["sdk"] == pytest.approx(0.5)
+    assert result.components_ms["http_client"] == pytest.approx(3.0)  # all of thread 72's 6 s
+    assert result.samples == 900 and result.classified_share == 1.0 and result.by_process == {7: 900}
+    assert result.budget_error == pytest.approx(10.0 / 10.5 - 1, abs=1e-4)
+    assert result.adds_up
+    # Thread 71 was in R (on a CPU) 40 % of the time and in 40 % of the rounds; 72, 60 % and 50 %.
+    assert result.sampling_ratio == pytest.approx(900 / 1000)
+
+
+def test_threads_py_spy_never_named_are_native_server_threads_or_pool_over_unmatched_samples() -> None:
+    text = _stacks({"view (flask/app.py:1)": 100}, tid="71")
+    native = [
+        ThreadTime(pid=7, tid="71", on_cpu_s=2.0, run_queue_s=1.0),
+        ThreadTime(pid=7, tid="73", on_cpu_s=1.0, run_queue_s=0.0),  # Rust runtime: never sampled
+        ThreadTime(pid=9, tid="90", on_cpu_s=5.0, run_queue_s=0.0),  # a process py-spy never sampled
+    ]
+    result = budget(parse_collapsed(text), ticks=100, elapsed_s=10, interval_cpu_s=8.0,
+                    cpu_ms_per_request=8.0, threads=native)  # fmt: skip
+    assert result.components_ms["framework"] == pytest.approx(2.0)
     assert result.components_ms["server"] == pytest.approx(1.0) == result.native_ms
-    assert result.samples == 1000 and result.adds_up
+    # Process 9's 5 s is in psutil's 8 s but in no component: the budget is 62 % short.
+    assert not result.adds_up and "62% less" in result.problems[0], result.problems
+    # py-spy printed a Python thread id it could not map: the process's unnamed threads pool their CPU.
+    unmapped = _stacks({"view (flask/app.py:1)": 30, "create (anthropic/_client.py:1)": 10}, tid="0x7F01")
+    pooled = budget(parse_collapsed(text + unmapped), ticks=100, elapsed_s=10, interval_cpu_s=3.0,
+                    cpu_ms_per_request=3.0, threads=native[:2])  # fmt: skip
+    assert pooled.components_ms == pytest.approx(
+        {**dict.fromkeys(pooled.components_ms, 0.0), "framework": 2.75, "sdk": 0.25}
+    )
+    assert pooled.native_ms == 0.0 and pooled.adds_up
 
 
-def test_a_budget_off_by_more_than_ten_percent_or_mostly_unknown_does_not_add_up() -> None:
+def test_without_the_kernel_s_figures_a_sample_is_one_round_and_mostly_unknown_does_not_add_up() -> None:
     stacks = parse_collapsed(_stacks({"view (flask/app.py:1)": 850, "frob (mystery_lib/a.py:1)": 150}))
     result = budget(stacks, ticks=1000, elapsed_s=10, interval_cpu_s=8.0, cpu_ms_per_request=4.0)
     assert not result.adds_up  # 1,000 rounds of 10 ms: 10 s of CPU profiled, 8 measured
