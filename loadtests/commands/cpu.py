@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="closed-loop users of the profiled level (default: %(default)s)")  # fmt: skip
     add("--profile-rate", type=number("--profile-rate", kind=int, minimum=1, below=1001), default=100,
         help="py-spy samples per second, at most 1000 (default: %(default)s)")  # fmt: skip
+    add("--profile-blocking", action="store_true",
+        help="let py-spy pause each process while it reads its stacks (consistent stacks, no read errors; "
+        "adds latency) instead of reading them live")  # fmt: skip
     add("--no-baseline", action="store_true",
         help="skip the unprofiled point (then the profiler's overhead is not measured)")  # fmt: skip
     return parser
@@ -86,7 +89,7 @@ def main(argv: list[str]) -> int:
     base = replace(_defaults(), users=(args.users,))
     settings = validate(with_targets(base.with_overrides(explicit), explicit))
     version = check_attach()  # one line, exit 2, before any process starts, when ptrace is not allowed
-    profiler = ProfilerSettings(rate_hz=args.profile_rate)
+    profiler = ProfilerSettings(rate_hz=args.profile_rate, nonblocking=not args.profile_blocking)
     big_l = upstream_latency_s(settings.mock_profile, settings.time_scale)
     run = Run.create(args.out, _metadata(argv, settings, args, version, big_l), link=False)
     print(
@@ -131,7 +134,7 @@ def _metadata(
                 "users": args.users,
                 "profiler": f"py-spy {version}",
                 "rate_hz": args.profile_rate,
-                "nonblocking": True,
+                "nonblocking": not args.profile_blocking,
                 "baseline": not args.no_baseline,
             },
         },

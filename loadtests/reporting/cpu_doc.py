@@ -26,15 +26,15 @@ def cpu_blocks(run: RunResults) -> list[Block]:
         Heading(2, "Where the CPU goes"),
         Para(
             "One closed-loop level per variant measured with py-spy attached to every server process for the "
-            "window (`python -m loadtests cpu`); that point is used for nothing else. Server CPU ms "
-            "per request: measured = psutil over the window, all the server's processes; the component "
-            "columns are the profile's own estimate (a sample of a thread in state R = one sampling round of "
-            "its time, weighted by the share of its runnable time the kernel says it spent on a CPU), a "
-            "sample going to the component of the innermost frame whose module belongs to one (the standard "
-            "library and shared protocol libraries are charged to their caller). The budget adds up when the "
-            f"components sum to the measured figure within {BUDGET_TOLERANCE:.0%} and at least "
-            f"{MIN_CLASSIFIED:.0%} of the samples are classified. No profiler = the same level measured just "
-            "before without py-spy; profiler cost = the server's extra CPU per request with it attached."
+            "window (`python -m loadtests cpu`); that point is used for nothing else. Server CPU ms per "
+            "request: measured = psutil over the window, all the server's processes; the component columns "
+            "split it as the samples fell: each thread's CPU (the kernel's, over the profiled interval) over "
+            "the components of its samples, a sample going to the component of the innermost frame whose "
+            "module belongs to one (the standard library and shared protocol libraries are charged to their "
+            "caller). The budget adds up when the components account for psutil's CPU of the whole tree "
+            f"within {BUDGET_TOLERANCE:.0%} and at least {MIN_CLASSIFIED:.0%} of the samples are classified. "
+            "No profiler = the same level measured just before without py-spy; profiler cost = the server's "
+            "extra CPU per request with it attached (py-spy's own CPU is in results.json)."
         ),
         Table(headers, rows),
     ]

@@ -86,7 +86,8 @@ def _subtitle(entries: Sequence[dict[str, Any]]) -> str:
     users = sorted({e.get("users") for e in entries if e.get("users")})
     short = [e["variant"] for e in entries if not e.get("adds_up")]
     return (
-        f"{entries[0]['scenario']} scenario · closed loop at {', '.join(map(str, users))} users · bars: the "
-        "py-spy profile's CPU by component (module path of the innermost owned frame) · tick: psutil's "
-        "measure of the same window" + (f" · (!) budget does not add up: {', '.join(short)}" if short else "")
+        f"{entries[0]['scenario']} scenario · closed loop at {', '.join(map(str, users))} users · bars: each "
+        "thread's CPU split as py-spy's samples fell (by the module of the innermost owned frame) · tick: "
+        "psutil's measure of the window"
+        + (f" · (!) budget does not add up: {', '.join(short)}" if short else "")
     )
