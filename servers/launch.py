@@ -183,7 +183,7 @@ def server_env(variant: Variant, settings: Settings, base: Mapping[str, str]) ->
     env = dict(base)
     env["BENCH_VARIANT"] = variant.name
     env["BENCH_UPSTREAM_URL"] = settings.upstream_url
-    env["BENCH_JOB_DB"] = str(settings.job_db)  # one path for every worker of this run
+    env["BENCH_JOB_DB"] = str(settings.job_db.absolute())  # one path for every worker of this run
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -12,12 +12,14 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from servers.lifetime import die_with_this_process
 
 POLL_S = 0.1
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the directory holding this servers package
 STOP_TIMEOUT_S = 8.0  # all children together; a driver (ManagedProcess) gives `run` 10 s before SIGKILL
 
 
@@ -45,7 +47,12 @@ class Stack:
         death_signal: signal.Signals = signal.SIGTERM,
     ) -> subprocess.Popen[bytes]:
         """``death_signal``: what the child gets if `run` dies without stopping it (PR_SET_PDEATHSIG)."""
-        child = subprocess.Popen(list(argv), env=dict(env), preexec_fn=die_with_this_process(death_signal))
+        # In the directory this package was imported from: gunicorn, uvicorn, granian and `python -m` put
+        # their working directory first on the import path, where a servers/ folder of whatever directory
+        # `run` was started in would stand in for this one.
+        child = subprocess.Popen(
+            list(argv), env=dict(env), cwd=PACKAGE_ROOT, preexec_fn=die_with_this_process(death_signal)
+        )
         self.adopt(name, child)
         return child
 

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from loadtests.driver.interrupts import deferred_interrupts
 from loadtests.driver.pointspec import MAX_WINDOW_S, PointSpec, Target, Timing
-from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port
+from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 START_TIMEOUT_S = 60.0
@@ -58,7 +57,10 @@ def locust_argv(
     max_in_flight: int,
 ) -> list[str]:
     locustfile = "target.py" if target.request is not None else f"{spec.scenario}.py"
-    argv = [sys.executable, "-m", "locust", "-f", str(SCENARIO_DIR / locustfile)]
+    # -P: the working directory never comes first on the import path, so a loadtests/ or locust/ folder in
+    # the user's repository cannot stand in for the load generator (checked at start); Locust puts its own
+    # working directory there too, so it runs in SCENARIO_DIR (load_processes).
+    argv = [*python_module_argv("locust"), "-f", str(SCENARIO_DIR / locustfile)]
     if role == "worker":
         return [
             *argv,
@@ -88,7 +90,7 @@ def locust_argv(
         "--loglevel",
         "WARNING",
         "--bench-raw",
-        str(raw_prefix),
+        str(raw_prefix.resolve()),  # absolute: Locust runs in SCENARIO_DIR
         "--bench-model",
         spec.load_model,
         "--bench-spread",
@@ -174,7 +176,11 @@ def load_processes(
     if not distributed:
         return [
             ManagedProcess(
-                f"{point_id} locust", argv("local"), log_path=logs / f"{point_id}.locust.log", env=env
+                f"{point_id} locust",
+                argv("local"),
+                log_path=logs / f"{point_id}.locust.log",
+                env=env,
+                cwd=SCENARIO_DIR,
             )
         ]
     # Each worker's index is Locust's own worker_index (loadgen.proc_index), given by the master.
@@ -185,6 +191,7 @@ def load_processes(
             argv("master"),
             log_path=logs / f"{point_id}.locust-master.log",
             env=env,
+            cwd=SCENARIO_DIR,
         ),
         *(
             ManagedProcess(
@@ -192,6 +199,7 @@ def load_processes(
                 argv("worker"),
                 log_path=logs / f"{point_id}.locust-worker{index}.log",
                 env=worker_env,
+                cwd=SCENARIO_DIR,
             )
             for index in range(local)
         ),

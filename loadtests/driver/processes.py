@@ -27,6 +27,11 @@ from loadtests.errors import ProcessStartError
 from servers.lifetime import die_with_this_process
 
 LOOPBACK = "127.0.0.1"
+HARNESS_ROOT = Path(__file__).resolve().parents[2]
+HARNESS_PACKAGES = ("loadtests", "mock_llm", "servers")
+# Every child carries a tag of its own in its environment; whatever still carries it at stop is killed,
+# also a daemon that left the process group (setsid) and its parent (a double fork).
+PROCESS_TAG_ENV = "LLM_WAIT_BENCH_PROCESS_TAG"
 
 
 # Linux's default when /proc cannot be read.
@@ -120,6 +125,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.popen: subprocess.Popen[bytes] | None = None
         self._log_file: object | None = None
+        self._tag = ""
 
     @property
     def pid(self) -> int:
@@ -128,19 +134,29 @@ class ManagedProcess:
         return self.popen.pid
 
     def start(self, *, ready_timeout: float = 30.0) -> ManagedProcess:
+        if is_harness_argv(self.argv):
+            check_harness_imports(self.name, env=self.env, cwd=self.cwd)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_file = log
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-            cwd=self.cwd,
-            start_new_session=True,  # own process group: stop() takes the workers too
-            preexec_fn=die_with_this_process(),  # a killed driver leaves no orphans
-        )
+        self._tag = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**self.env, PROCESS_TAG_ENV: self._tag},
+                cwd=self.cwd,
+                start_new_session=True,  # own process group: stop() takes the workers too
+                preexec_fn=die_with_this_process(),  # a killed driver leaves no orphans
+            )
+        except OSError as exc:  # not installed, not executable, no such directory
+            log.close()
+            self._log_file = None
+            raise ProcessStartError(
+                f"{self.name} could not start: {self.argv[0]}: {exc.strerror or exc}"
+            ) from None
         if self.ready_url is not None:
             self.wait_ready(timeout=ready_timeout)
         return self
@@ -191,6 +207,7 @@ class ManagedProcess:
                 os.killpg(popen.pid, signal.SIGKILL)
             if code is None:
                 code = popen.wait(timeout=timeout)
+            kill_tagged(self._tag)
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None
@@ -211,5 +228,62 @@ class ManagedProcess:
 
 
 def python_module_argv(module: str, *args: str) -> list[str]:
-    """argv that runs ``python -m module`` with this interpreter (the project's .venv)."""
-    return [sys.executable, "-m", module, *args]
+    """argv that runs ``python -m module`` with this interpreter (the project's .venv), isolated from the
+    working directory: ``-P`` keeps it off ``sys.path`` (``-m`` puts it first), so a folder named
+    ``mock_llm/`` or ``loadtests/`` in the user's repository cannot stand in for the harness's own."""
+    return [sys.executable, "-P", "-m", module, *args]
+
+
+def is_harness_argv(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` runs a module with this interpreter the way :func:`python_module_argv` does."""
+    return list(argv[:3]) == [sys.executable, "-P", "-m"]
+
+
+_PROBE = "import importlib.util as u, sys; print(*(u.find_spec(m).origin for m in sys.argv[1:]), sep='\\n')"
+_checked: set[tuple[str, str, str]] = set()
+
+
+def check_harness_imports(name: str, *, env: Mapping[str, str], cwd: Path | None) -> None:
+    """Raise ProcessStartError when a child started this way would import a harness package from
+    anywhere but the harness (a ``PYTHONPATH`` naming the user's repository, say). Once per setting."""
+    key = (str(cwd or Path.cwd()), env.get("PYTHONPATH", ""), env.get("PYTHONHOME", ""))
+    if key in _checked:
+        return
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _PROBE, *HARNESS_PACKAGES],
+        env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    found = done.stdout.splitlines()
+    for package, origin in zip(HARNESS_PACKAGES, found, strict=False):
+        expected = HARNESS_ROOT / package / "__init__.py"
+        if Path(origin).resolve() != expected:
+            raise ProcessStartError(
+                f"{name}: {package} would be imported from {origin}, not from the harness "
+                f"({expected.parent}); unset PYTHONPATH or remove that folder from it"
+            )
+    if done.returncode != 0 or len(found) != len(HARNESS_PACKAGES):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ProcessStartError(f"{name}: the harness's packages do not import here ({last})")
+    _checked.add(key)
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILL every process whose environment carries ``tag``: what a child left behind outside its
+    process group (a daemon that double-forked into a session of its own)."""
+    if not tag:
+        return
+    needle = f"{PROCESS_TAG_ENV}={tag}\0".encode()
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:  # no /proc: only the process group is stopped
+        return
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
