@@ -59,8 +59,9 @@ from loadtests.driver.gate_git import (
     worktree,
 )
 from loadtests.driver.interrupts import stop_signals_interrupt
-from loadtests.driver.rundir import default_run_dir
+from loadtests.driver.rundir import default_run_dir, run_dir_locked
 from loadtests.errors import OneLineParser, run_main
+from loadtests.presets import SweepSettings
 from loadtests.reporting import gate_report
 from loadtests.reporting.compare_doc import Shown, render, to_json
 from loadtests.results import RunResults
@@ -125,23 +126,39 @@ def _gate(args: argparse.Namespace, started: float) -> int:
     settings = GATE_PRESETS[args.preset]
     target_paths = [repo_relative(repo, Path(t)) for t in args.targets]
     run_dir = args.out or default_run_dir("gate-")
-    if (run_dir / "comparison.json").exists():
-        raise GateError(f"--out: {run_dir} already holds a gate run; pick another directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GateError(f"--out: cannot create {run_dir}: {exc.strerror or exc}") from None
+    with run_dir_locked(run_dir):  # a second gate (or sweep) on the same --out is refused meanwhile
+        if (run_dir / "comparison.json").exists():
+            raise GateError(f"--out: {run_dir} already holds a gate run; pick another directory")
+        revisions = [("base", args.base or "merge base", base), ("head", args.head, head)]
+        sides, runs = _measure(repo, revisions, settings, target_paths, run_dir, args)
+        return finish(sides, runs, run_dir, args, started)
+
+
+def _measure(
+    repo: Path,
+    revisions: Sequence[tuple[str, str, str]],
+    settings: SweepSettings,
+    target_paths: Sequence[Path],
+    run_dir: Path,
+    args: argparse.Namespace,
+) -> tuple[list[Side], dict[str, RunResults]]:
+    """Both revisions checked out in temporary worktrees (removed afterwards, whatever happens), measured."""
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch_name:
         scratch = Path(scratch_name)
+        (_, _, base), (_, _, head) = revisions
         with (
             worktree(repo, base, scratch / "base") as base_tree,
             worktree(repo, head, scratch / "head") as head_tree,
         ):
-            revisions = [
-                ("base", args.base or "merge base", base, base_tree),
-                ("head", args.head, head, head_tree),
+            checked_out = [
+                (name, given, commit, tree)
+                for (name, given, commit), tree in zip(revisions, (base_tree, head_tree), strict=True)
             ]
-            sides = prepare_sides(repo, revisions, target_paths=target_paths, scratch=scratch)
+            sides = prepare_sides(repo, checked_out, target_paths=list(target_paths), scratch=scratch)
             if target_paths:
                 settings = settings_for_targets(settings, sides)
             print(
@@ -149,8 +166,7 @@ def _gate(args: argparse.Namespace, started: float) -> int:
                 f"{args.rounds} rounds a side, interleaved; writing {run_dir}",
                 flush=True,
             )
-            runs = measure_sides(sides, settings, run_dir, rounds=args.rounds, preset=args.preset)
-    return finish(sides, runs, run_dir, args, started)
+            return sides, measure_sides(sides, settings, run_dir, rounds=args.rounds, preset=args.preset)
 
 
 def finish(

@@ -115,12 +115,29 @@ def side_targets(tree: Path, paths: list[Path], label: str) -> dict[str, TargetS
         path = tree / relative
         if not path.is_file():
             raise GateError(f"{label} has no {relative}: add the target file there, or pick a later BASE")
+        if not _inside(path, tree):
+            raise GateError(
+                f"{label}: {relative} is a symlink out of the revision's tree; the gate measures what each "
+                "revision holds, so commit the target file itself"
+            )
         try:
             spec = load_target(path)
         except TargetError as exc:
             raise GateError(f"{label}: {exc}") from None
+        if not _inside(spec.cwd, tree):
+            # Else both sides could start the same code from one directory and report no regression.
+            raise GateError(
+                f"{label}: {relative}: cwd {spec.cwd} is outside the revision's tree; the app must run "
+                "from the revision it is measured for (a cwd inside the repository)"
+            )
         specs[spec.name] = spec
     return specs
+
+
+def _inside(path: Path, tree: Path) -> bool:
+    """Whether ``path``, all symlinks followed, is ``tree`` or lies under it."""
+    resolved, root = path.resolve(), tree.resolve()
+    return resolved == root or root in resolved.parents
 
 
 def check_harness(tree: Path, label: str) -> None:

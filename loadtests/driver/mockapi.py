@@ -35,6 +35,11 @@ def stats(mock_url: str) -> dict[str, Any]:
     return http_json(f"{mock_url}/mock/stats")
 
 
+def api_calls(mock_url: str) -> int:
+    """Calls to the mock's API (``/v1/...``) since it started or was last reset."""
+    return int(stats(mock_url)["requests"])
+
+
 def in_flight(mock_url: str) -> int:
     return int(stats(mock_url)["in_flight"])
 

@@ -36,11 +36,18 @@ def default_run_dir(prefix: str = "") -> Path:
 
 
 def link_latest(run_dir: Path) -> None:
+    """Point ``results/latest`` at ``run_dir`` in one step: a new link under a temporary name, renamed over
+    the old one, so a reader never finds it missing (and a failed link leaves the old one in place)."""
     latest = run_dir.parent / "latest"
-    with contextlib.suppress(OSError):
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name, target_is_directory=True)
+    temporary = run_dir.parent / f".latest-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        temporary.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(temporary, latest)
+    except OSError:
+        pass  # a convenience link: never worth failing a run for
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def lock_run_dir(run_dir: Path) -> int:
@@ -52,9 +59,20 @@ def lock_run_dir(run_dir: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise UserError(
-            f"{run_dir} is in use by another sweep; wait for it to end or choose another --out"
+            f"{run_dir} is in use by another sweep or gate of the harness; wait for it to end or choose "
+            "another --out"
         ) from None
     return fd
+
+
+@contextlib.contextmanager
+def run_dir_locked(run_dir: Path) -> Iterator[None]:
+    """:func:`lock_run_dir` for the time of a ``with`` block."""
+    fd = lock_run_dir(run_dir)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_dirs(*paths: Path) -> None:

@@ -14,7 +14,7 @@ from loadtests.driver.options import known_variants
 from loadtests.driver.pointspec import Target
 from loadtests.driver.processes import LOOPBACK, ManagedProcess, free_port, python_module_argv
 from loadtests.driver.schedule import Group
-from loadtests.driver.targets import UPSTREAM_API_KEY, RequestTemplate, TargetSpec
+from loadtests.driver.targets import UPSTREAM_API_KEY, RequestTemplate, TargetSpec, inherited_environment
 from loadtests.driver.verify import ContractError, verify_target, verify_variant
 from loadtests.presets import SweepSettings
 
@@ -128,7 +128,7 @@ class VariantSession:
     def _start_target(self, spec: TargetSpec) -> None:
         """Your own app: its command in its directory, its SDK pointed at the mock by the environment."""
         env = {
-            **server_env(self.run_dir, self.group.variant),
+            **inherited_environment(server_env(self.run_dir, self.group.variant)),  # not the job's secrets
             **spec.environment(self._values),
             **self.group.server_env,
             "ANTHROPIC_BASE_URL": self.mock_url,
@@ -158,6 +158,13 @@ class VariantSession:
             return
         requests = {s: self._template(spec, s).render(self._values) for s in dict.fromkeys(scenarios)}
         verify_target(self.url, name=spec.name, health=spec.health, requests=requests)
+        # An app answering without the mock measures nothing of its upstream wait, and one with a base URL
+        # of its own would send the load to a paid API with whatever key it holds.
+        if mockapi.api_calls(self.mock_url) == 0:
+            raise ContractError(
+                f"target {spec.name}: the app made no call to the mock: is its SDK pointed at "
+                "ANTHROPIC_BASE_URL?"
+            )
 
     def request_for(self, scenario: str) -> dict[str, Any] | None:
         """Your own app's request for ``scenario``, placeholders filled; None for a built-in variant."""

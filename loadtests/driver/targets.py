@@ -17,20 +17,25 @@ A target file (TOML) says how to start an app and what to send it::
 
 Placeholders: ``{host}``, ``{port}``, ``{token}`` (and ``{upstream}``, the mock's URL). The harness adds
 ``ANTHROPIC_BASE_URL`` (the mock) and ``ANTHROPIC_API_KEY`` to the app's environment, so an app that uses the
-official SDK is measured with no code change. The built-in variants are targets of the same model, built
-from the servers' registry (which stays data), so the sweep knows targets, not the servers' internals.
+official SDK is measured with no code change. The app starts with only a few of the harness's own variables
+(``INHERITED_ENV``: PATH, HOME, the locale...), never a CI job's tokens: what else it needs goes in ``[env]``.
+An app that made no call to the mock while its requests were checked is refused.
+
+The built-in variants are targets of the same model, built from the servers' registry (which stays data), so
+the sweep knows targets, not the servers' internals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +141,17 @@ def fill(text: str, values: dict[str, str]) -> str:
 
 
 APP_PYTHON_ENV = "LLM_WAIT_BENCH_APP_PYTHON"  # your app's interpreter, when it is not the harness's
+# What your app inherits from the harness's environment: what a program needs to start, find its tools and
+# speak the locale, and the harness's own BENCH_* settings; never the rest of a CI job's environment (its
+# tokens and cloud keys). The target file's [env] and ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY come on top.
+INHERITED_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM", "VIRTUAL_ENV"}
+)
+
+
+def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a target's app starts with (see INHERITED_ENV)."""
+    return {k: v for k, v in environ.items() if k in INHERITED_ENV or k.startswith(("LC_", "BENCH_"))}
 
 
 def app_python() -> str:
@@ -155,6 +171,22 @@ def resolve_executable(name: str) -> str:
     here = Path(app_python()).parent
     found = shutil.which(name, path=os.pathsep.join([str(here), os.environ.get("PATH", "")]))
     return found or name
+
+
+def _check_installed(program: str, cwd: Path, source: str) -> None:
+    """A command that cannot start is a one-line error now, not a failed start later (placeholders in
+    the program's name are left to the start)."""
+    if _PLACEHOLDER.search(program):
+        return
+    found = Path(resolve_executable(program))
+    path = found if found.is_absolute() else cwd / found
+    if (os.sep not in str(found) and not found.is_absolute()) or not path.is_file():
+        raise TargetError(
+            f"{source}: command[0] {program!r} is not installed (not on PATH, nor beside {app_python()}); "
+            "install it or give its path"
+        )
+    if not os.access(path, os.X_OK):
+        raise TargetError(f"{source}: command[0] {program!r} ({path}) is not executable")
 
 
 def _check_placeholders(text: str, where: str, source: str) -> None:
@@ -249,13 +281,15 @@ def load_target(path: Path) -> TargetSpec:
                 f"{source}: unknown scenario {scenario!r}; a target has {' or '.join(TARGET_SCENARIOS)}"
             )
     timeout = raw.get("startup_timeout_s", 60.0)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise TargetError(f"{source}: startup_timeout_s must be a positive number")
+    # TOML has inf and nan: a wait that never ends (or never compares) is no timeout.
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise TargetError(f"{source}: startup_timeout_s must be a positive, finite number of seconds")
     cwd = (path.parent / str(raw.get("cwd", "."))).resolve()
     if not cwd.is_dir():
         raise TargetError(
             f"{source}: cwd {raw.get('cwd')!r} is not a directory (relative to the target file)"
         )
+    _check_installed(command[0], cwd, source)
     return TargetSpec(
         name=name,
         command=tuple(command),

@@ -35,6 +35,16 @@ def _write(tmp_path: Path, text: str) -> Path:
         (GOOD.replace('path = "/x"', 'path = "/x"\nexpect_status = 99'), "expect_status"),
         ('cwd = "nowhere"\n' + GOOD, "is not a directory"),
         ("name = ", "not valid TOML"),
+        # TOML's inf and nan: a start-up wait that never ends, or never compares
+        ("startup_timeout_s = inf\n" + GOOD, "startup_timeout_s must be a positive, finite number"),
+        ("startup_timeout_s = nan\n" + GOOD, "startup_timeout_s must be a positive, finite number"),
+        ("startup_timeout_s = -inf\n" + GOOD, "startup_timeout_s"),
+        ("startup_timeout_s = true\n" + GOOD, "startup_timeout_s"),
+        (
+            GOOD.replace('"python"', '"no-such-server-installed"'),
+            "'no-such-server-installed' is not installed",
+        ),
+        (GOOD.replace('"python"', '"./missing.sh"'), "'./missing.sh' is not installed"),
     ],
 )
 def test_a_bad_target_file_names_the_file_and_the_key(tmp_path: Path, text: str, needle: str) -> None:
