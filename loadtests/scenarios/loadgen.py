@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import locust.log
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 from locust.runners import WorkerRunner
@@ -83,6 +86,34 @@ class Outcome:
     first_s: float | None = None  # time to first chunk / frame; job scenario: time to the 202
     n: int = 0  # body bytes (analyse, stream), frames (chat) or polls (jobs)
     error: str = ""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Logs without the machine's name
+
+# Locust starts every log line with the host name and names each worker after it: logs sit beside results
+# that get shared and committed, and results carry no host name (loadtests.driver.metadata). Locust loads
+# this file before it configures logging, so its line format takes this name instead.
+LOG_HOST = "loadgen"
+_HOST = socket.gethostname()
+locust.log.HOSTNAME = LOG_HOST
+
+
+class _NoHostName(logging.Filter):
+    """A worker's id (``<host name>_<hex>``) in a message becomes ``loadgen_<hex>``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if f"{_HOST}_" in text:
+            record.msg, record.args = text.replace(f"{_HOST}_", f"{LOG_HOST}_"), None
+        return True
+
+
+@events.init.add_listener
+def _hide_host_name(**_kwargs: Any) -> None:
+    for name in ("", "locust", "locust.stats_logger"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_NoHostName())
 
 
 # ----------------------------------------------------------------------------------------------------------
