@@ -16,16 +16,21 @@ from typing import NoReturn
 
 from mock_llm.config import DEFAULT_HOST, DEFAULT_PROFILE, MAX_TIME_SCALE, MockConfig
 from mock_llm.faults import DEFAULT_KINDS, FAULT_KINDS, drip_gap_s, parse_kinds, stall_cap_s
-from mock_llm.profiles import PROFILES
+from mock_llm.limits import LimitConfig
+from mock_llm.profiles import PROFILES, REPLAY_PREFIX, get_profile
 
 DESCRIPTION = """\
 A latency- and fault-injecting imitation of the Anthropic Messages API. The official anthropic SDK talks to it
-unchanged via base_url. Ready when GET /health answers 200. GET /mock/stats shows the in-flight gauge and
-counters; POST /mock/reset with the header x-mock-control: 1 zeroes them."""
+unchanged via base_url, and the openai SDK its /v1/chat/completions and /v1/responses (base_url ending in
+/v1). Ready when GET /health answers 200. GET /mock/stats shows the in-flight gauge and counters; POST
+/mock/reset with the header x-mock-control: 1 zeroes them. `python -m mock_llm record --help`: record a real
+upstream's timings for --profile replay:FILE."""
 
 EPILOG = (
     "profiles: "
     + "; ".join(f"{name}: {profile.describe()}" for name, profile in PROFILES.items())
+    + f"; {REPLAY_PREFIX}FILE: each call's timings from the next record of FILE (CSV or JSONL: ttft_s, and "
+    "total_s or tokens_per_s with output_tokens)"
     + ". Per-request test headers: x-mock-fault: KIND forces a fault; with x-mock-fault-times: N only the "
     "first N requests carrying the same x-mock-fault-key get it; mock-fault:KIND in a request body forces "
     "KIND too."
@@ -67,6 +72,24 @@ def _kinds(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _profile(text: str) -> str:
+    try:
+        get_profile(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -84,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         default=DEFAULT_PROFILE,
-        choices=list(PROFILES),
+        type=_profile,
+        metavar="{" + ",".join(PROFILES) + f",{REPLAY_PREFIX}FILE}}",
         help="latency profile (default: %(default)s, the article's 2.0 s per call)",
     )
     parser.add_argument(
@@ -119,6 +143,35 @@ def build_parser() -> argparse.ArgumentParser:
         "without message_stop); slow_drip sends each piece "
         f"{drip_gap_s(1.0):g} s x time scale after the last",
     )
+    limits = parser.add_argument_group(
+        "provider limits",
+        "token buckets as the Claude API documents them, refilled continuously; a minute is 60 s x the time "
+        "scale. A call that would overdraw one gets 429 rate_limit_error with retry-after; every answer "
+        "carries the anthropic-ratelimit-* (OpenAI endpoints: x-ratelimit-*) headers",
+    )
+    limits.add_argument("--rpm", type=_count, metavar="N", help="requests per minute")
+    limits.add_argument(
+        "--input-tpm", type=_count, metavar="N", help="input tokens per minute (charged at arrival)"
+    )
+    limits.add_argument(
+        "--output-tpm",
+        type=_count,
+        metavar="N",
+        help="output tokens per minute (charged at max_tokens when a call starts, corrected when it ends)",
+    )
+    limits.add_argument(
+        "--max-in-flight",
+        type=_count,
+        metavar="N",
+        help="answer 529 overloaded_error (OpenAI endpoints: 503) to a call arriving while N are in flight",
+    )
+    limits.add_argument(
+        "--slowdown-above",
+        type=_count,
+        metavar="N",
+        help="a call admitted while n calls are in flight (itself included) has every delay multiplied by "
+        "max(1, n / N): N calls at full speed, more share it",
+    )
     parser.add_argument(
         "--api-key",
         default=None,
@@ -129,17 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(argv: Sequence[str]) -> MockConfig:
-    args = build_parser().parse_args(list(argv))
-    return MockConfig(
-        host=args.host,
-        port=args.port,
-        profile=args.profile,
-        time_scale=args.time_scale,
-        seed=args.seed,
-        error_rate=args.error_rate,
-        errors=args.errors,
-        api_key=args.api_key,
-    )
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    try:
+        return MockConfig(
+            host=args.host,
+            port=args.port,
+            profile=args.profile,
+            time_scale=args.time_scale,
+            seed=args.seed,
+            error_rate=args.error_rate,
+            errors=args.errors,
+            api_key=args.api_key,
+            limits=LimitConfig(
+                rpm=args.rpm,
+                input_tpm=args.input_tpm,
+                output_tpm=args.output_tpm,
+                max_in_flight=args.max_in_flight,
+                slowdown_above=args.slowdown_above,
+            ),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 class PortInUse(Exception):
@@ -223,7 +287,12 @@ def serve(config: MockConfig, sock: socket.socket) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_config(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["record"]:
+        from mock_llm.record_cli import main as record_main
+
+        return record_main(args[1:])
+    config = parse_config(args)
     try:
         sock = bind_socket(config.host, config.port)
     except PortInUse as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +17,6 @@ JSON_TYPE = (b"content-type", b"application/json")
 SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
 NO_CACHE = (b"cache-control", b"no-cache")
 
-# Plausible values for a tier-4 organisation; the mock never enforces them.
-_REQUESTS_LIMIT = 4000
-_TOKENS_LIMIT = 2_000_000
-
 MODELS: tuple[tuple[str, str], ...] = (
     ("claude-opus-5-5", "Claude Opus 5.5"),
     ("claude-sonnet-5-5", "Claude Sonnet 5.5"),
@@ -29,23 +24,6 @@ MODELS: tuple[tuple[str, str], ...] = (
 )
 _MODELS_CREATED = "2025-10-01T00:00:00Z"
 _ID_PLACEHOLDER = "msg_\x00"
-
-
-def _rfc3339(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def ratelimit_headers() -> list[tuple[bytes, bytes]]:
-    reset = _rfc3339(time.time() + 60).encode()
-    pairs = {
-        "anthropic-ratelimit-requests-limit": str(_REQUESTS_LIMIT),
-        "anthropic-ratelimit-requests-remaining": str(_REQUESTS_LIMIT - 1),
-        "anthropic-ratelimit-requests-reset": reset.decode(),
-        "anthropic-ratelimit-tokens-limit": str(_TOKENS_LIMIT),
-        "anthropic-ratelimit-tokens-remaining": str(_TOKENS_LIMIT),
-        "anthropic-ratelimit-tokens-reset": reset.decode(),
-    }
-    return [(name.encode(), value.encode()) for name, value in pairs.items()]
 
 
 class IdMaker:

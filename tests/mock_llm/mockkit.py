@@ -120,6 +120,15 @@ def sdk_client(base_url: str, *, api_key: str = "test-key", **options: Any) -> A
     return client
 
 
+def openai_client(base_url: str, *, api_key: str = "test-key", **options: Any) -> Any:
+    """An openai.OpenAI client on the mock's /v1, closed after the test like the anthropic ones."""
+    import openai
+
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key=api_key, **options)
+    _OPEN_CLIENTS.append(client)
+    return client
+
+
 def close_sdk_clients() -> None:
     while _OPEN_CLIENTS:
         _OPEN_CLIENTS.pop().close()
