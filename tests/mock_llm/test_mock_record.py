@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def _record(upstream: Mock, out: Path, log_dir: Path) -> list[float]:
     argv = python_module_argv(
         "mock_llm", "record", "--upstream", upstream.base_url, "--out", str(out), "--port", str(port)
     )
-    with ManagedProcess(
-        "recorder", argv, log_path=log_dir / "recorder.log", ready_url=f"http://{LOOPBACK}:{port}/health"
-    ).start(ready_timeout=60.0):
+    log = log_dir / "recorder.log"
+    recorder = ManagedProcess("recorder", argv, log_path=log, ready_url=f"http://{LOOPBACK}:{port}/health")
+    recorder.start(ready_timeout=60.0)
+    try:
         proxy = f"http://{LOOPBACK}:{port}"
         streamed = asyncio.run(_streams(proxy, CALLS))
         direct = sdk_client(upstream.base_url).messages.create(
@@ -73,6 +75,9 @@ def _record(upstream: Mock, out: Path, log_dir: Path) -> list[float]:
             )
         )
         assert sdk_client(proxy, max_retries=0).messages.count_tokens(model=MODEL, messages=_question(3))
+    finally:
+        code = recorder.stop()
+    assert code == 0 and f"{CALLS + 3} calls written to {out}" in log.read_text()  # SIGTERM: a clean stop
     return [first for _, first in streamed]
 
 
@@ -111,3 +116,18 @@ def test_record_the_mock_then_replay_the_file(mock_log_dir: Path, tmp_path: Path
         ks = stats["replay"]["ks"][measure]
         print(f"replay {measure}: D = {ks['d']} (critical {ks['critical_05']}, n {ks['n']}, m {ks['m']})")
         assert ks["n"] >= len(streamed) and ks["d"] < ks["critical_05"] and ks["d_used"] <= 0.2, ks
+
+
+def test_bad_record_flags_fail_with_one_line(tmp_path: Path) -> None:
+    cases = [
+        (("--upstream", "ftp://example.invalid", "--out", str(tmp_path / "a.csv")), "http(s):// URL"),
+        (("--upstream", "http://127.0.0.1:9", "--out", str(tmp_path / "no" / "a.csv")), "no directory"),
+        (("--out", str(tmp_path / "a.csv")), "--upstream"),
+    ]
+    for flags, fragment in cases:
+        done = subprocess.run(
+            python_module_argv("mock_llm", "record", "--port", "9", *flags),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2 and fragment in done.stderr, (flags, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
