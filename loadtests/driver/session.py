@@ -133,6 +133,8 @@ class VariantSession:
             **self.group.server_env,
             "ANTHROPIC_BASE_URL": self.mock_url,
             "ANTHROPIC_API_KEY": UPSTREAM_API_KEY,
+            "OPENAI_BASE_URL": self.mock_url + "/v1",  # the mock's OpenAI-compatible endpoints
+            "OPENAI_API_KEY": UPSTREAM_API_KEY,
             **self._target_env_extra(),
         }
         self.server = ManagedProcess(

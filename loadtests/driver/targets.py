@@ -16,7 +16,8 @@ A target file (TOML) says how to start an app and what to send it::
     expect_status = 200
 
 Placeholders: ``{host}``, ``{port}``, ``{token}`` (and ``{upstream}``, the mock's URL). The harness adds
-``ANTHROPIC_BASE_URL`` (the mock) and ``ANTHROPIC_API_KEY`` to the app's environment, so an app that uses the
+``ANTHROPIC_BASE_URL`` (the mock) and ``ANTHROPIC_API_KEY`` to the app's environment (and ``OPENAI_BASE_URL``,
+the mock's ``/v1``, with ``OPENAI_API_KEY``), so an app that uses the
 official SDK is measured with no code change. The app starts with only a few of the harness's own variables
 (``INHERITED_ENV``: PATH, HOME, the locale...), never a CI job's tokens: what else it needs goes in ``[env]``.
 An app that made no call to the mock while its requests were checked is refused.
