@@ -165,7 +165,7 @@ class VariantSession:
         if mockapi.api_calls(self.mock_url) == 0:
             raise ContractError(
                 f"target {spec.name}: the app made no call to the mock: is its SDK pointed at "
-                "ANTHROPIC_BASE_URL?"
+                "ANTHROPIC_BASE_URL? (OPENAI_BASE_URL for the openai SDK)"
             )
 
     def request_for(self, scenario: str) -> dict[str, Any] | None:
