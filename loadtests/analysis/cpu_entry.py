@@ -31,6 +31,7 @@ def summarise(
     threads: Sequence[ThreadTime],
     baseline: Point | None,
     files: Mapping[str, str],
+    app_modules: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``profile``: the profiler's figures (rate_hz, ticks, elapsed_s, profiler_cpu_s, processes,
     pyspy_errors, late_warnings, ended_early, nonblocking); ``files``: the flame graph and the raw
@@ -73,7 +74,7 @@ def summarise(
         "on_cpu_share": round(share, 4),
         "sampling_ratio": budget.sampling_ratio,
         "samples_by_component": budget.by_component,
-        "unclassified_modules": top_unclassified(stacks),
+        "unclassified_modules": top_unclassified(stacks, app_modules=app_modules),
         "processes": processes,
         **_overhead(point, baseline, profile),
         "profiler": {

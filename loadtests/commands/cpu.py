@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from loadtests.analysis.cpu_budget import COMPONENTS, ThreadTime, budget, parse_collapsed
 from loadtests.analysis.cpu_entry import summarise, unmeasured
-from loadtests.argtypes import number
+from loadtests.argtypes import names, number
 from loadtests.driver.measure import measure_point
 from loadtests.driver.metadata import collect_all, utc_now
 from loadtests.driver.options import (
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--profile-blocking", action="store_true",
         help="let py-spy pause each process while it reads its stacks (consistent stacks, no read errors; "
         "adds latency) instead of reading them live")  # fmt: skip
+    add("--app-modules", type=names, default=(),
+        help="comma-separated top-level modules of your own app (a --target's code), counted as app, "
+        "not other")  # fmt: skip
     add("--no-baseline", action="store_true",
         help="skip the unprofiled point (then the profiler's overhead is not measured)")  # fmt: skip
     return parser
@@ -101,7 +104,9 @@ def main(argv: list[str]) -> int:
     )
     try:
         with run.interruptible():
-            failed = _measure_all(run, settings, profiler, users=args.users, baseline=not args.no_baseline)
+            plan = Plan(profiler=profiler, users=args.users, baseline=not args.no_baseline,
+                        app_modules=tuple(args.app_modules))  # fmt: skip
+            failed = _measure_all(run, settings, plan)
     except KeyboardInterrupt:
         return run.interrupted()
     finally:
@@ -136,14 +141,23 @@ def _metadata(
                 "rate_hz": args.profile_rate,
                 "nonblocking": not args.profile_blocking,
                 "baseline": not args.no_baseline,
+                "app_modules": list(args.app_modules),
             },
         },
     )
 
 
-def _measure_all(
-    run: Run, settings: SweepSettings, profiler: ProfilerSettings, *, users: int, baseline: bool
-) -> int:
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What each profiled level is: py-spy's settings, the users, a baseline or not, the app's modules."""
+
+    profiler: ProfilerSettings
+    users: int
+    baseline: bool
+    app_modules: tuple[str, ...] = ()
+
+
+def _measure_all(run: Run, settings: SweepSettings, plan: Plan) -> int:
     """Each variant in its own session per mock profile (overhead runs on the instant mock); each of its
     scenarios plain, then profiled. Returns how many sessions would not start."""
     scenarios_of: dict[tuple[str, str], list[str]] = {}
@@ -154,7 +168,7 @@ def _measure_all(
 
     def measure(group: Group, session: VariantSession) -> None:
         for scenario in scenarios_of[(group.variant, group.mock_profile)]:
-            _profile_scenario(run, session, settings, profiler, group.variant, scenario, users, baseline)
+            _profile_scenario(run, session, settings, plan, group.variant, scenario)
 
     def failed(group: Group, exc: Exception) -> None:
         reason = run.strip_paths(str(exc))
@@ -176,44 +190,50 @@ def _profile_scenario(
     run: Run,
     session: VariantSession,
     settings: SweepSettings,
-    profiler: ProfilerSettings,
+    plan: Plan,
     variant: str,
     scenario: str,
-    users: int,
-    baseline: bool,
 ) -> None:
     def spec(repeat: int) -> PointSpec:
-        return PointSpec(variant=variant, scenario=scenario, load_model="closed", users=users, rate=None,
-                         repeat=repeat)  # fmt: skip
+        return PointSpec(variant=variant, scenario=scenario, load_model="closed", users=plan.users,
+                         rate=None, repeat=repeat)  # fmt: skip
 
     plain: Point | None = None
-    if baseline:
+    if plan.baseline:
         plain = measure_point(session, spec(0), settings, run.run_dir)
         run.results.points.append(plain)
         run.save()
     stem = f"{variant}-{scenario}"
     cpu_dir, logs = run.run_dir / "cpu", run.run_dir / "logs"
-    tree = TreeProfiler(profiler, raw_file=cpu_dir / f"{stem}.raw.txt", log_file=logs / f"{stem}.py-spy.log")
+    tree = TreeProfiler(
+        plan.profiler, raw_file=cpu_dir / f"{stem}.raw.txt", log_file=logs / f"{stem}.py-spy.log"
+    )
 
     def probe(target: Target, window_s: float) -> Any:
         return tree.attached(target.server_pid, window_s)
 
     point = measure_point(session, spec(1), settings, run.run_dir, window_probe=probe)
     point.extra["profiled"] = True  # py-spy was attached for the window: this point is for the budget only
-    entry = _entry(run, point, plain, tree, stem) if tree.record is not None else unmeasured(point, plain)
+    entry = (
+        _entry(run, point, plain, tree, stem, plan.app_modules)
+        if tree.record is not None
+        else unmeasured(point, plain)
+    )
     run.results.cpu.append(entry)
     run.save()
     print(_line(entry), flush=True)
 
 
-def _entry(run: Run, point: Point, plain: Point | None, tree: TreeProfiler, stem: str) -> dict[str, Any]:
+def _entry(
+    run: Run, point: Point, plain: Point | None, tree: TreeProfiler, stem: str, app_modules: tuple[str, ...]
+) -> dict[str, Any]:
     record = tree.record
     assert record is not None
     stacks = parse_collapsed(record.raw_file.read_text(errors="replace"))
     threads = [ThreadTime(**t) for t in record.threads]
     result = budget(
         stacks, ticks=record.ticks, elapsed_s=record.elapsed_s, interval_cpu_s=record.server_cpu_s,
-        cpu_ms_per_request=point.server_cpu_ms_per_request, threads=threads,
+        cpu_ms_per_request=point.server_cpu_ms_per_request, threads=threads, app_modules=app_modules,
     )  # fmt: skip
     names = {int(p["pid"]): str(p["name"]) for p in record.processes}
     svg = run.run_dir / "cpu" / f"{stem}.svg"
@@ -229,7 +249,10 @@ def _entry(run: Run, point: Point, plain: Point | None, tree: TreeProfiler, stem
     )
     profile = {k: v for k, v in asdict(record).items() if k not in ("raw_file", "threads")}
     files = {"flamegraph": run.relative(svg), "raw_profile": run.relative(record.raw_file)}
-    return summarise(point, result, stacks, profile=profile, threads=threads, baseline=plain, files=files)
+    return summarise(
+        point, result, stacks, profile=profile, threads=threads, baseline=plain, files=files,
+        app_modules=app_modules,
+    )  # fmt: skip
 
 
 def _line(e: dict[str, Any]) -> str:
