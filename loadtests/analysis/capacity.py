@@ -21,6 +21,7 @@ from typing import Any
 
 from loadtests.analysis.validity import (
     LOADGEN_CPU_LIMIT,
+    MACHINE_CHANGED,
     MACHINE_SATURATED,
     MOCK_LATE,
     OTHER_CPU,
@@ -173,7 +174,7 @@ def bound_of(point: Point | None) -> str:
     cpus = os.cpu_count() or 1
     if busy is not None and busy > MACHINE_SATURATED * 100.0 * cpus:
         return "machine"
-    if any(r.startswith(OTHER_CPU) for r in point.invalid_reasons):
+    if any(r.startswith((OTHER_CPU, MACHINE_CHANGED)) for r in point.invalid_reasons):
         return "machine"
     if any(r.startswith(MOCK_LATE) for r in point.invalid_reasons):
         return "mock"
@@ -262,8 +263,34 @@ def capacity_entry(
         "in_flight_at_capacity": best.upstream_peak_in_flight if best is not None else None,
         "p95_ms_at_capacity": best.latency_ms.p95 if best is not None and best.latency_ms else None,
         "slo": slo.describe(),
+        "machine": machine_summary(state, found.bound),
         "wall_time_s": wall_time_s,
     }
+
+
+def machine_summary(state: SearchState, bound: str) -> dict[str, Any]:
+    """What the machine gave the search: one core's speed at each level (a fixed piece of work's CPU ms,
+    the median of the window's two ends), its spread across the levels, the most steal. A capacity bound
+    by server CPU is this machine's: it scales with that speed, so the entry says so."""
+    speeds, steals = [], []
+    for point in state.points.values():
+        machine = point.extra.get("machine") or {}
+        ends = [v for v in (machine.get("calibration_before_ms"), machine.get("calibration_after_ms")) if v]
+        if ends:
+            speeds.append(sum(ends) / len(ends))
+        if machine.get("steal_percent") is not None:
+            steals.append(float(machine["steal_percent"]))
+    summary: dict[str, Any] = {
+        "calibration_ms": round(sorted(speeds)[len(speeds) // 2], 4) if speeds else None,
+        "calibration_spread": round(max(speeds) / min(speeds) - 1.0, 4) if speeds else None,
+        "steal_percent_max": max(steals) if steals else None,
+    }
+    if bound == "server_cpu":
+        summary["note"] = (
+            "bound by a server process's CPU: the capacity is this machine's, and scales with its speed "
+            "(calibration_ms: CPU ms of a fixed piece of work; lower is faster)"
+        )
+    return summary
 
 
 def _level(users: int, state: SearchState) -> dict[str, Any]:
@@ -278,6 +305,7 @@ def _level(users: int, state: SearchState) -> dict[str, Any]:
         "p95_ms": point.latency_ms.p95 if point.latency_ms else None,
         "p95_ci_ms": list(interval) if isinstance(interval, tuple) else None,
         "measurements": state.measurements.get(users, 1),
+        "machine": point.extra.get("machine"),
     }
 
 

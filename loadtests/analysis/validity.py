@@ -20,6 +20,9 @@ Invalid (the point is kept, with every reason):
 - processes outside the measurement used more than ``OTHER_CPU_LIMIT`` percent of a core during the window
   while the whole machine was more than ``MACHINE_BUSY_LIMIT`` busy (a noisy neighbour the measurement had
   to compete with for CPU moves every number on a 2-core machine);
+- the machine changed under the measurement: the hypervisor took more than ``STEAL_LIMIT`` percent of the
+  machine's CPU over the window (steal), or one core's speed (a fixed piece of work, timed in CPU time before
+  and after the window) moved by more than ``CALIBRATION_CHANGE_LIMIT``;
 - zero completions in the window; open-loop arrivals refused by the in-flight cap; an open-loop send lag
   (actual minus intended send time) whose p99 exceeds ``OPEN_LAG_LIMIT_MS``.
 
@@ -48,13 +51,16 @@ MOCK_LATE_FRACTION = 0.02
 # The mock's timers and a loaded 2-core machine's scheduling: below this, an L too short to hold 2 % of it
 # (time-scaled test runs) is not the mock's fault.
 MOCK_LATE_FLOOR_MS = 10.0
+STEAL_LIMIT = 5.0  # percent of the machine's CPU the hypervisor gave to others over the window
+CALIBRATION_CHANGE_LIMIT = 0.20  # one core's speed moved by more than this between window start and end
 
 
 # Reasons that say the measurement's surroundings were off at that moment (the mock's own clock stalled, a
 # neighbour took the CPU), not what the server did: a capacity search measures such a level once more.
 MOCK_LATE = "the mock was late by"
 OTHER_CPU = "other processes used"
-TRANSIENT_REASONS = (MOCK_LATE, OTHER_CPU)
+MACHINE_CHANGED = "the machine changed during the window"
+TRANSIENT_REASONS = (MOCK_LATE, OTHER_CPU, MACHINE_CHANGED)
 
 
 def only_transient(reasons: Sequence[str]) -> bool:
@@ -91,6 +97,8 @@ class Evidence:
     mock_late_p99_ms: float | None = None  # the mock's observed minus injected delay, p99
     upstream_latency_s: float = 0.0  # L
     steady_state: dict[str, object] | None = None  # loadtests.driver.pointrun.steady_record
+    steal_percent: float | None = None  # of the machine's CPU over the window
+    calibration_change: float | None = None  # one core's speed: after / before - 1 (positive: slower)
 
 
 def littles_law(
@@ -138,6 +146,7 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
             f"{busy / capacity * 100:.0f}% busy (limits {OTHER_CPU_LIMIT:.0f}% and "
             f"{MACHINE_BUSY_LIMIT * 100:.0f}%): the measurement competed for CPU"
         )
+    reasons.extend(_machine_reasons(evidence))
     if evidence.completed == 0:
         reasons.append("no request completed in the measured window")
     law = evidence.littles_law
@@ -183,6 +192,21 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
             "the load generator could not keep the schedule"
         )
     return reasons
+
+
+def _machine_reasons(evidence: Evidence) -> list[str]:
+    steal, change = evidence.steal_percent, evidence.calibration_change
+    if steal is not None and steal > STEAL_LIMIT:
+        return [
+            f"{MACHINE_CHANGED}: the hypervisor took {steal:.1f}% of the machine's CPU (steal; limit "
+            f"{STEAL_LIMIT:g}%)"
+        ]
+    if change is not None and abs(change) > CALIBRATION_CHANGE_LIMIT:
+        return [
+            f"{MACHINE_CHANGED}: one core's speed moved by {change:+.0%} (a fixed piece of work, timed "
+            f"before and after; limit {CALIBRATION_CHANGE_LIMIT:.0%})"
+        ]
+    return []
 
 
 def open_backlog_limit(evidence: Evidence) -> float | None:

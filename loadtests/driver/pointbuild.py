@@ -46,6 +46,7 @@ class WindowMeasurement:
     calls: Sequence[Sequence[Any]] | None = None  # the mock's per-call records (joinable scenarios)
     memory: MemoryWindow | None = None
     in_flight_mean: float | None = None  # the mock's gauge averaged over the window
+    machine: dict[str, float | None] | None = None  # steal and one core's speed (loadtests.driver.machine)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +118,8 @@ def _evidence(
         mock_late_p99_ms=_mock_late_p99_ms(m.mock_stats),
         upstream_latency_s=measured_l if measured_l is not None else target.latency_s,
         steady_state=m.steady_state,
+        steal_percent=(m.machine or {}).get("steal_percent"),
+        calibration_change=(m.machine or {}).get("calibration_change"),
     )
 
 
@@ -170,6 +173,8 @@ def _optional_extra(spec: PointSpec, m: WindowMeasurement) -> dict[str, Any]:
         extra["mock_by_status"] = m.mock_stats.get("by_status", {})
     if m.memory is not None:
         extra["memory"] = m.memory.to_extra()
+    if m.machine is not None:
+        extra["machine"] = m.machine
     if window.counts:
         counts = sorted(window.counts)
         key = {"chat": "frames", "jobs": "polls"}.get(spec.scenario, "response_bytes")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from loadtests.analysis.rawdata import Record, cut_window, read_records, write_r
 from loadtests.driver import cpu as cpu_sampling
 from loadtests.driver import mockapi
 from loadtests.driver.loadgen import RemoteWorkers, load_processes, start_load, stop_all
+from loadtests.driver.machine import MachineMark, machine_record
 from loadtests.driver.memory import MemorySampler, MemoryWindow
 from loadtests.driver.pointbuild import WindowMeasurement, build_point
 from loadtests.driver.pointspec import PointSpec, Target, Timing, window_seconds
@@ -51,6 +53,7 @@ class WindowSample:
     cpu_before: cpu_sampling.CpuSnapshot
     cpu_after: cpu_sampling.CpuSnapshot
     machine_s: float  # busy CPU seconds of the whole machine over the window
+    machine: dict[str, float | None]  # steal and one core's speed (loadtests.driver.machine)
     memory: MemoryWindow | None
     mock_stats: dict[str, Any]
     calls: list[list[Any]]
@@ -122,6 +125,7 @@ def _sample_window(
         "server": [target.server_pid],
         "mock": [target.mock_pid],
     }
+    mark = MachineMark.now()  # outside the window: its CPU is the driver's, before the mock's reset
     with probe(target, duration) if probe is not None else contextlib.nullcontext():
         mockapi.reset(target.mock_url)
         start, start_mono = time.time(), time.monotonic()
@@ -135,6 +139,7 @@ def _sample_window(
         end = time.time()
         cpu_after = cpu_sampling.snapshot(groups, trees=("server", "mock"))
         machine_s = cpu_sampling.machine_busy_seconds() - machine_before
+        machine = machine_record(mark, MachineMark.now(), seconds=end - start, cpus=os.cpu_count() or 1)
         mock_stats = mockapi.stats(target.mock_url)
         calls: list[list[Any]] = []
         if spec.scenario in JOINABLE:
@@ -143,7 +148,7 @@ def _sample_window(
             calls = mockapi.calls_since(target.mock_url, start_mono - CALLS_LOOKBACK_S)
     return WindowSample(
         start=start, end=end, cpu_before=cpu_before, cpu_after=cpu_after, machine_s=machine_s,
-        memory=memory, mock_stats=mock_stats, calls=calls,
+        machine=machine, memory=memory, mock_stats=mock_stats, calls=calls,
     )  # fmt: skip
 
 
@@ -206,6 +211,7 @@ def _measurement(
         calls=sample.calls if spec.scenario in JOINABLE else None,
         memory=sample.memory,
         in_flight_mean=in_flight_mean,
+        machine=sample.machine,
     )
 
 

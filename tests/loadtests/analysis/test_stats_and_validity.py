@@ -102,3 +102,17 @@ def test_an_open_loop_point_above_capacity_has_no_steady_state() -> None:
     # An idle server's backlog moves by Poisson noise only (lambda x W = 8 in the system): not a queue.
     kept_up = Evidence(**{**overloaded.__dict__, "backlog_growth": 7, "mean_latency_s": 1.0})
     assert invalid_reasons(kept_up) == []
+
+
+def test_a_machine_that_changed_under_the_window_makes_a_transient_invalid_point() -> None:
+    from loadtests.analysis.validity import only_transient
+
+    base = dict(
+        load_model="closed", users=8, rate=None, completed=80, loadgen_cpu_percent={"locust": 10.0},
+        littles_law=None, upstream_peak=8, expected_peak=8,
+    )  # fmt: skip
+    assert invalid_reasons(Evidence(**base, steal_percent=1.0, calibration_change=0.05)) == []  # type: ignore[arg-type]
+    stolen = invalid_reasons(Evidence(**base, steal_percent=12.0))  # type: ignore[arg-type]
+    assert len(stolen) == 1 and "steal" in stolen[0] and only_transient(stolen)
+    slower = invalid_reasons(Evidence(**base, calibration_change=0.3))  # type: ignore[arg-type]
+    assert len(slower) == 1 and "+30%" in slower[0] and only_transient(slower)
