@@ -316,10 +316,9 @@ def level_marks(levels: list[dict[str, Any]]) -> str:
 
 
 def interval_text(entry: dict[str, Any], *, unit: str = " users") -> str:
-    """'128-224 users', '128+ users' (nothing failed above), or the users alone for an older entry."""
-    interval = entry.get("interval")
-    if not interval:
-        return f"{entry.get('users')}{unit}"
+    """'128-224 users', or '128+ users' when nothing failed above; an entry from before intervals reads
+    its users and first failing level (what its search had established)."""
+    interval = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
     lo, hi = interval
     return f"{lo}-{hi}{unit}" if hi is not None else f"{lo}+{unit}"
 

@@ -6,6 +6,8 @@ in every chart; markers differ too, so the charts survive greyscale printing and
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,18 +26,31 @@ OKABE_ITO = {
     "vermillion": "#D55E00",
     "purple": "#CC79A7",
 }
-_VARIANT_COLOURS = {
-    "flask-sync": "vermillion",
-    "flask-gthread": "orange",
-    "flask-gevent": "purple",
-    "flask-async-views": "neutral",
-    "fastapi-async": "blue",
-    "fastapi-def": "sky",
-    "fastapi-blocking": "green",
-    "fastapi-workers": "accent",
+# Each variant's colour and marker, the same in every chart. Families share a hue (Flask's process and
+# thread servers warm, FastAPI's cool, the ASGI adapters and Quart their own), the marker tells the members
+# apart: no two variants share both, so a legend and a greyscale print still name every line.
+_VARIANT_LOOKS: dict[str, tuple[str, str]] = {
+    "flask-sync": ("vermillion", "o"),
+    "flask-sync-64": ("vermillion", "s"),
+    "flask-async-views": ("vermillion", "^"),
+    "flask-celery": ("vermillion", "X"),
+    "flask-gthread": ("orange", "o"),
+    "flask-granian": ("orange", "D"),
+    "flask-celery-threads": ("orange", "X"),
+    "flask-gevent": ("purple", "o"),
+    "flask-asgiref": ("purple", "s"),
+    "flask-a2wsgi": ("purple", "^"),
+    "fastapi-async": ("blue", "o"),
+    "fastapi-workers": ("blue", "s"),
+    "fastapi-shedding": ("blue", "^"),
+    "fastapi-def": ("sky", "o"),
+    "fastapi-blocking": ("sky", "v"),
+    "fastapi-granian": ("green", "D"),
+    "fastapi-gunicorn-asgi": ("green", "s"),
+    "quart-async": ("neutral", "P"),
 }
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-_VARIANT_MARKERS = {name: _MARKERS[i] for i, name in enumerate(_VARIANT_COLOURS)}
+_COLOUR_NAMES = ("blue", "vermillion", "green", "orange", "purple", "sky", "neutral", "accent")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,19 +103,20 @@ class Style:
             "font.family": "DejaVu Sans",
         }
 
-    def colour(self, variant: str, index: int) -> str:
-        name = _VARIANT_COLOURS.get(variant)
-        if name is None:
-            fallback = list(OKABE_ITO.values())
-            return fallback[index % len(fallback)]
+    def colour_of(self, name: str) -> str:
         if name == "neutral":
             return self.neutral
         if name == "accent":
             return self.accent
         return OKABE_ITO[name]
 
-    def marker(self, variant: str, index: int) -> str:
-        return _VARIANT_MARKERS.get(variant, _MARKERS[index % len(_MARKERS)])
+    def looks(self, variants: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(colour, marker) per variant: the table's for known variants, then the first free pair for the
+        rest (your own apps), so no two of ``variants`` share both."""
+        taken = {_VARIANT_LOOKS[v] for v in variants if v in _VARIANT_LOOKS}
+        free = (pair for pair in itertools.product(_COLOUR_NAMES, _MARKERS) if pair not in taken)
+        names = {v: _VARIANT_LOOKS[v] if v in _VARIANT_LOOKS else next(free) for v in variants}
+        return {v: (self.colour_of(c), m) for v, (c, m) in names.items()}
 
 
 def make_style(theme: Theme = "light", size: Size = "blog") -> Style:

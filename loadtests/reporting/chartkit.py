@@ -72,6 +72,7 @@ class ChartContext:
     ceilings: dict[str, int]
     footer: str
     fits: list[MemoryFit]  # memory per call in flight (the run's analysis, computed once)
+    looks: dict[str, tuple[str, str]]  # (colour, marker) per variant, none shared (Style.looks)
 
 
 def save_chart(chart: Chart, out_dir: Path, style: Style) -> tuple[Path, Path]:
@@ -122,6 +123,7 @@ def make_context(run: RunResults, style: Style, fits: list[MemoryFit]) -> ChartC
         ceilings=ceilings,
         footer=footer_text(run),
         fits=fits,
+        looks=style.looks(order),
     )
 
 
@@ -144,7 +146,11 @@ def series_of(ctx: ChartContext, scenario: str, load_model: str) -> dict[str, li
 
 
 def variant_colour(ctx: ChartContext, variant: str) -> str:
-    return ctx.style.colour(variant, ctx.order.index(variant) if variant in ctx.order else 0)
+    return ctx.looks[variant][0] if variant in ctx.looks else ctx.style.muted
+
+
+def variant_marker(ctx: ChartContext, variant: str) -> str:
+    return ctx.looks[variant][1] if variant in ctx.looks else "o"
 
 
 def peak_of(lv: Level) -> float:
@@ -165,7 +171,7 @@ def plot_series(
     label: str | None = None,
 ) -> str:
     colour = variant_colour(ctx, variant)
-    marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
+    marker = variant_marker(ctx, variant)
     gid = f"series-{kind}-{variant}"
     valid = [lv for lv in levels if lv.valid]
     invalid = [lv for lv in levels if not lv.valid]
@@ -216,12 +222,13 @@ def finish_chart(
     variants: bool = True,
     require_valid: bool = True,  # the title speaks of valid levels only (capacity entries are their own)
 ) -> Chart:
-    """The legend, the title (the finding), the subtitle (what is plotted) and the notes under the plot."""
+    """The title (the finding), the subtitle (what is plotted), at most two lines of caveats and the run
+    under the plot, and a legend sized to the height they leave."""
     invalid = [lv.describe() + invalid_reason(lv) for lvs in series.values() for lv in lvs if not lv.valid]
-    _legend(ctx, axes, extra, with_variants=variants, with_hollow=bool(invalid))
     if require_valid and not valid_only(series):
         title = f"No valid point to draw a finding from ({scenario} scenario): every point is hollow"
-    _texts(ctx, fig, title, subtitle, _notes(ctx, series, invalid))
+    plot_height_pt = _texts(ctx, fig, title, subtitle, _notes(ctx, series, invalid))
+    _legend(ctx, axes, extra, with_variants=variants, with_hollow=bool(invalid), height_pt=plot_height_pt)
     return Chart(
         name=f"{scenario}-{kind}",
         kind=kind,
@@ -234,9 +241,20 @@ def finish_chart(
     )
 
 
+LEGEND_ROW = 1.55  # a legend entry's height in units of its font size (text, spacing)
+
+
 def _legend(
-    ctx: ChartContext, axes: Sequence[Axes], extra: list[Line2D], *, with_variants: bool, with_hollow: bool
+    ctx: ChartContext,
+    axes: Sequence[Axes],
+    extra: list[Line2D],
+    *,
+    with_variants: bool,
+    with_hollow: bool,
+    height_pt: float,
 ) -> None:
+    """Outside the first row's last axes (constrained layout makes room, no data is covered), in as many
+    columns as the plot's height needs, so it never runs into the notes below."""
     style = ctx.style
     handles: list[Any] = []
     if with_variants:
@@ -254,32 +272,48 @@ def _legend(
                 label="hollow: invalid point",
             )
         )
-    if handles:
-        # Anchored outside the first row's last axes: constrained layout makes room, no data is covered.
-        anchor = axes[min(len(axes), row_length(axes)) - 1]
-        anchor.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    if not handles:
+        return
+    size = style.font_pt * (0.85 if len(handles) <= 12 else 0.75)
+    rows_fit = max(1, int(height_pt / (size * LEGEND_ROW)))
+    columns = math.ceil(len(handles) / rows_fit)
+    anchor = axes[min(len(axes), row_length(axes)) - 1]
+    anchor.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=columns,
+        fontsize=size, columnspacing=1.0, handlelength=1.6,
+    )  # fmt: skip
 
 
 def _notes(ctx: ChartContext, series: dict[str, list[Level]], invalid: list[str]) -> list[str]:
+    """At most two caveats, each a line: the charts point to the report's tables for the detail."""
     notes = []
-    if invalid:
-        shown = invalid[0] if len(invalid) == 1 else invalid_summary(series)
-        notes.append(f"Hollow markers are invalid points, left out of every finding: {shown}")
-    cpu_bound = loads_where(series, lambda lv: lv.valid and lv.server_cpu_bound)
-    if cpu_bound:
+    if len(invalid) == 1:
+        notes.append(f"Hollow marker: an invalid level, left out of every finding: {invalid[0]}")
+    elif invalid:
         notes.append(
-            f"CPU-bound (a server process near 100% of a core, so the limit there is this machine's CPU, "
-            f"not a concurrency ceiling): {cpu_bound}"
+            f"Hollow markers: {len(invalid)} invalid levels, left out of every finding (the report's table "
+            "of invalid points says why)"
+        )
+    cpu_bound = [lv for lvs in series.values() for lv in lvs if lv.valid and lv.server_cpu_bound]
+    if cpu_bound:
+        where = (
+            loads_where(series, lambda lv: lv.valid and lv.server_cpu_bound)
+            if len(cpu_bound) <= 2
+            else (f"{len(cpu_bound)} levels, in the report's table of points")
+        )
+        notes.append(
+            f"CPU-bound (a server process near 100% of a core: this machine's CPU, not a concurrency "
+            f"ceiling, set the limit): {where}"
         )
     return [*notes, ctx.footer]
 
 
-def _texts(ctx: ChartContext, fig: Figure, title: str, subtitle: str, notes: list[str]) -> None:
+def _texts(ctx: ChartContext, fig: Figure, title: str, subtitle: str, notes: list[str]) -> float:
     """Title and subtitle above the plot, notes below it, each wrapped to the figure's width; the plot
-    gets the height they leave."""
+    gets the height they leave, which is returned (points)."""
     style = ctx.style
     width_pt = style.width_in * 72 * 0.97
-    title_text = wrap_text(title, width_pt, style.title_pt, bold=True)
+    title_text = wrap_text(_two_lines(title, width_pt, style.title_pt), width_pt, style.title_pt, bold=True)
     sub_text = wrap_text(subtitle, width_pt, style.font_pt * 0.9)
     small = style.font_pt * 0.72
     note_text = "\n".join(wrap_text(n, width_pt, small) for n in notes)
@@ -304,6 +338,18 @@ def _texts(ctx: ChartContext, fig: Figure, title: str, subtitle: str, notes: lis
         color=style.muted,
     )
     fig.text(0.01, pad / height, note_text, ha="left", va="bottom", fontsize=small, color=style.muted)
+    return (top - bottom) * height * 72 * 0.92  # the axes' height, less their label's room
+
+
+def _two_lines(title: str, width_pt: float, size_pt: float) -> str:
+    """A title that wraps to more than two lines loses its last clauses ('; ...'): the finding first."""
+    clauses = title.split("; ")
+    while (
+        len(clauses) > 1
+        and wrap_text("; ".join(clauses) + "; ...", width_pt, size_pt, bold=True).count("\n") > 1
+    ):
+        clauses.pop()
+    return "; ".join(clauses) + ("; ..." if len(clauses) < len(title.split("; ")) else "")
 
 
 def row_length(axes: Sequence[Axes]) -> int:
@@ -385,20 +431,31 @@ def valid_only(series: dict[str, list[Level]]) -> dict[str, list[Level]]:
     return {v: lvs for v, lvs in out.items() if lvs}
 
 
-def log10_y(ax: Axes) -> None:
-    """Log y axis labelled 1-2-5 per decade, so a short range still gets readable ticks."""
-    ax.set_yscale("log")
-    lo, hi = ax.get_ylim()
+def _log10_ticks(axis: Any, lo: float, hi: float, *, dense: bool) -> None:
     decades = math.log10(hi / lo) if lo > 0 else 3
-    if decades < 1.2:
-        subs: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
+    if not dense:  # a small panel: few labels, or they run into each other
+        subs: tuple[float, ...] = (1.0, 3.0) if decades < 1.5 else (1.0,)
+    elif decades < 1.2:
+        subs = (1.0, 2.0, 3.0, 5.0)
     elif decades < 2.2:
         subs = (1.0, 2.0, 5.0)
     elif decades < 3.5:
         subs = (1.0, 3.0)
     else:
         subs = (1.0,)
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log10_y(ax: Axes, *, dense: bool = True) -> None:
+    """Log y axis labelled 1-2-5 per decade (``dense``), so a short range still gets readable ticks."""
+    ax.set_yscale("log")
+    _log10_ticks(ax.yaxis, *ax.get_ylim(), dense=dense)
+
+
+def log10_x(ax: Axes) -> None:
+    """Log x axis labelled like :func:`log10_y`."""
+    ax.set_xscale("log")
+    _log10_ticks(ax.xaxis, *ax.get_xlim(), dense=True)

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from loadtests.analysis.capacity import interval_text
 from loadtests.analysis.levels import Level
 from loadtests.analysis.run_analysis import RunAnalysis
 from loadtests.reporting.chart_style import Style
@@ -35,6 +36,7 @@ from loadtests.reporting.chartkit import (
     loads_of,
     log2_x,
     log2_y,
+    log10_x,
     log10_y,
     make_context,
     new_figure,
@@ -45,6 +47,7 @@ from loadtests.reporting.chartkit import (
     upstream_wait,
     valid_only,
     variant_colour,
+    variant_marker,
 )
 from loadtests.reporting.cpuchart import cpu_budget_charts
 from loadtests.reporting.memchart import memory_chart, reach_chart
@@ -94,10 +97,11 @@ def _throughput(ctx: ChartContext, scenario: str) -> Chart | None:
     fig, ax = new_figure(ctx)
     ids = []
     extra_note = ""
+    held = _plateau_labels(series) if big_l and len(series) > ANNOTATE_MAX else {}
     for variant, levels in series.items():
         ceiling_label = (
             f"{variant} (C = {ctx.ceilings[variant]})" if big_l and variant in ctx.ceilings else variant
-        )
+        ) + held.get(variant, "")
         ids.append(
             plot_series(
                 ctx, ax, "throughput", variant, levels, lambda lv: lv.throughput_rps, label=ceiling_label
@@ -121,9 +125,9 @@ def _throughput(ctx: ChartContext, scenario: str) -> Chart | None:
     log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("throughput (requests/s, log)")
-    if big_l:
+    if big_l and len(series) <= ANNOTATE_MAX:
         _annotate_knees(ctx, ax, series, lambda cap: cap / big_l if big_l else cap)
-    else:
+    elif not big_l:
         extra_note = " · no upstream wait in this scenario, so no Little's-law ceiling"
     vs = valid_only(series)
     low, high = _pair(vs, lambda lv: lv.throughput_rps)
@@ -165,15 +169,24 @@ def _inflight(ctx: ChartContext, scenario: str) -> Chart | None:
     fig, ax = new_figure(ctx)
     loads = loads_of(series)
     ax.plot(loads, loads, color=ctx.style.muted, linestyle=":", linewidth=ctx.style.line_w * 0.7, zorder=1)
+    held = _plateau_labels(series) if len(series) > ANNOTATE_MAX else {}
     ids = [
-        plot_series(ctx, ax, "inflight", v, [lv for lv in lvs if lv.peak_in_flight is not None], peak_of)
+        plot_series(
+            ctx,
+            ax,
+            "inflight",
+            v,
+            [lv for lv in lvs if lv.peak_in_flight is not None],
+            peak_of,
+            label=v + held.get(v, ""),
+        )
         for v, lvs in series.items()
     ]
     log2_x(ax, loads)
     log2_y(ax)
     ax.set_xlabel("concurrent users (log scale)")
     ax.set_ylabel("upstream calls in flight (log)")
-    if upstream_wait(ctx, scenario):
+    if upstream_wait(ctx, scenario) and len(series) <= ANNOTATE_MAX:
         _annotate_knees(ctx, ax, series, float)
     vs = valid_only(series)
     low, high = _pair(vs, peak_of)
@@ -190,8 +203,11 @@ def _inflight(ctx: ChartContext, scenario: str) -> Chart | None:
     return finish_chart(ctx, fig, [ax], "inflight", scenario, title, subtitle, ids, series, extra)
 
 
+SMALL_MULTIPLES_MAX = 6  # more variants than this: latency at one load, one row per variant
+ANNOTATE_MAX = 5  # more variants than this: the plateaus are named in the legend, not over the lines
+
+
 def _latency(ctx: ChartContext, scenario: str) -> Chart | None:
-    big_l = upstream_wait(ctx, scenario)
     series = {
         v: [lv for lv in lvs if lv.p50_ms is not None]
         for v, lvs in series_of(ctx, scenario, "closed").items()
@@ -199,6 +215,80 @@ def _latency(ctx: ChartContext, scenario: str) -> Chart | None:
     }
     if not series:
         return None
+    if len(series) > SMALL_MULTIPLES_MAX or len(loads_of(series)) < 2:
+        return _latency_at_load(ctx, scenario, series)
+    return _latency_panels(ctx, scenario, series)
+
+
+def _common_load(series: dict[str, list[Level]]) -> float:
+    """The load the most variants measured (the highest of those): where they are compared."""
+    counts: dict[float, int] = defaultdict(int)
+    for levels in series.values():
+        for load in {lv.load for lv in levels}:
+            counts[load] += 1
+    return max(counts, key=lambda load: (counts[load], load))
+
+
+def _latency_at_load(ctx: ChartContext, scenario: str, series: dict[str, list[Level]]) -> Chart:
+    """p50, p95 (with its 95 % interval) and p99 of every variant at one load, a row each, fastest first."""
+    big_l = upstream_wait(ctx, scenario)
+    load = _common_load(series)
+    rows = {v: lv for v, lvs in series.items() for lv in lvs if lv.load == load}
+    names = sorted(rows, key=lambda v: rows[v].p50_ms or math.inf)
+    fig, ax = new_figure(ctx)
+    ids = []
+    for y, variant in enumerate(names):
+        lv = rows[variant]
+        colour, marker = variant_colour(ctx, variant), variant_marker(ctx, variant)
+        face = colour if lv.valid else ctx.style.bg
+        if lv.p95_ci_ms is not None and lv.p95_ci_ms[0] != lv.p95_ci_ms[1]:
+            ax.plot([v / 1000 for v in lv.p95_ci_ms], [y, y], color=colour, linewidth=ctx.style.line_w * 2.5,
+                    alpha=0.35, solid_capstyle="butt", zorder=2)  # fmt: skip
+        for pct, shape, scale in (("p50", marker, 1.0), ("p95", "|", 1.6), ("p99", "x", 1.0)):
+            value = getattr(lv, f"{pct}_ms")
+            if value is None:
+                continue
+            (dot,) = ax.plot(
+                [value / 1000], [y], linestyle="none", marker=shape, color=colour, markerfacecolor=face,
+                markersize=ctx.style.marker_pt * scale, zorder=3,
+            )  # fmt: skip
+            dot.set_gid(f"series-latency-{pct}-{variant}")
+            ids.append(dot.get_gid())
+    if big_l:
+        ax.axvline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=ctx.style.font_pt * (0.9 if len(names) <= 12 else 0.75))
+    for tick, name in zip(ax.get_yticklabels(), names, strict=True):
+        tick.set_color(variant_colour(ctx, name))
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    log10_x(ax)
+    ax.set_xlabel("latency (s, log)")
+    fastest, slowest = rows[names[0]], rows[names[-1]]
+    title = (
+        f"At {load:g} users {fastest.variant} answers in {_secs(fastest.p50_ms)} (p50), "
+        f"{slowest.variant} in {_secs(slowest.p50_ms)}"
+    )
+    if big_l and slowest.p50_ms:
+        title += f" ({slowest.p50_ms / 1000 / big_l:.2g} x L)"
+    subtitle = f"{scenario} scenario · closed loop at {load:g} users · the variants' latency percentiles" + (
+        " · grey line: upstream latency L" if big_l else ""
+    )
+    extra = [
+        Line2D([], [], linestyle="none", marker="o", color=ctx.style.fg, label="p50"),
+        Line2D([], [], linestyle="none", marker="|", color=ctx.style.fg, markersize=ctx.style.marker_pt * 1.6,
+               label="p95 (band: its 95 % interval)"),
+        Line2D([], [], linestyle="none", marker="x", color=ctx.style.fg, label="p99"),
+    ]  # fmt: skip
+    shown = {v: [rows[v]] for v in names}
+    return finish_chart(
+        ctx, fig, [ax], "latency", scenario, title, subtitle, ids, shown, extra, variants=False
+    )
+
+
+def _latency_panels(ctx: ChartContext, scenario: str, series: dict[str, list[Level]]) -> Chart:
+    """One panel per variant: p50, p95 (with its 95 % interval as a band) and p99 against users."""
+    big_l = upstream_wait(ctx, scenario)
     n = len(series)
     # Wide slides take up to 4 panels a row; the blog's shape suits a squarer grid (4 -> 2 x 2).
     cols = min(4, n) if ctx.style.size == "talk" else min(4, math.ceil(math.sqrt(n)))
@@ -224,20 +314,26 @@ def _latency(ctx: ChartContext, scenario: str) -> Chart | None:
                     marker_scale=0.7,
                 )
             )
+        banded = [lv for lv in levels if lv.valid and lv.p95_ci_ms is not None]
+        if banded:
+            ax.fill_between([lv.load for lv in banded], [lv.p95_ci_ms[0] / 1000 for lv in banded],  # type: ignore[index]
+                            [lv.p95_ci_ms[1] / 1000 for lv in banded], color=variant_colour(ctx, variant),  # type: ignore[index]
+                            alpha=0.2, linewidth=0, zorder=1)  # fmt: skip
         if big_l:
             ax.axhline(big_l, color=ctx.style.muted, linewidth=ctx.style.line_w * 0.5, zorder=0)
-        ax.set_title(variant, color=variant_colour(ctx, variant), fontsize=ctx.style.font_pt, loc="left")
+        ax.set_title(
+            variant, color=variant_colour(ctx, variant), fontsize=ctx.style.font_pt * 0.9, loc="left"
+        )
         log2_x(ax, loads, sparse=True)
-        log10_y(ax)
+        log10_y(ax, dense=rows <= 2)
     for ax in flat[n:]:
         ax.set_visible(False)
-    # Labels on the outer panels only (constrained layout would put a figure-level label over the footer).
+    # Axis labels once, on the outer panels' side, not once a panel.
     for i, ax in enumerate(flat[:n]):
         if i + cols >= n:
-            ax.set_xlabel("users (log scale)")
             ax.xaxis.set_tick_params(labelbottom=True)
-        if i % cols == 0:
-            ax.set_ylabel("latency (s)")
+    flat[(rows - 1) * cols if (rows - 1) * cols < n else 0].set_xlabel("users (log scale)")
+    flat[0].set_ylabel("latency (s)")
     vs = valid_only(series)
     low, high = _pair(vs, lambda lv: -(lv.p50_ms or 0))
     title = "Latency"
@@ -248,7 +344,7 @@ def _latency(ctx: ChartContext, scenario: str) -> Chart | None:
             f"(p50, {(lo.p50_ms or 0) / 1000 / big_l:.2g} x L)"
         )
         title += f"; {high} in {_secs(hi.p50_ms)}" if high and hi else f" ({ONLY_VALID})"
-    subtitle = f"{scenario} scenario · one panel per variant · log axes" + (
+    subtitle = f"{scenario} scenario · one panel per variant · log axes · band: p95's 95 % interval" + (
         " · grey line: upstream latency L" if big_l else ""
     )
     extra = [Line2D([], [], color=ctx.style.fg, linestyle=ls, label=label) for label, ls, _ in styles] + [
@@ -421,47 +517,74 @@ def _breakdown(ctx: ChartContext, scenario: str) -> Chart | None:
 
 
 def _capacity(ctx: ChartContext, scenario: str) -> Chart | None:
+    """Each variant's capacity as an interval: the bar to the most users that passed, the whisker on to
+    the fewest above that failed (an arrow when none did), the predicted ceiling as a diamond."""
     entries = [e for e in ctx.run.capacity if e["scenario"] == scenario]
     if not entries:
         return None
     entries.sort(key=lambda e: ctx.order.index(e["variant"]) if e["variant"] in ctx.order else 0)
     fig, ax = new_figure(ctx)
     names = [str(e["variant"]) for e in entries]
-    values = [max(int(e["users"]), 0) for e in entries]
-    bars = ax.barh(range(len(entries)), values, color=[variant_colour(ctx, n) for n in names])
+    spans = [_span(e) for e in entries]
+    bars = ax.barh(range(len(entries)), [max(lo, 0.7) for lo, _ in spans],
+                   color=[variant_colour(ctx, n) for n in names], height=0.6)  # fmt: skip
     for bar, name in zip(bars, names, strict=True):
         bar.set_gid(f"series-capacity-{name}")
+    right = max(max(lo, 1) for lo, _ in spans)
+    for y, (lo, hi) in enumerate(spans):
+        end = hi if hi is not None else lo * 2
+        ax.annotate("", xy=(end, y), xytext=(max(lo, 0.7), y), arrowprops={
+            "arrowstyle": "->" if hi is None else "|-|,widthA=0.3,widthB=0.3",
+            "color": ctx.style.fg, "lw": ctx.style.line_w * 0.6, "shrinkA": 0, "shrinkB": 0,
+        })  # fmt: skip
+        right = max(right, end)
     predicted = [ctx.ceilings.get(n) for n in names]
     marks = ax.plot(
         [p if p else math.nan for p in predicted], range(len(entries)), linestyle="none", marker="D",
         markerfacecolor=ctx.style.bg, markeredgecolor=ctx.style.fg, label="predicted ceiling",
     )[0]  # fmt: skip
-    for i, e in enumerate(entries):
-        ax.annotate(
-            f"{e['users']} ({str(e['bound']).replace('_', ' ')})", (max(values[i], 1), i), va="center",
-            xytext=(9, 0), textcoords="offset points", fontsize=ctx.style.font_pt * 0.8,
-        )  # fmt: skip
+    right = max([right, *(p or 1 for p in predicted)])
     ax.set_xscale("log", base=2)
-    ax.set_xlim(0.7, max([*values, *(p or 1 for p in predicted)]) * 4)
+    ax.set_xlim(0.7, right * 1.5)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    size = ctx.style.font_pt * (0.9 if len(names) <= 12 else 0.75)
     ax.set_yticks(range(len(entries)))
-    ax.set_yticklabels(names)
+    ax.set_yticklabels(names, fontsize=size)
     ax.invert_yaxis()
+    # The interval and its bound as the right-hand tick labels: laid out with the axes, never over them.
+    labels = ax.twinx()
+    labels.set_ylim(ax.get_ylim())
+    labels.set_yticks(range(len(entries)))
+    bound = [str(e["bound"]).replace("_", " ") for e in entries]
+    texts = [f"{interval_text(e, unit='')} ({b})" for e, b in zip(entries, bound, strict=True)]
+    labels.set_yticklabels(texts, fontsize=size)
+    labels.tick_params(length=0)
+    labels.grid(False)
     ax.set_xlabel("concurrent users within the SLO (log scale)")
     slo = str(entries[0].get("slo", "the SLO"))
     top = max(entries, key=lambda e: int(e["users"]))
     low = min(entries, key=lambda e: int(e["users"]))
-    title = f"Capacity under the SLO: {top['variant']} {top['users']} users"
+    title = f"Capacity under the SLO: {top['variant']} {interval_text(top)}"
     if low is not top:
-        title += f", {low['variant']} {low['users']}"
+        title += f", {low['variant']} {interval_text(low)}"
     subtitle = (
-        f"{scenario} scenario · most closed-loop users meeting {slo}, found by bracketing and bisection "
-        "· in brackets: what bound it"
+        f"{scenario} scenario · most closed-loop users meeting {slo} · bar: the most that passed; whisker: "
+        "up to the fewest that failed (arrow: none did); diamond: the predicted ceiling · right: the "
+        "interval and what bound it"
     )
+    marks.set_label("_predicted")  # named in the subtitle: a legend would crowd the labels on the right
     return finish_chart(
-        ctx, fig, [ax], "capacity", scenario, title, subtitle, [], {}, [marks], variants=False,
-        require_valid=False,
-    )  # fmt: skip
+        ctx, fig, [ax], "capacity", scenario, title, subtitle, [], {}, [], variants=False, require_valid=False
+    )
+
+
+def _span(entry: dict[str, Any]) -> tuple[int, int | None]:
+    """(lo, hi) of a capacity entry; an entry from before intervals: its users and first failing level."""
+    interval = entry.get("interval")
+    if interval:
+        return int(interval[0]), None if interval[1] is None else int(interval[1])
+    first = entry.get("first_failing_users")
+    return int(entry["users"]), None if first is None else int(first)
 
 
 def _faults(ctx: ChartContext) -> Chart:
@@ -479,7 +602,7 @@ def _faults(ctx: ChartContext) -> Chart:
         rates = [float(e["fault_rate"]) * 100 for e in rows]
         style = dict(
             color=variant_colour(ctx, variant),
-            marker=ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0),
+            marker=variant_marker(ctx, variant),
             linestyle="--" if retries == 0 else "-",
             label=f"{variant}, {retries} retries",
         )
@@ -632,6 +755,14 @@ def _plateaus(series: dict[str, list[Level]]) -> dict[int, tuple[list[str], floa
             names, old_knee = groups.get(cap, ([], knee))
             groups[cap] = ([*names, variant], min(knee, old_knee))
     return dict(sorted(groups.items()))
+
+
+def _plateau_labels(series: dict[str, list[Level]]) -> dict[str, str]:
+    """': holds 4' for each variant whose calls in flight stop below the load (for the legend, when the
+    lines are too many to name over the plot)."""
+    return {
+        variant: f": holds {cap}" for cap, (variants, _) in _plateaus(series).items() for variant in variants
+    }
 
 
 def _annotate_knees(

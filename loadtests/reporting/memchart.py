@@ -14,11 +14,20 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from loadtests.analysis.memory import worker_uss_mb
-from loadtests.reporting.chartkit import Chart, ChartContext, finish_chart, new_figure, variant_colour
+from loadtests.reporting.chartkit import (
+    Chart,
+    ChartContext,
+    finish_chart,
+    new_figure,
+    variant_colour,
+    variant_marker,
+)
 
 
 def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     """Peak USS of the server tree against the mock's mean calls in flight, per point; dashed: the fit."""
+    if scenario == "overhead":  # an instant upstream: nothing stays in flight, so there is no slope to draw
+        return None
     points = [
         p
         for p in ctx.run.points
@@ -40,7 +49,7 @@ def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     for variant in [v for v in ctx.order if v in by_variant]:
         pts = sorted(by_variant[variant], key=lambda p: p.in_flight_mean or 0.0)
         colour = variant_colour(ctx, variant)
-        marker = ctx.style.marker(variant, ctx.order.index(variant))
+        marker = variant_marker(ctx, variant)
         valid = [p for p in pts if p.valid]
         (line,) = ax.plot(
             [p.in_flight_mean for p in valid], [p.server_uss_mb for p in valid], color=colour,
@@ -65,9 +74,9 @@ def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
             )  # fmt: skip
             fl.set_gid(f"series-memory-fit-{variant}")
     ax.set_xlabel("upstream calls in flight (the mock's gauge, mean over the window)")
-    ax.set_ylabel("server process tree, peak USS (MB)")
+    ax.set_ylabel("peak USS of the server tree (MB)")
     ax.set_xlim(left=0, right=top * 1.08 + 1)
-    ax.set_ylim(bottom=0)
+    ax.set_yscale("log")  # 60 MB for one event loop, 3,000 MB for 64 workers: both readable
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     usable = [f for f in fits.values() if f.usable and f.mb_per_call is not None]
     if usable:
@@ -78,11 +87,22 @@ def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
             title += f", {low.variant} {_kb(low.mb_per_call)}"
     else:
         title = "Memory against calls in flight: no variant spanned enough calls for a slope"
-    for variant, fit in fits.items():
-        worker = worker_uss_mb(by_variant[variant])
-        if not fit.usable and worker is not None and fit.processes and fit.processes > 2:
-            # A ceiling, no slope: what one more worker process costs is the figure to read.
-            title += f"; {variant} {worker:,.0f} MB per worker process"
+    workers = {
+        variant: worker
+        for variant, fit in fits.items()
+        if not fit.usable
+        and (worker := worker_uss_mb(by_variant[variant])) is not None
+        and fit.processes
+        and fit.processes > 2
+    }
+    if workers:
+        # A ceiling, no slope: what one more worker process costs is the figure to read (the dearest and
+        # the cheapest; every one is in the report's memory table).
+        dear = max(workers, key=lambda v: workers[v])
+        cheap = min(workers, key=lambda v: workers[v])
+        title += f"; a worker process costs {workers[cheap]:,.0f} MB ({cheap})" + (
+            f" to {workers[dear]:,.0f} MB ({dear})" if dear != cheap else ""
+        )
     subtitle = (
         f"{scenario} scenario · closed loop · one marker per point: peak USS of the whole tree (master, "
         "workers) sampled every 0.5 s · dashed: least-squares fit (the slope is memory per in-flight call)"
@@ -110,7 +130,7 @@ def reach_chart(ctx: ChartContext) -> Chart | None:
     for variant in sorted(groups, key=lambda v: ctx.order.index(v) if v in ctx.order else 99):
         rows = sorted(groups[variant], key=lambda e: int(e["streams"]))
         colour = variant_colour(ctx, variant)
-        marker = ctx.style.marker(variant, ctx.order.index(variant) if variant in ctx.order else 0)
+        marker = variant_marker(ctx, variant)
         label = variant + (f" (pool {rows[0]['upstream_pool']})" if rows[0].get("upstream_pool") else "")
         (line,) = ax.plot(
             [int(e["streams"]) for e in rows], [max(int(e.get("held") or 0), 1) for e in rows], color=colour,

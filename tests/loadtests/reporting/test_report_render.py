@@ -64,7 +64,7 @@ def test_invalid_points_are_hollow_and_named(rendered_run: tuple[Path, list[Path
     charts = rendered_run[0] / "charts"
     svg = (charts / "analyse-throughput.svg").read_text()
     assert 'id="series-throughput-flask-sync-invalid"' in svg
-    assert "Hollow markers are invalid points" in svg
+    assert "Hollow marker: an invalid level" in svg
     assert "flask-sync analyse 256 users (window too short for steady state)" in svg
     assert "series-throughput-flask-sync-invalid" not in (charts / "stream-throughput.svg").read_text()
 
@@ -157,20 +157,21 @@ def test_capacity_and_breakdown_get_a_chart_and_a_section(tmp_path: Path) -> Non
         lambda p: replace(p, breakdown_ms=split(31_000.0 if p.variant == "flask-sync" else 4.0)),
     )
     run.capacity = [
-        {"variant": "flask-sync", "scenario": "analyse", "users": 4, "throughput_rps": 3.98,
-         "bound": "concurrency", "points": 5, "slo": "p95 <= 1.25 x L", "levels": []},
-        {"variant": "fastapi-async", "scenario": "analyse", "users": 181, "throughput_rps": 170.0,
-         "bound": "server_cpu", "points": 8, "slo": "p95 <= 1.25 x L", "levels": []},
+        {"variant": "flask-sync", "scenario": "analyse", "users": 4, "interval": [4, 5],
+         "throughput_rps": 3.98, "bound": "concurrency", "points": 5, "slo": "p95 <= 1.25 x L", "levels": []},
+        {"variant": "fastapi-async", "scenario": "analyse", "users": 181, "interval": [181, 190],
+         "throughput_rps": 170.0, "bound": "server_cpu", "points": 8, "slo": "p95 <= 1.25 x L", "levels": []},
     ]  # fmt: skip
     run.save(tmp_path)
     report.write_report(tmp_path)
     breakdown = (tmp_path / "charts" / "analyse-breakdown.svg").read_text()
     assert "flask-sync spends 31 L before its upstream call at 128 users" in breakdown
     capacity = (tmp_path / "charts" / "analyse-capacity.svg").read_text()
-    assert "fastapi-async 181 users, flask-sync 4" in capacity and "181 (server cpu)" in capacity
+    # Capacities as intervals: the most users that passed to the fewest above that failed.
+    assert "fastapi-async 181-190 users, flask-sync 4-5" in capacity and "181-190 (server cpu)" in capacity
     text = (tmp_path / "report.md").read_text()
     assert "## Capacity under the SLO" in text and "## Where the time goes" in text
-    assert "| fastapi-async | analyse | 181 | 170 |" in text
+    assert "| fastapi-async | analyse | 181-190 | 170 |" in text
 
 
 def _memory(p: Point, *, base: float, per_call: float, worker: float, workers: int) -> Point:
