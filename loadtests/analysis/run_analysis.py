@@ -3,11 +3,13 @@ plan. The charts and both renderings of the document read this; none of them com
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loadtests.analysis.memory import MemoryFit, memory_fits
 from loadtests.analysis.plan import PlanRow, capacity_plan
+from loadtests.analysis.spectrum import Spectrum, claim_spectra
 from loadtests.analysis.verdict import Verdict, compute_verdict
 from loadtests.results import RunResults
 
@@ -18,6 +20,7 @@ class RunAnalysis:
     fits: list[MemoryFit]  # memory per call in flight, from USS (what the report shows)
     fits_rss: list[MemoryFit]
     plan: list[PlanRow]
+    spectra: list[Spectrum] = field(default_factory=list)  # the claim's latency by percentile (raw records)
 
     def memory_document(self) -> dict[str, Any]:
         """memory.json: the fits (USS and RSS) and the plan, as the report shows them."""
@@ -28,11 +31,13 @@ class RunAnalysis:
         }
 
 
-def analyse_run(run: RunResults) -> RunAnalysis:
+def analyse_run(run: RunResults, run_dir: Path | None = None) -> RunAnalysis:
+    """``run_dir``: where the raw records are (the spectrum needs them; without it there is none)."""
     fits = memory_fits(run, "uss")
     return RunAnalysis(
         verdict=compute_verdict(run),
         fits=fits,
         fits_rss=memory_fits(run, "rss"),
         plan=capacity_plan(run, fits=fits),
+        spectra=claim_spectra(run, run_dir),
     )

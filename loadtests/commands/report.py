@@ -51,12 +51,16 @@ def main(argv: Sequence[str]) -> int:
     except UserError as exc:  # an unreadable results.json too (ResultsFormatError)
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    charts = [p for p in written if p.parent.name == args.charts_dir]
-    if charts:
-        print(f"{charts[0].parent}/: {len(charts) // 2} charts (PNG + SVG)")
-    for path in written[len(charts) :]:
-        print(path)
-    verdict = json.loads(written[len(charts)].read_text())
+    folders: dict[Path, int] = {}
+    for path in written:
+        if path.suffix == ".png":
+            folders[path.parent] = folders.get(path.parent, 0) + 1
+    for folder, count in folders.items():
+        print(f"{folder}/: {count} charts (PNG + SVG)")
+    for path in written:
+        if path.suffix not in (".png", ".svg"):
+            print(path)
+    verdict = json.loads(next(p for p in written if p.name == "verdict.json").read_text())
     for claim in verdict["claims"]:
         print(f"  {claim['status']:>14}  {claim['statement']}")
     return 0

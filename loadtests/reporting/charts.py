@@ -65,7 +65,16 @@ def build_charts(run: RunResults, style: Style, analysis: RunAnalysis) -> list[C
     charts: list[Chart] = []
     with rc_context(style.rc()):
         for scenario in scenarios_of(ctx, "closed"):
-            for builder in (_throughput, _inflight, _latency, _ttft, _errors, _cpu, _breakdown, memory_chart):
+            for builder in (
+                throughput_chart,
+                inflight_chart,
+                _latency,
+                _ttft,
+                _errors,
+                _cpu,
+                breakdown_chart,
+                memory_chart,
+            ):
                 chart = builder(ctx, scenario)
                 if chart is not None:
                     charts.append(chart)
@@ -74,7 +83,7 @@ def build_charts(run: RunResults, style: Style, analysis: RunAnalysis) -> list[C
             if chart is not None:
                 charts.append(chart)
         for scenario in dict.fromkeys(str(e["scenario"]) for e in run.capacity):
-            chart = _capacity(ctx, scenario)
+            chart = capacity_chart(ctx, scenario)
             if chart is not None:
                 charts.append(chart)
         if run.faults:
@@ -89,7 +98,7 @@ def build_charts(run: RunResults, style: Style, analysis: RunAnalysis) -> list[C
 # --- the charts -------------------------------------------------------------------------------------------
 
 
-def _throughput(ctx: ChartContext, scenario: str) -> Chart | None:
+def throughput_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     big_l = upstream_wait(ctx, scenario)
     series = series_of(ctx, scenario, "closed")
     if not series:
@@ -158,7 +167,7 @@ def _throughput(ctx: ChartContext, scenario: str) -> Chart | None:
     return finish_chart(ctx, fig, [ax], "throughput", scenario, title, subtitle, ids, series, extra)
 
 
-def _inflight(ctx: ChartContext, scenario: str) -> Chart | None:
+def inflight_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     series = {
         v: lvs
         for v, lvs in series_of(ctx, scenario, "closed").items()
@@ -465,7 +474,7 @@ BREAKDOWN_PARTS = (
 )
 
 
-def _breakdown(ctx: ChartContext, scenario: str) -> Chart | None:
+def breakdown_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     """Where a request's time goes, per variant, at its highest valid load: p50 of each part."""
     big_l = upstream_wait(ctx, scenario)
     chosen: dict[str, Point] = {}
@@ -516,7 +525,7 @@ def _breakdown(ctx: ChartContext, scenario: str) -> Chart | None:
     )
 
 
-def _capacity(ctx: ChartContext, scenario: str) -> Chart | None:
+def capacity_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     """Each variant's capacity as an interval: the bar to the most users that passed, the whisker on to
     the fewest above that failed (an arrow when none did), the predicted ceiling as a diamond."""
     entries = [e for e in ctx.run.capacity if e["scenario"] == scenario]

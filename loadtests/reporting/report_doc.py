@@ -23,9 +23,14 @@ ARTICLE_QUOTE = (
 
 
 def document(
-    run: RunResults, analysis: RunAnalysis, charts: Sequence[ChartEntry], *, run_name: str
+    run: RunResults,
+    analysis: RunAnalysis,
+    charts: Sequence[ChartEntry],
+    *,
+    run_name: str,
+    story: Sequence[ChartEntry] = (),
 ) -> list[Block]:
-    """Every section of the report, in reading order."""
+    """Every section of the report, in reading order: the story set first, the full catalogue later."""
     md = run.metadata
     big_l = upstream_latency(run)
     blocks: list[Block] = [Heading(1, f"Benchmark report: {run_name}")]
@@ -43,6 +48,16 @@ def document(
         )
     )
     blocks += _verdict_blocks(analysis.verdict)
+    if story:
+        blocks += [
+            Heading(2, "The finding in a few charts"),
+            Para(
+                "The story set (`story/`, and `story-dark-talk/` for slides): one message a chart, a few "
+                "variants each, chosen by rule from this run; every chart of every scenario is in the "
+                "catalogue below."
+            ),
+            *(FigureBlock(entry) for entry in story),
+        ]
     blocks += _capacity_blocks(run)
     blocks += _fault_blocks(run)
     blocks += _breakdown_blocks(run)
