@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from loadtests.analysis.intervals import percentile_intervals
 from loadtests.analysis.rawdata import Record
 from loadtests.analysis.stats import nearest_rank, percentiles
 from loadtests.results import Percentiles
@@ -56,6 +57,7 @@ def join(
     during: list[float] = []
     after: list[float] = []
     overhead: list[float] = []
+    ends: list[float] = []  # each joined request's end (wall clock), for the overhead's interval
     unmatched = 0
     retried = 0
     clock_mismatch = 0
@@ -75,6 +77,7 @@ def join(
         during.append(u)
         after.append(a)
         overhead.append(r.latency_ms - u)
+        ends.append(r.start + r.latency_ms / 1000.0)
     breakdown = {
         "before_upstream": _three(before),
         "upstream": _three(during),
@@ -85,6 +88,9 @@ def join(
         "clock_mismatch": clock_mismatch,
         "clock": "monotonic",
     }
+    intervals = percentile_intervals(list(zip(ends, overhead, strict=True)))
+    if intervals is not None:  # what the server adds is judged by its interval, as latency is
+        breakdown["overhead_ci_ms"] = asdict(intervals)
     return breakdown, percentiles(overhead)
 
 

@@ -38,11 +38,24 @@ class Slo:
     p95_factor: float = 1.25  # p95 latency <= this x L
     failed_share: float = 0.001
     hung: int = 0
+    # When set, the p95 of what the server adds (each request's latency minus its own upstream call, from
+    # the x-request-id join) must stay under this many ms, instead of the p95 latency against L: the same
+    # meaning under any upstream latency distribution, a tailed one included.
+    overhead_p95_ms: float | None = None
 
     def describe(self) -> str:
-        return (
-            f"p95 <= {self.p95_factor:g} x L, failed <= {self.failed_share:.1%}, hung requests <= {self.hung}"
+        latency = (
+            f"p95 <= {self.p95_factor:g} x L"
+            if self.overhead_p95_ms is None
+            else f"overhead p95 <= {self.overhead_p95_ms:g} ms"
         )
+        return f"{latency}, failed <= {self.failed_share:.1%}, hung requests <= {self.hung}"
+
+    def cutoff_ms(self, latency_s: float) -> float:
+        """A level whose mean latency is past this and still rising cannot pass: it is cut short."""
+        if self.overhead_p95_ms is None:
+            return self.p95_factor * latency_s * 1000.0
+        return 3.0 * latency_s * 1000.0 + self.overhead_p95_ms  # a queue, whatever the upstream's tail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +95,8 @@ def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
         return LevelJudgement(passed=False, why=f"{point.hung} hung")
     if failed_share > slo.failed_share:
         return LevelJudgement(passed=False, why=f"failed {failed_share:.2%}")
+    if slo.overhead_p95_ms is not None:
+        return _judge_overhead(point, slo.overhead_p95_ms)
     interval = p95_interval(point)
     p95 = point.latency_ms.p95
     if isinstance(interval, str) or interval is None:
@@ -102,6 +117,33 @@ def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
             passed=None,
             why=f"within the noise: p95 {p95:.0f} ms, its interval [{low:.0f}, {high:.0f}] straddles "
             f"{limit_ms:.0f} ms",
+        )
+    return LevelJudgement(passed=True, why="")
+
+
+def _judge_overhead(point: Point, limit_ms: float) -> LevelJudgement:
+    """The p95 of what the server added (latency minus its own upstream call), by its interval."""
+    overhead = point.overhead_ms
+    found = (point.breakdown_ms or {}).get("overhead_ci_ms") or {}
+    if overhead is None:
+        return LevelJudgement(passed=None, why="no request joined with its upstream call: no overhead")
+    interval = found.get("p95")
+    floor = (found.get("lower") or {}).get("p95")
+    if interval is None:
+        if floor is not None and floor > limit_ms:
+            return LevelJudgement(passed=False, why=f"overhead p95 at least {floor:.0f} ms > {limit_ms:g} ms")
+        why = (found.get("why") or {}).get("p95", "no interval")
+        return LevelJudgement(passed=None, why=f"overhead p95 {overhead.p95:.0f} ms has no interval: {why}")
+    low, high = float(interval[0]), float(interval[1])
+    if low > limit_ms:
+        return LevelJudgement(
+            passed=False, why=f"overhead p95 {overhead.p95:.0f} ms [{low:.0f}, {high:.0f}] > {limit_ms:g} ms"
+        )
+    if high > limit_ms:
+        return LevelJudgement(
+            passed=None,
+            why=f"within the noise: overhead p95 {overhead.p95:.0f} ms, its interval [{low:.0f}, {high:.0f}] "
+            f"straddles {limit_ms:g} ms",
         )
     return LevelJudgement(passed=True, why="")
 

@@ -193,7 +193,7 @@ def search_in_session(
     each level is a sweep point cut short once its latency is past the SLO and rising, and the first
     level is seeded from the variant's prediction (no prediction: start at 8)."""
     variant = session.group.variant
-    slo_latency_ms = slo.p95_factor * nominal_latency_s * 1000.0
+    slo_latency_ms = slo.cutoff_ms(nominal_latency_s)
     return search(
         variant,
         scenario,

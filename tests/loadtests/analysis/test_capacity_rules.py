@@ -112,3 +112,22 @@ def test_a_p95_too_high_is_decided_by_its_lower_bound_when_the_sample_cannot_bou
     near = dataclasses.replace(_point(8, p95_ms=1200.0), latency_ci_ms={**few, "lower": {"p95": 1100.0}})
     judged = judge(near, Slo(), 1.0)
     assert judged.passed is None and "a p95 needs 72" in judged.why  # below the limit, but unbounded above
+
+
+def test_an_overhead_slo_judges_what_the_server_adds_whatever_the_upstream_took() -> None:
+    from loadtests.analysis.capacity import Slo, judge
+
+    slo = Slo(overhead_p95_ms=50.0)
+    assert "overhead p95 <= 50 ms" in slo.describe()
+    # A tailed upstream: p95 latency 9 s, far past 1.25 x L, but the server added 10-20 ms: passes.
+    tail = dataclasses.replace(
+        _point(64, p95_ms=9000.0),
+        overhead_ms=Percentiles(count=500, min=5, mean=12, p50=11, p90=18, p95=20, p99=30, max=40),
+        breakdown_ms={"overhead_ci_ms": {"p95": [17.0, 24.0], "why": {}, "lower": {}}},
+    )
+    assert judge(tail, slo, 1.0).passed is True
+    assert judge(tail, Slo(), 1.0).passed is False  # the latency rule would blame the upstream's tail
+    slow = dataclasses.replace(tail, breakdown_ms={"overhead_ci_ms": {"p95": [40.0, 70.0], "why": {}}})
+    assert judge(slow, slo, 1.0).passed is None  # within the noise: measured again, longer
+    unjoined = dataclasses.replace(tail, overhead_ms=None, breakdown_ms=None)
+    assert judge(unjoined, slo, 1.0).passed is None

@@ -124,3 +124,6 @@ def test_the_join_splits_latency_and_counts_what_it_cannot_match() -> None:
     assert breakdown["after_upstream"]["p99"] == pytest.approx(100.0)
     assert breakdown["clock_mismatch"] == 0
     assert overhead is not None and overhead.max == pytest.approx(500.0)
+    # Two joined requests bound no percentile (a median needs six): the intervals are missing, and say why.
+    ci = breakdown["overhead_ci_ms"]
+    assert ci["p50"] is None and ci["p95"] is None and "2 completions" in ci["why"]["p95"]
