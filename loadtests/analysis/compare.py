@@ -148,6 +148,7 @@ class Comparison:
     lost: list[str]
     capacity: list[CapacityChange] = field(default_factory=list)
     shared_only: bool = False  # points only in the baseline were allowed to be missing
+    agreement: list[Agreement] = field(default_factory=list)  # do the two runs' intervals overlap
 
     @property
     def regressions(self) -> list[Row]:
@@ -161,6 +162,26 @@ class Comparison:
     @property
     def failed(self) -> bool:
         return bool(self.regressions or self.lost or self.missing or any(c.regression for c in self.capacity))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agreement:
+    """One figure measured in both runs, each with its 95 % interval: they agree when the intervals
+    overlap (one value fits both), and differ beyond their noise when they do not."""
+
+    what: str  # "capacity" or the figure: "p95", "throughput"
+    key: str  # the point or the (variant, scenario) it belongs to
+    base: tuple[float | None, float | None]
+    current: tuple[float | None, float | None]
+
+    @property
+    def agree(self) -> bool:
+        (b_lo, b_hi), (c_lo, c_hi) = self.base, self.current
+        low = max((v for v in (b_lo, c_lo) if v is not None), default=None)
+        high = min((v for v in (b_hi, c_hi) if v is not None), default=None)
+        if self.what == "capacity":  # [lo, hi): the capacity is at least lo and below hi
+            return low is None or high is None or low < high
+        return low is None or high is None or low <= high
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,7 +299,50 @@ def compare_runs(
         lost=lost,
         capacity=_capacity_changes(baseline, current, tolerance, shared_only=shared_only),
         shared_only=shared_only,
+        agreement=agreement(baseline, current),
     )
+
+
+def agreement(baseline: RunResults, current: RunResults) -> list[Agreement]:
+    """Every capacity and every point's p95 and throughput measured in both runs with an interval."""
+    found = []
+    cur_capacity = {(e.get("variant"), e.get("scenario")): e for e in current.capacity}
+    for entry in baseline.capacity:
+        other = cur_capacity.get((entry.get("variant"), entry.get("scenario")))
+        if other is not None:
+            found.append(Agreement(what="capacity", key=f"{entry['variant']} · {entry['scenario']}",
+                                   base=_capacity_span(entry), current=_capacity_span(other)))  # fmt: skip
+    base_groups, cur_groups = _groups(baseline), _groups(current)
+    for key in sorted(set(base_groups) & set(cur_groups)):
+        b = [p for p in base_groups[key] if p.valid]
+        c = [p for p in cur_groups[key] if p.valid]
+        if not b or not c:
+            continue
+        for what, get in (("p95", _p95_interval), ("throughput", _throughput_interval)):
+            spans = [get(p) for p in b], [get(p) for p in c]
+            if all(spans[0]) and all(spans[1]):
+                found.append(Agreement(what=what, key=describe_key(key), base=_hull(spans[0]),
+                                       current=_hull(spans[1])))  # fmt: skip
+    return found
+
+
+def _capacity_span(entry: dict[str, object]) -> tuple[float | None, float | None]:
+    interval = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
+    return tuple(None if v is None else float(v) for v in interval)  # type: ignore[return-value, union-attr]
+
+
+def _p95_interval(p: Point) -> tuple[float, float] | None:
+    found = (p.latency_ci_ms or {}).get("p95")
+    return None if found is None else (float(found[0]), float(found[1]))
+
+
+def _throughput_interval(p: Point) -> tuple[float, float] | None:
+    return None if not p.throughput_ci_rps else (float(p.throughput_ci_rps[0]), float(p.throughput_ci_rps[1]))
+
+
+def _hull(spans: Sequence[tuple[float, float] | None]) -> tuple[float | None, float | None]:
+    known = [s for s in spans if s is not None]
+    return min(s[0] for s in known), max(s[1] for s in known)
 
 
 def _measured(p: Point) -> bool:

@@ -74,6 +74,7 @@ def to_json(comparison: Comparison) -> dict[str, object]:
             "only_base": [list(k) for k in comparison.only_base],
             "only_current": [list(k) for k in comparison.only_cur],
             "capacity": [{**asdict(c), "regression": c.regression} for c in comparison.capacity],
+            "agreement": [{**asdict(a), "agree": a.agree} for a in comparison.agreement],
             "skipped": comparison.skipped,
             "note": comparison.scenario_note,
         }
@@ -177,7 +178,42 @@ def _sections(comparison: Comparison, columns: Sequence[str] | None) -> list[str
     if comparison.skipped:
         lines += ["### Invalid repeats (each line says whether they were counted)", ""]
         lines += [f"- {s}" for s in comparison.skipped] + [""]
-    return lines + _only_lines(comparison)
+    return lines + _agreement_lines(comparison) + _only_lines(comparison)
+
+
+def _agreement_lines(comparison: Comparison) -> list[str]:
+    """Which capacities and figures the two runs agree on (their 95 % intervals overlap) and which differ
+    beyond their noise; reported, not gated (the exit code is the regressions' alone)."""
+    rows = comparison.agreement
+    if not rows:
+        return []
+    differ = [a for a in rows if not a.agree]
+    lines = [
+        "### Agreement (95 % intervals)",
+        "",
+        f"{len(rows) - len(differ)} of {len(rows)} figures measured in both runs agree: their intervals "
+        "overlap, so one value fits both." + (" These differ beyond their noise:" if differ else ""),
+        "",
+    ]
+    if differ:
+        lines += ["| figure | point | baseline | current |", "|---|---|---|---|"]
+        lines += [f"| {a.what} | {a.key} | {_span_text(a.base)} | {_span_text(a.current)} |" for a in differ]
+        lines.append("")
+    capacities = [a for a in rows if a.what == "capacity"]
+    if capacities:
+        lines += ["| capacity | baseline | current | agree |", "|---|---|---|---|"]
+        lines += [
+            f"| {a.key} | {_span_text(a.base)} | {_span_text(a.current)} | {'yes' if a.agree else '**no**'} |"
+            for a in capacities
+        ]
+        lines.append("")
+    return lines
+
+
+def _span_text(span: tuple[float | None, float | None]) -> str:
+    low, high = span
+    shown = [f"{v:.4g}" if v is not None else "" for v in (low, high)]
+    return f"{shown[0]}-{shown[1]}" if high is not None else f"{shown[0]}+"
 
 
 def _only_lines(comparison: Comparison) -> list[str]:

@@ -266,3 +266,34 @@ def test_new_errors_are_a_regression(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert _compare(tmp_path, base, failing) == 1
     assert "**REGRESSION** errors +4.8 points" in capsys.readouterr().out
+
+
+def test_the_two_runs_agreement_is_read_from_their_intervals_and_does_not_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    def with_ci(run: RunResults, p95: tuple[float, float], rate: tuple[float, float]) -> RunResults:
+        return modify(
+            run, lambda p: replace(p, latency_ci_ms={"p95": list(p95)}, throughput_ci_rps=list(rate))
+        )
+
+    base = with_ci(synthetic_run(**BASE), (990.0, 1030.0), (3.9, 4.1))  # type: ignore[arg-type]
+    base.capacity = [
+        {"variant": "fastapi-async", "scenario": "analyse", "users": 128, "interval": [128, 224]}
+    ]
+    same = with_ci(synthetic_run(**BASE), (1000.0, 1040.0), (3.95, 4.05))  # type: ignore[arg-type]
+    same.capacity = [
+        {"variant": "fastapi-async", "scenario": "analyse", "users": 170, "interval": [170, 176]}
+    ]
+    assert _compare(tmp_path, base, same) == 0
+    out = capsys.readouterr().out
+    assert "### Agreement (95 % intervals)" in out and "These differ" not in out
+    apart = with_ci(synthetic_run(**BASE), (1100.0, 1150.0), (3.9, 4.1))  # type: ignore[arg-type]
+    apart.capacity = [
+        {"variant": "fastapi-async", "scenario": "analyse", "users": 320, "interval": [320, 332]}
+    ]
+    _compare(tmp_path, base, apart)
+    out = capsys.readouterr().out
+    assert "These differ beyond their noise" in out and "| p95 |" in out
+    assert "| fastapi-async · analyse | 128-224 | 320-332 | **no** |" in out
