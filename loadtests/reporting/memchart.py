@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import Any
 
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
@@ -78,6 +79,21 @@ def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
     ax.set_xlim(left=0, right=top * 1.08 + 1)
     ax.set_yscale("log")  # 60 MB for one event loop, 3,000 MB for 64 workers: both readable
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    title = _memory_title(fits, by_variant)
+    subtitle = (
+        f"{scenario} scenario · closed loop · one marker per point: peak USS of the whole tree (master, "
+        "workers) sampled every 0.5 s · dashed: least-squares fit (the slope is memory per in-flight call)"
+    )
+    extra = [Line2D([], [], color=ctx.style.muted, linestyle="--", label="least-squares fit")]
+    chart = finish_chart(
+        ctx, fig, [ax], "memory", scenario, title, subtitle, ids, {}, extra, require_valid=False
+    )
+    chart.invalid = invalid
+    return chart
+
+
+def _memory_title(fits: dict[str, Any], by_variant: dict[str, list[Any]]) -> str:
+    """The slope of the dearest and the cheapest variant; for ceiling variants (no slope), a worker's cost."""
     usable = [f for f in fits.values() if f.usable and f.mb_per_call is not None]
     if usable:
         best = max(usable, key=lambda f: f.mb_per_call or 0.0)
@@ -103,16 +119,7 @@ def memory_chart(ctx: ChartContext, scenario: str) -> Chart | None:
         title += f"; a worker process costs {workers[cheap]:,.0f} MB ({cheap})" + (
             f" to {workers[dear]:,.0f} MB ({dear})" if dear != cheap else ""
         )
-    subtitle = (
-        f"{scenario} scenario · closed loop · one marker per point: peak USS of the whole tree (master, "
-        "workers) sampled every 0.5 s · dashed: least-squares fit (the slope is memory per in-flight call)"
-    )
-    extra = [Line2D([], [], color=ctx.style.muted, linestyle="--", label="least-squares fit")]
-    chart = finish_chart(
-        ctx, fig, [ax], "memory", scenario, title, subtitle, ids, {}, extra, require_valid=False
-    )
-    chart.invalid = invalid
-    return chart
+    return title
 
 
 def reach_chart(ctx: ChartContext) -> Chart | None:

@@ -81,7 +81,8 @@ def test_report_files_carry_the_verdict_and_table(rendered_run: tuple[Path, list
     assert "![" in md and "charts/analyse-throughput.png" in md
     assert "Not tested in this run" in md
     html = (run_dir / "report.html").read_text()
-    assert html.count("data:image/svg+xml;base64,") == len(list((run_dir / "charts").glob("*.svg")))
+    embedded = [*(run_dir / "charts").glob("*.svg"), *(run_dir / "story").glob("*.svg")]
+    assert html.count("data:image/svg+xml;base64,") == len(embedded)  # the story set, then the catalogue
     assert 'src="charts/' not in html  # self-contained
     for claim in verdict["claims"]:
         label = STATUS_LABEL[claim["status"]]
