@@ -47,6 +47,13 @@ class SweepSettings:
     # Variants measured in fewer scenarios than the run's (the full preset's Celery variants: jobs only);
     # an explicit --scenarios replaces them.
     variant_scenarios: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The provider's limits, enforced by the mock (python -m mock_llm --rpm ...; a minute is 60 s x the time
+    # scale); None: no limit, the idealised upstream the reference measures.
+    rpm: int | None = None
+    input_tpm: int | None = None
+    output_tpm: int | None = None
+    upstream_max_in_flight: int | None = None  # the mock's --max-in-flight: 529 beyond it
+    slowdown_above: int | None = None
 
     def users_for(self, scenario: str) -> tuple[int, ...]:
         return tuple(self.scenario_users.get(scenario, self.users))
@@ -58,6 +65,17 @@ class SweepSettings:
         """Whether this run measures ``variant`` in ``scenario`` (a scenario of the run it is limited to)."""
         only = self.variant_scenarios.get(variant)
         return scenario in self.scenarios and (only is None or scenario in only)
+
+    def provider_limits(self) -> dict[str, int]:
+        """The limits set, by the mock's flag (without its dashes): empty when the upstream has none."""
+        given = {
+            "rpm": self.rpm,
+            "input-tpm": self.input_tpm,
+            "output-tpm": self.output_tpm,
+            "max-in-flight": self.upstream_max_in_flight,
+            "slowdown-above": self.slowdown_above,
+        }
+        return {flag: value for flag, value in given.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

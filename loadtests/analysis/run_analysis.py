@@ -9,6 +9,7 @@ from typing import Any
 
 from loadtests.analysis.memory import MemoryFit, memory_fits
 from loadtests.analysis.plan import PlanRow, capacity_plan
+from loadtests.analysis.provider import ProviderRow, provider_limits, provider_rows
 from loadtests.analysis.spectrum import Spectrum, claim_spectra
 from loadtests.analysis.verdict import Verdict, compute_verdict
 from loadtests.results import RunResults
@@ -21,6 +22,8 @@ class RunAnalysis:
     fits_rss: list[MemoryFit]
     plan: list[PlanRow]
     spectra: list[Spectrum] = field(default_factory=list)  # the claim's latency by percentile (raw records)
+    provider: list[ProviderRow] = field(default_factory=list)  # goodput against the provider's limits
+    limits: dict[str, int] = field(default_factory=dict)  # the limits the mock enforced, by flag
 
     def memory_document(self) -> dict[str, Any]:
         """memory.json: the fits (USS and RSS) and the plan, as the report shows them."""
@@ -40,4 +43,6 @@ def analyse_run(run: RunResults, run_dir: Path | None = None) -> RunAnalysis:
         fits_rss=memory_fits(run, "rss"),
         plan=capacity_plan(run, fits=fits),
         spectra=claim_spectra(run, run_dir),
+        provider=provider_rows(run),
+        limits=provider_limits(run),
     )

@@ -41,6 +41,11 @@ SETTING_FLAGS = {  # settings key -> the flag that sets it (for messages)
     "master_port": "--master-port",
     "server_host": "--server-host",
     "capacity_scenarios": "--capacity",
+    "rpm": "--rpm",
+    "input_tpm": "--input-tpm",
+    "output_tpm": "--output-tpm",
+    "upstream_max_in_flight": "--upstream-max-in-flight",
+    "slowdown_above": "--slowdown-above",
 }
 
 
@@ -118,7 +123,28 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: SweepSetting
         help="your own app, from a target file (TOML; repeatable; mixes with --variants)",
     )
     add("--seed", type=int, help=f"seed for the mock, payloads and arrivals {_preset_default('seed')}")
+    _add_provider_limits(parser)
     add("--out", type=Path, help="run directory (default: results/<UTC timestamp>/, results/latest links it)")
+
+
+def _add_provider_limits(parser: argparse.ArgumentParser) -> None:
+    """The mock's provider limits (mock_llm/README.md): what a real API does when the provider, not the
+    framework, is the limit. The report then shows goodput against the limit and 429/529 on both sides."""
+    group = parser.add_argument_group(
+        "provider limits",
+        "enforced by the mock as the Claude API documents them (token buckets refilled continuously; a "
+        "minute is 60 s x the time scale); default: none",
+    )
+    for flag, what in (
+        ("--rpm", "requests per minute (429 rate_limit_error with retry-after beyond it)"),
+        ("--input-tpm", "input tokens per minute"),
+        ("--output-tpm", "output tokens per minute (charged at max_tokens, corrected at the end)"),
+        ("--upstream-max-in-flight", "calls in flight at the mock beyond which it answers 529 overloaded"),
+        ("--slowdown-above", "calls in flight beyond which every call's delay grows by in-flight / N"),
+    ):
+        group.add_argument(
+            flag, type=number(flag, kind=int, above=0, what="positive"), metavar="N", help=what
+        )
 
 
 def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,6 +256,10 @@ def check_numbers(settings: SweepSettings) -> SweepSettings:
             raise UserError(f"{key}: {value!r} is not a whole number of at least {minimum}")
     if not isinstance(settings.seed, int):
         raise UserError(f"--seed: {settings.seed!r} is not an integer")
+    for key in ("rpm", "input_tpm", "output_tpm", "upstream_max_in_flight", "slowdown_above"):
+        value = getattr(settings, key)
+        if value is not None and not _positive_number(value, int):
+            raise UserError(f"{SETTING_FLAGS[key]}: {value!r} is not a positive whole number")
     return settings
 
 

@@ -70,6 +70,11 @@ class VariantSession:
                 f"{settings.time_scale:g}",
                 "--seed",
                 str(settings.seed),
+                *(
+                    arg
+                    for flag, value in settings.provider_limits().items()
+                    for arg in (f"--{flag}", str(value))
+                ),
                 *group.mock_args,
             ),
             log_path=logs / f"{group.variant}{suffix}.mock.log",

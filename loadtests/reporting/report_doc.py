@@ -14,6 +14,7 @@ from loadtests.analysis.verdict import Verdict
 from loadtests.reporting.cpu_doc import cpu_blocks
 from loadtests.reporting.dockit import Block, ChartEntry, Claims, FigureBlock, Heading, Para, Table
 from loadtests.reporting.memory_doc import memory_blocks, plan_blocks, reach_blocks
+from loadtests.reporting.provider_doc import provider_blocks
 from loadtests.results import Point, RunResults
 
 ARTICLE_QUOTE = (
@@ -60,6 +61,7 @@ def document(
         ]
     blocks += _capacity_blocks(run)
     blocks += _fault_blocks(run)
+    blocks += provider_blocks(analysis.provider, analysis.limits)
     blocks += _breakdown_blocks(run)
     blocks += memory_blocks(analysis.fits) + plan_blocks(analysis.plan) + reach_blocks(run)
     blocks += cpu_blocks(run)
