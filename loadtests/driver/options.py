@@ -82,8 +82,8 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: SweepSetting
     )
     add(
         "--mock-profile",
-        help="mock latency profile (article, haiku, sonnet, opus, instant) "
-        + _preset_default("mock_profile"),
+        help="mock latency profile (article, haiku, sonnet, opus, haiku-tail, agentic, instant, or "
+        "replay:FILE of per-call timings) " + _preset_default("mock_profile"),
     )
     add(
         "--time-scale",
@@ -217,6 +217,16 @@ def known_profiles() -> tuple[str, ...]:
     return tuple(PROFILES)
 
 
+def check_profile(name: str) -> None:
+    """A named profile, or ``replay:FILE`` read now, so a bad file is one line before anything starts."""
+    from mock_llm.profiles import get_profile
+
+    try:
+        get_profile(name)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"--mock-profile: {exc}") from None
+
+
 _NUMBERS = {
     "users": (int, True),
     "rates": (float, True),
@@ -277,11 +287,7 @@ def validate(settings: SweepSettings) -> SweepSettings:
         raise UserError("--variants: name at least one variant")
     if not scenarios:
         raise UserError("--scenarios: name at least one scenario")
-    if settings.mock_profile not in known_profiles():
-        raise UserError(
-            f"--mock-profile: unknown profile {settings.mock_profile!r}; "
-            f"choose from {', '.join(known_profiles())}"
-        )
+    check_profile(settings.mock_profile)
     for name in settings.capacity_scenarios:
         if name not in ALL_SCENARIOS:
             raise UserError(f"--capacity: unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")

@@ -199,6 +199,9 @@ def _optional_extra(spec: PointSpec, m: WindowMeasurement) -> dict[str, Any]:
         extra["mock_delay_error_ms"] = m.mock_stats["delay_error_ms"]
     if m.mock_stats:
         extra["mock_by_status"] = m.mock_stats.get("by_status", {})
+    replay = (m.mock_stats or {}).get("replay")
+    if replay:  # how close the window's calls came to the file (the file's path is the run's, not kept twice)
+        extra["replay"] = {k: replay.get(k) for k in ("records", "replayed", "ks")}
     if m.memory is not None:
         extra["memory"] = m.memory.to_extra()
     if m.machine is not None:

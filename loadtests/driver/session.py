@@ -33,6 +33,15 @@ def server_env(run_dir: Path, variant: str) -> dict[str, str]:
     return env
 
 
+def mock_profile_argument(name: str) -> str:
+    """A replay file by its absolute path: the mock runs in another directory (the run keeps it as given)."""
+    from mock_llm.profiles import REPLAY_PREFIX
+
+    if name.startswith(REPLAY_PREFIX):
+        return REPLAY_PREFIX + str(Path(name.removeprefix(REPLAY_PREFIX)).resolve())
+    return name
+
+
 def bench_token() -> str:
     return (os.environ.get("BENCH_API_TOKENS") or DEFAULT_TOKEN).split(",")[0].strip()
 
@@ -65,7 +74,7 @@ class VariantSession:
                 "--port",
                 str(mock_port),
                 "--profile",
-                group.mock_profile,
+                mock_profile_argument(group.mock_profile),
                 "--time-scale",
                 f"{settings.time_scale:g}",
                 "--seed",

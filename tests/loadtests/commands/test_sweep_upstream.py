@@ -47,7 +47,8 @@ def test_a_rate_limited_sweep_holds_throughput_to_the_limit_and_reports_goodput(
 
 def test_a_limit_that_is_not_a_positive_whole_number_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "sweep", "--preset", "quick", "--rpm", "0", "--out", str(tmp_path)],
+        [sys.executable, "-m", "loadtests", "sweep", "--preset", "quick", "--rpm", "0",
+         "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
@@ -55,3 +56,36 @@ def test_a_limit_that_is_not_a_positive_whole_number_is_one_line(tmp_path: Path)
         done.stderr.strip().splitlines()[-1].endswith("--rpm must be positive, not '0'")
         or "--rpm" in done.stderr
     )
+
+
+@pytest.mark.slow
+def test_a_sweep_replays_a_timing_file_and_says_how_close_it_came(tmp_path: Path) -> None:
+    trace = tmp_path / "calls.jsonl"  # 60 calls of 0.2-0.79 s (0.1-0.4 s at time scale 0.5), one at a time
+    trace.write_text(
+        "".join(f'{{"ttft_s": {0.1 + i / 100:.2f}, "total_s": {0.2 + i / 100:.2f}}}\n' for i in range(60))
+    )
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "sweep", "--variants", "fastapi-async", "--scenarios", "analyse",
+         "--users", "4", "--rate", "none", "--time-scale", "0.5", "--duration", "4s", "--warmup", "1s",
+         "--seed", "4", "--mock-profile", f"replay:{trace.name}", "--out", str(run_dir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-2000:]
+    run = load_results(run_dir)
+    assert run.metadata["mock_profile"] == "replay:calls.jsonl"  # as given: no path of the machine
+    (point,) = run.points
+    replay = point.extra["replay"]
+    assert replay["records"] == 60 and replay["replayed"] >= 20, replay
+    total = replay["ks"]["total_s"]
+    assert total["d"] <= total["critical_05"], total  # the replayed calls' durations match the file's
+
+
+def test_a_replay_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "sweep", "--preset", "quick", "--mock-profile", "replay:none.csv",
+         "--out", str(tmp_path / "run")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--mock-profile" in done.stderr and "none.csv" in done.stderr
+    assert "Traceback" not in done.stderr
