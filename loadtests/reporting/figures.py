@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 
+from loadtests.analysis.capacity import interval_text
 from loadtests.results import Point, RunResults
 
 
@@ -89,9 +90,7 @@ def figures_block(run: RunResults, *, run_name: str) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in variants:
         entry = capacity.get((variant, "analyse"))
-        found = (
-            f"{entry['users']} user{'' if entry['users'] == 1 else 's'} ({entry['bound']})" if entry else "-"
-        )
+        found = f"{interval_text(entry)} ({entry['bound']})" if entry else "-"
         row = [variant, found]
         at_users = _find(points, variant, "analyse", "closed", users) if users is not None else None
         if users is not None:

@@ -29,7 +29,7 @@ def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_
     limited = {v for v, only in settings.variant_scenarios.items() if "analyse" not in only}
     assert {v for v, _ in searches} == set(settings.variants) - limited
     # The plan's own ETA (the wall time of the committed reference run is the real check; see the README).
-    assert estimate_seconds(group_points(specs, settings, searches), settings) <= 70 * 60
+    assert estimate_seconds(group_points(specs, settings, searches), settings) <= 60 * 60
 
 
 def test_a_variant_with_only_a_search_still_gets_its_session_in_variant_order() -> None:
