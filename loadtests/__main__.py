@@ -33,7 +33,10 @@ COMMANDS = {
         "compare two runs; exit 1 on a regression, 2 incomparable",
     ),
     "gate": ("loadtests.commands.gate", "measure two git revisions interleaved on this machine; exit 0/1/2"),
-    "readme": ("loadtests.commands.readme", "write the README's generated blocks (answer, verdict, figures) from the reference run"),
+    "readme": (
+        "loadtests.commands.readme",
+        "write the README's generated blocks (answer, verdict, figures) from the reference run",
+    ),
 }
 
 USAGE = (
