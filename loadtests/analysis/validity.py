@@ -21,8 +21,7 @@ Invalid (the point is kept, with every reason):
   while the whole machine was more than ``MACHINE_BUSY_LIMIT`` busy (a noisy neighbour the measurement had
   to compete with for CPU moves every number on a 2-core machine);
 - the machine changed under the measurement: the hypervisor took more than ``STEAL_LIMIT`` percent of the
-  machine's CPU over the window (steal), or one core's speed (a fixed piece of work, timed in CPU time before
-  and after the window) moved by more than ``CALIBRATION_CHANGE_LIMIT``;
+  machine's CPU over the window (steal);
 - zero completions in the window; open-loop arrivals refused by the in-flight cap; an open-loop send lag
   (actual minus intended send time) whose p99 exceeds ``OPEN_LAG_LIMIT_MS``.
 
@@ -31,6 +30,11 @@ generator demonstrably kept ``users`` requests in flight, so the server ran fewe
 keep-alive connections piled on some workers) or more (a streaming endpoint that holds no thread between
 chunks) upstream calls at once than theory predicts. That is a finding about the server, recorded in
 ``extra["findings"]`` with a CPU-bound server process, and the point stays valid so the charts show it.
+
+One core's speed (a fixed piece of work, timed in CPU time before and after the window) that moved by more
+than ``CALIBRATION_CHANGE_LIMIT`` is a finding too, not a reason: both timings run while the load does, and
+on a 2-vCPU VM whose vCPUs may be one core's two threads, a busy sibling alone moved it by 22 % (a sweep of
+4 users during the test suite), so it flags the point's CPU figures rather than voiding its latencies.
 """
 
 from __future__ import annotations
@@ -195,16 +199,11 @@ def invalid_reasons(evidence: Evidence) -> list[str]:
 
 
 def _machine_reasons(evidence: Evidence) -> list[str]:
-    steal, change = evidence.steal_percent, evidence.calibration_change
+    steal = evidence.steal_percent
     if steal is not None and steal > STEAL_LIMIT:
         return [
             f"{MACHINE_CHANGED}: the hypervisor took {steal:.1f}% of the machine's CPU (steal; limit "
             f"{STEAL_LIMIT:g}%)"
-        ]
-    if change is not None and abs(change) > CALIBRATION_CHANGE_LIMIT:
-        return [
-            f"{MACHINE_CHANGED}: one core's speed moved by {change:+.0%} (a fixed piece of work, timed "
-            f"before and after; limit {CALIBRATION_CHANGE_LIMIT:.0%})"
         ]
     return []
 
@@ -276,6 +275,13 @@ def findings(evidence: Evidence) -> list[str]:
         out.append(
             f"the machine's CPUs were {busy / evidence.cpu_count:.0f}% busy: server, mock and load generator "
             "competed for CPU, so latency includes waiting for a core"
+        )
+    change = evidence.calibration_change
+    if change is not None and abs(change) > CALIBRATION_CHANGE_LIMIT:
+        out.append(
+            f"one core's speed moved by {change:+.0%} over the window (a fixed piece of work, timed in CPU "
+            f"time before and after; flagged above {CALIBRATION_CHANGE_LIMIT:.0%}): CPU per request here "
+            "carries it"
         )
     if evidence.server_max_process_percent is not None and evidence.server_max_process_percent > SERVER_BUSY:
         out.append(

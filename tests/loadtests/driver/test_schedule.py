@@ -11,7 +11,8 @@ FULL = PRESETS["full"]
 
 
 def test_the_default_preset_plans_to_fit_its_promise() -> None:
-    # `make bench` promises about ten minutes (docs/sweep-and-capacity.md#presets): the sweep's own plan (its ETA) must agree.
+    # `make bench` promises about ten minutes (docs/sweep-and-capacity.md#presets): the sweep's own
+    # plan (its ETA) must agree.
     settings = PRESETS["default"]
     assert estimate_seconds(group_points(plan_points(settings), settings), settings) <= 12 * 60
 
@@ -28,7 +29,8 @@ def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_
     searches = capacity_todo(settings)
     limited = {v for v, only in settings.variant_scenarios.items() if "analyse" not in only}
     assert {v for v, _ in searches} == set(settings.variants) - limited
-    # The plan's own ETA (the wall time of the committed reference run is the real check; see loadtests/README.md).
+    # The plan's own ETA (the wall time of the committed reference run is the real check; see
+    # loadtests/README.md).
     assert estimate_seconds(group_points(specs, settings, searches), settings) <= 60 * 60
 
 
