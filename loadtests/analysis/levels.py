@@ -46,6 +46,12 @@ class Level:
     # before intervals existed counts as its own figure; None: the sample cannot support one.
     p95_ci_ms: tuple[float, float] | None = None
     throughput_ci_rps: tuple[float, float] | None = None
+    # Under an upstream whose latency is drawn per call (every profile but article's fixed L): what the
+    # server added (latency minus each request's own upstream call) and the mean upstream call it met.
+    drawn_upstream: bool = False
+    overhead_p95_ms: float | None = None
+    overhead_p95_ci_ms: tuple[float, float] | None = None
+    upstream_mean_s: float | None = None
 
     @property
     def users(self) -> int:
@@ -70,7 +76,22 @@ def levels_of(run: RunResults) -> list[Level]:
     groups: dict[tuple[str, str, str, float], list[Point]] = defaultdict(list)
     for point in run.points:
         groups[point.key].append(point)
-    return [_fold(key, pts) for key, pts in sorted(groups.items())]
+    drawn = drawn_upstream(run)
+    return [_fold(key, pts, drawn=drawn) for key, pts in sorted(groups.items())]
+
+
+def drawn_upstream(run: RunResults) -> bool:
+    """Whether each upstream call's latency was drawn (a tail, a replay) rather than a fixed L: the mock's
+    profile says so; a name it does not know (a synthetic run's) keeps the fixed-L rules."""
+    from mock_llm.profiles import PROFILES, REPLAY_PREFIX
+
+    name = run.metadata.get("mock_profile")
+    if not isinstance(name, str):
+        return False
+    if name.startswith(REPLAY_PREFIX):
+        return True
+    profile = PROFILES.get(name)
+    return profile is not None and profile.fixed_total_s is None
 
 
 def select(
@@ -91,7 +112,7 @@ def select(
     ]
 
 
-def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
+def _fold(key: tuple[str, str, str, float], points: Sequence[Point], *, drawn: bool = False) -> Level:
     variant, scenario, load_model, load = key
     valid = [p for p in points if p.valid]
     used = valid or list(points)
@@ -132,7 +153,16 @@ def _fold(key: tuple[str, str, str, float], points: Sequence[Point]) -> Level:
         throughput_ci_rps=_hull(
             [tuple(p.throughput_ci_rps) if p.throughput_ci_rps else (p.throughput_rps,) * 2 for p in used]
         ),
+        drawn_upstream=drawn,
+        overhead_p95_ms=_median_of(used, lambda p: p.overhead_ms, "p95"),
+        overhead_p95_ci_ms=_hull([_overhead_interval(p) for p in used]),
+        upstream_mean_s=_median_values([p.upstream_latency_s for p in used if p.upstream_latency_s]),
     )
+
+
+def _overhead_interval(point: Point) -> tuple[float, float] | None:
+    found = ((point.breakdown_ms or {}).get("overhead_ci_ms") or {}).get("p95")
+    return None if found is None else (float(found[0]), float(found[1]))
 
 
 def _p95_interval(point: Point) -> tuple[float, float] | None:

@@ -255,3 +255,37 @@ def test_a_cap_whose_throughput_interval_reaches_past_its_band_is_within_the_noi
     noisy = _with_intervals(run, "flask-sync", p95_ci=(1.0, 1.0), thr_ci=(0.7, 1.05))
     claim = _claim(noisy, "flask-sync-holds-4")
     assert claim.status == "inconclusive" and "within the noise" in claim.evidence
+
+
+def test_under_a_tailed_upstream_comfort_is_judged_on_what_the_server_adds() -> None:
+    from loadtests.results import Percentiles
+
+    # A tail makes p95 latency 3 x L at 128 users however fast the server is: the p95 rule would call it
+    # uncomfortable. Under a drawn profile the same allowance is read on the overhead (0.25 x L = 250 ms).
+    def tailed(p, overhead_p95: float, ci: tuple[float, float]):  # type: ignore[no-untyped-def]
+        if p.latency_ms is None or p.users is None:
+            return p
+        latency = replace(p.latency_ms, p95=3 * p.latency_ms.p50)
+        top = overhead_p95
+        overhead = Percentiles(
+            p50=5.0, p90=top, p95=top, p99=top, max=top, mean=6.0, min=1.0, count=p.completed
+        )
+        breakdown = {"overhead_ci_ms": {"p95": list(ci)}}
+        p95_ci = {"p95": [0.95 * latency.p95, 1.05 * latency.p95]}
+        return replace(
+            p, latency_ms=latency, latency_ci_ms=p95_ci, overhead_ms=overhead, breakdown_ms=breakdown
+        )
+
+    base = synthetic_run(variants=("fastapi-async",), scenarios=("analyse",), users=(16, 128))
+    fixed = modify(base, lambda p: tailed(p, 20.0, (15.0, 30.0)))
+    assert _claim(fixed, "fastapi-async-holds-100").status == "not_reproduced"  # article: p95 vs L
+    fixed.metadata["mock_profile"] = "haiku-tail"
+    claim = _claim(fixed, "fastapi-async-holds-100")
+    assert claim.status == "reproduced" and "overhead p95 20 ms" in claim.evidence, claim.evidence
+    slow = modify(base, lambda p: tailed(p, 400.0, (350.0, 480.0)))
+    slow.metadata["mock_profile"] = "haiku-tail"
+    assert _claim(slow, "fastapi-async-holds-100").status == "not_reproduced"
+    noisy = modify(base, lambda p: tailed(p, 240.0, (200.0, 300.0)))
+    noisy.metadata["mock_profile"] = "haiku-tail"
+    noisy_claim = _claim(noisy, "fastapi-async-holds-100")
+    assert noisy_claim.status == "inconclusive" and "straddles" in noisy_claim.evidence
