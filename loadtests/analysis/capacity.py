@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loadtests.analysis.validity import (
@@ -241,10 +241,34 @@ class SearchState:
     points: dict[int, Point]
     why: dict[int, str]
     measurements: dict[int, int]
+    # Levels measured again with fresh processes, and that decision (the search's edges, see confirm).
+    confirmations: dict[int, bool | None] = field(default_factory=dict)
 
     def record(self, users: int, point: Point, judgement: LevelJudgement, *, measurements: int = 1) -> None:
         self.passed[users], self.points[users], self.why[users] = judgement.passed, point, judgement.why
         self.measurements[users] = measurements
+
+    def edges(self) -> list[int]:
+        """The levels that make the interval, not yet measured with fresh processes: lo (the most users
+        that passed) and hi (the fewest above it that failed)."""
+        lo = max((u for u, p in self.passed.items() if p is True), default=0)
+        hi = min((u for u, p in self.passed.items() if u > lo and p is False), default=None)
+        return [u for u in (lo, hi) if u and u not in self.confirmations]
+
+    def confirm(self, users: int, point: Point, judgement: LevelJudgement, *, measurements: int) -> None:
+        """A level measured again with fresh processes: decided only when both decisions agree (the
+        process-to-process spread is part of the noise a decision must clear), otherwise undecided."""
+        first = self.passed[users]
+        self.confirmations[users] = judgement.passed
+        self.measurements[users] = self.measurements.get(users, 1) + measurements
+        self.points[users] = point
+        if judgement.passed != first:
+            words = {True: "passed", False: "failed", None: "undecided"}
+            self.passed[users] = None
+            self.why[users] = (
+                f"within the noise: {words[first]}, then {words[judgement.passed]} with fresh processes"
+                + (f" ({judgement.why})" if judgement.why else "")
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -347,6 +371,12 @@ def _level(users: int, state: SearchState) -> dict[str, Any]:
         "p95_ms": point.latency_ms.p95 if point.latency_ms else None,
         "p95_ci_ms": list(interval) if isinstance(interval, tuple) else None,
         "measurements": state.measurements.get(users, 1),
+        # the decision of its measurement with fresh processes ("pass", "fail", "undecided"), when it had one
+        "fresh_processes": (
+            LevelJudgement(passed=state.confirmations[users], why="").decision
+            if users in state.confirmations
+            else None
+        ),
         "machine": point.extra.get("machine"),
     }
 

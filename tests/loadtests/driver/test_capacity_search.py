@@ -162,3 +162,42 @@ def test_a_level_that_stays_within_the_noise_leaves_the_capacity_an_interval_and
     assert entry["undecided"] and all(8 < u < 32 for u in entry["undecided"])
     assert entry["bound"] == "undecided"  # the first level above 8 is within the noise
     assert all(lv["measurements"] == 3 for lv in entry["levels"] if lv["decision"] == "undecided")
+
+
+def test_the_edges_are_measured_again_with_fresh_processes_and_a_decision_that_moves_is_undecided() -> None:
+    # Each server process has its own knee (one's CPU per request is not the next one's): the first holds
+    # 200 users, the second 194, and so on in turn. A search on one process alone would report [200, 206).
+    processes = {"count": 0}
+
+    def knee() -> int:
+        return (200, 194)[processes["count"] % 2]
+
+    def measure(spec: PointSpec, factor: float) -> Point:
+        assert spec.users is not None
+        ok = spec.users <= knee()
+        return _point(
+            spec.users, p95_ms=1000.0 if ok else 1400.0, ci=(990.0, 1010.0) if ok else (1380.0, 1420.0)
+        )
+
+    def restart() -> None:
+        processes["count"] += 1
+
+    entry = search(
+        "fastapi-async", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=128,
+        max_users=1024, max_points=10, restart=restart,
+    )  # fmt: skip
+    lo, hi = entry["interval"]
+    assert lo <= 194 and hi is not None and hi > 200, entry["interval"]  # wide enough for both processes
+    moved = [
+        lv for lv in entry["levels"] if lv["fresh_processes"] is not None and lv["decision"] == "undecided"
+    ]
+    assert moved and all(194 < lv["users"] <= 200 for lv in moved), entry["levels"]
+    assert "then failed with fresh processes" in moved[0]["why"]
+    assert 2 <= processes["count"] <= 4  # the edges of at most two rounds
+    one_process = search(
+        "fastapi-async", "analyse", measure=measure, slo=Slo(), nominal_latency_s=1.0, start=128,
+        max_users=1024, max_points=10,
+    )  # fmt: skip
+    assert (
+        one_process["interval"][1] - one_process["interval"][0] <= 10
+    )  # narrower than the processes' spread
