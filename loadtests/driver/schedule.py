@@ -138,10 +138,12 @@ def capacity_guess(variant: str, scenario: str, settings: SweepSettings) -> list
         max_points=settings.capacity_max_points,
     )
     fixed = set(settings.users_for(scenario))
+    measured = [u for u in levels if u not in fixed]
+    # The interval's two edges, measured again on a fresh server once it is resolved.
+    edges = sorted(levels)[-2:] if len(levels) >= 2 else levels
     return [
         PointSpec(variant=variant, scenario=scenario, load_model="closed", users=u, rate=None, repeat=0)
-        for u in levels
-        if u not in fixed
+        for u in [*measured, *edges]
     ]
 
 

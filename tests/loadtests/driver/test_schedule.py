@@ -21,7 +21,7 @@ def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_
     settings = validate(FULL)
     assert set(settings.variants) == {v.name for v in VARIANTS}  # a new variant must join the reference
     specs = plan_points(settings)
-    assert {s.scenario for s in specs} == set(ALL_SCENARIOS)
+    assert {s.scenario for s in specs} == set(ALL_SCENARIOS) - {"overhead"}  # left to `cpu` and the gate
     assert {s.load_model for s in specs} == {"closed", "open"}
     assert {s.variant for s in specs} == set(settings.variants)
     # The Celery pair is measured where the article sends Flask users: background jobs.
