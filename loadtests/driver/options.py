@@ -142,9 +142,8 @@ def _add_provider_limits(parser: argparse.ArgumentParser) -> None:
         ("--upstream-max-in-flight", "calls in flight at the mock beyond which it answers 529 overloaded"),
         ("--slowdown-above", "calls in flight beyond which every call's delay grows by in-flight / N"),
     ):
-        group.add_argument(
-            flag, type=number(flag, kind=int, above=0, what="positive"), metavar="N", help=what
-        )
+        kind = number(flag, kind=int, above=0, what="positive")
+        group.add_argument(flag, type=kind, metavar="N", help=f"{what} (default: none)")
 
 
 def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,10 +10,11 @@ rewritten atomically after every point; raw per-request records go to ``raw/``, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loadtests.analysis.capacity import Slo, interval_text, judge
+from loadtests.analysis.validity import only_transient
 from loadtests.driver.capacity import search_in_session
 from loadtests.driver.loadgen import RemoteWorkers
 from loadtests.driver.measure import measure_point
@@ -100,6 +101,16 @@ def _progress(console: Any) -> Any:
     )
 
 
+def transient_only(point: Point) -> bool:
+    """Invalid for transient reasons alone (the mock late, neighbours' CPU, steal): worth measuring again."""
+    return (
+        not point.valid
+        and not point.extra.get(MEASUREMENT_FAILED)
+        and bool(point.invalid_reasons)
+        and only_transient(point.invalid_reasons)
+    )
+
+
 @dataclass(kw_only=True)
 class Sweep:
     """Measures a plan into a run, one variant session per group; progress goes to ``console``."""
@@ -132,14 +143,30 @@ class Sweep:
     def _measure_group(self, group: Group, session: VariantSession) -> None:
         self.progress.advance(self.task, VARIANT_OVERHEAD_S)
         for spec in group.specs:
-            self.progress.update(self.task, description=f"{spec.label()}")
-            point = measure_point(session, spec, self.settings, self.run.run_dir)
-            self._record(point)
+            point = self._measure(session, spec)
+            if transient_only(point):
+                # Spoilt by the machine or the mock's timing, not the server: measured once more, both kept
+                # (the second under the next unused repeat index), and the level is read from the valid one.
+                again = replace(spec, repeat=spec.repeat + self.settings.repeat)
+                self._measure(
+                    session,
+                    again,
+                    why="the first measurement was invalid: " + "; ".join(point.invalid_reasons),
+                )
             self.progress.advance(self.task, point_guess_s(spec, self.settings))
-            status = "ok" if point.valid else "[red]invalid[/]: " + "; ".join(point.invalid_reasons)
-            self.progress.console.print(f"  {spec.label()}: {figures(point)} — {status}")
         for scenario in group.capacity:
             self._search(session, scenario)
+
+    def _measure(self, session: VariantSession, spec: PointSpec, *, why: str | None = None) -> Point:
+        self.progress.update(self.task, description=f"{spec.label()}")
+        point = measure_point(session, spec, self.settings, self.run.run_dir)
+        if why is not None:
+            point.extra["measured_again"] = why
+        self._record(point)
+        status = "ok" if point.valid else "[red]invalid[/]: " + "; ".join(point.invalid_reasons)
+        again = " (measured again)" if why is not None else ""
+        self.progress.console.print(f"  {spec.label()}{again}: {figures(point)} — {status}")
+        return point
 
     def _record(self, point: Point) -> None:
         self.run.results.points.append(point)

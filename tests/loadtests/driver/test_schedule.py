@@ -14,7 +14,7 @@ def test_the_default_preset_plans_to_fit_its_promise() -> None:
     # `make bench` promises about ten minutes (docs/sweep-and-capacity.md#presets): the sweep's own
     # plan (its ETA) must agree.
     settings = PRESETS["default"]
-    assert estimate_seconds(group_points(plan_points(settings), settings), settings) <= 12 * 60
+    assert estimate_seconds(group_points(plan_points(settings), settings), settings) <= 9 * 60
 
 
 def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_hour() -> None:
