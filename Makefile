@@ -55,13 +55,13 @@ format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install ## run the default sweep (about 11 minutes) into results/<timestamp>/
+bench: install ## run the default sweep (about 8 minutes here) into results/<timestamp>/
 	$(PY) -m loadtests sweep --preset default
 
 bench-quick: install ## run the quick sweep (about 2 minutes, used by CI)
 	$(PY) -m loadtests sweep --preset quick
 
-bench-full: install ## run every variant and scenario, both load models (for publishing)
+bench-full: install ## run every variant and scenario, both load models (for publishing; about an hour here)
 	$(PY) -m loadtests sweep --preset full
 
 mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile

@@ -162,23 +162,25 @@ def _extra(
         "oldest_open_s": round(window.oldest_open_s, 3),
     }
     extra.update(_optional_extra(spec, m))
-    extra.update(_provider_extra(m, target.latency_s))  # the nominal L: a slowdown counts against goodput
+    # The nominal L: a slowdown counts against goodput.
+    extra.update(_provider_extra(m, target.latency_s, _rates(spec, m.window).throughput))
     return extra
 
 
 LIMIT_KEYS = ("rpm", "input_tpm", "output_tpm", "max_in_flight", "slowdown_above")
 
 
-def _provider_extra(m: WindowMeasurement, latency_s: float) -> dict[str, Any]:
+def _provider_extra(m: WindowMeasurement, latency_s: float, throughput_rps: float) -> dict[str, Any]:
     """Under a provider's limits: what the mock turned away (429 by bucket, 529) and retries it saw, and
-    the goodput: successes within the default SLO's latency (1.25 x L) per second of the window."""
+    the goodput: the point's throughput times the share of its successes within the default SLO's latency
+    (1.25 x L), so that it never exceeds the throughput a closed loop's smoothed count gives."""
     stats = m.mock_stats or {}
     limits = stats.get("limits") or {}
     if not any(limits.get(key) for key in LIMIT_KEYS):
         return {}
     within_ms = Slo().p95_factor * latency_s * 1000.0
-    seconds = m.window.seconds
-    good = sum(1 for ms in m.window.latencies_ms if ms <= within_ms)
+    latencies = m.window.latencies_ms
+    good_share = sum(1 for ms in latencies if ms <= within_ms) / len(latencies) if latencies else 0.0
     return {
         "provider": {
             "limits": {key: limits.get(key) for key in LIMIT_KEYS if limits.get(key)},
@@ -186,7 +188,7 @@ def _provider_extra(m: WindowMeasurement, latency_s: float) -> dict[str, Any]:
             "rate_limited": limits.get("rate_limited") or {},
             "overloaded": int(limits.get("overloaded") or 0),
             "retries_seen": int(stats.get("retries_seen") or 0),
-            "goodput_rps": round(good / seconds, 4) if seconds > 0 else 0.0,
+            "goodput_rps": round(throughput_rps * good_share, 4),
             "goodput_within_ms": round(within_ms, 1),
         }
     }

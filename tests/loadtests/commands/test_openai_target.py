@@ -31,7 +31,8 @@ def test_the_openai_example_is_measured_through_the_mocks_openai_endpoints(tmp_p
     run = load_results(run_dir)
     assert run.metadata["targets"]["openai-assistant"]["sha256"] == load_target(TARGET).sha256
     (entry,) = run.capacity
-    assert entry["interval"][1] <= 8 and entry["levels"], entry  # type: ignore[index]
+    lo, hi = entry["interval"]  # type: ignore[misc]
+    assert lo <= 8 and (hi is None or hi <= 8) and entry["levels"], entry  # None: 8 passed, the most asked
     # Whether a level passed depends on the machine (a busy one makes points invalid); what the app did
     # does not: every user's call reached the mock's OpenAI endpoints at once, and each request waited
     # for the upstream's L.

@@ -44,6 +44,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # with the fresh-server confirmations of the interval's edges, about two minutes
 def test_the_flask_example_holds_its_six_threads(tmp_path: Path) -> None:
     # Up to six levels: the search closes its interval to one user (6 passes or fails, then 3 to 5).
     entry = _capacity(tmp_path, "flask-summarizer", "--time-scale", "0.1", "--max-points", "6")
@@ -52,7 +53,12 @@ def test_the_flask_example_holds_its_six_threads(tmp_path: Path) -> None:
     # queue on one worker: the effect DESIGN.md calls real, to show and explain.
     peaks = [lv["peak_in_flight"] for lv in entry["levels"]]  # type: ignore[union-attr]
     assert 3 <= max(peaks) <= 6, entry  # never more than its six threads, whatever the spread
-    assert 3 <= entry["users"] <= 6 and entry["bound"] == "concurrency", entry  # type: ignore[operator]
+    # A level failed at or just above the six threads; below it, what passed. A level that passed once and
+    # failed on a fresh server (a 4:0 or 3:3 split of the keep-alive connections) is undecided, so the most
+    # that passed twice can sit lower than six on a busy machine; never above.
+    lo, hi = entry["interval"]  # type: ignore[misc]
+    assert 1 <= lo <= 6 and hi is not None and lo < hi <= 12, entry  # 12: two users a thread
+    assert entry["bound"] in ("concurrency", "undecided", "max_points"), entry
 
 
 @pytest.mark.slow

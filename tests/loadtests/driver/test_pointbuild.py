@@ -66,3 +66,34 @@ def test_build_point_checks_the_numbers_and_marks_starvation() -> None:
     starved = build_point(spec, TARGET, timing, WindowMeasurement(loadgen_cpu={"locust": 97.0}, **kwargs))  # type: ignore[arg-type]
     assert not starved.valid and "97%" in starved.invalid_reasons[0]
     assert span_throughput(window.completion_times) == pytest.approx(4.0)
+
+
+def test_goodput_is_the_share_of_timely_successes_of_the_throughput() -> None:
+    """Under a provider's limit, goodput counts successes within 1.25 x L. Workers in phase finish in
+    clusters the closed loop's smoothed count spreads out; goodput follows that throughput, never above it."""
+    records = [
+        Record(start=float(t), latency_ms=latency_ms, ttft_ms=None, status="200", ok=True)
+        for latency_ms in (1000.0, 2000.0)
+        for _ in range(8)
+        for t in range(0, 30, int(latency_ms / 1000))
+    ]
+    window = cut_window(records, 10.0, 13.0)  # 40 counted, 36 by the smoothed count
+    assert window.completed > window.completed_smooth
+    spec = PointSpec(
+        variant="fastapi-async", scenario="analyse", load_model="closed", users=16, rate=None, repeat=0
+    )
+    stats = {
+        "peak_in_flight": 16, "requests": 200, "by_status": {"200": 200},
+        "limits": {"rpm": 600, "minute_s": 60.0, "rate_limited": {"rpm": 3}},
+    }  # fmt: skip
+    measured = WindowMeasurement(
+        window=window, server_cpu_s=0.4, mock_cpu_s=0.1, gc_pauses=[], raw_file=None, loadgen_processes=1,
+        mock_stats=stats, loadgen_cpu={"locust": 12.0},
+    )  # fmt: skip
+    point = build_point(spec, TARGET, plan_timing(latency_s=1.0, duration_s=3, warmup_s=3), measured)
+    provider = point.extra["provider"]
+    timely = sum(1 for ms in window.latencies_ms if ms <= 1250.0) / len(window.latencies_ms)
+    assert provider["limits"] == {"rpm": 600} and provider["goodput_within_ms"] == 1250.0
+    assert 0.0 < timely < 1.0
+    assert provider["goodput_rps"] == pytest.approx(point.throughput_rps * timely, abs=1e-3)
+    assert provider["goodput_rps"] <= point.throughput_rps
