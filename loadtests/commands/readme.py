@@ -1,6 +1,7 @@
 """``python -m loadtests readme [--check]``: the README's verdict block, written from the committed
-reference run's ``verdict.json``, its five-line answer, its key figures and loadtests/README.md's accuracy
-section, from its ``results.json`` and verdict (never copied by hand). ``--check`` exits 1 when any block
+reference run's ``verdict.json``, its five-line answer, its key figures, how it compares with its repeat
+(``results/reference-repeat``) and loadtests/README.md's accuracy section, from its ``results.json`` and
+verdict (never copied by hand). ``--check`` exits 1 when any block
 differs, so a test and CI notice a verdict that changed without its README, or a README edited without a run.
 """
 
@@ -12,20 +13,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadtests.analysis.reproduction import reproduction
 from loadtests.errors import OneLineParser, UserError, run_main
 from loadtests.reporting.readme import (
     DEFAULT_ACCURACY_README,
     DEFAULT_README,
+    DEFAULT_REPEAT_VERDICT,
     DEFAULT_VERDICT,
+    NO_REPEAT,
     readme_texts,
     shown_name,
 )
-from loadtests.results import load_results
+from loadtests.reporting.reproduction_doc import repeat_block
+from loadtests.results import RunResults, load_results
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m loadtests readme", description=__doc__)
     parser.add_argument("--verdict", type=Path, default=DEFAULT_VERDICT, help="default: %(default)s")
+    parser.add_argument(
+        "--repeat-verdict",
+        type=Path,
+        default=DEFAULT_REPEAT_VERDICT,
+        help="the same preset run again on the same commit, compared with --verdict's run when it exists "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--readme", type=Path, default=DEFAULT_README, help="default: %(default)s")
     parser.add_argument(
         "--accuracy-readme",
@@ -58,6 +70,7 @@ def main(argv: list[str]) -> int:
         readme=(args.readme, readme),
         accuracy_readme=(args.accuracy_readme, accuracy_readme),
         run_name=shown_name(run_dir),
+        repeat=_repeat(run, verdict, args.repeat_verdict, first_name=shown_name(run_dir)),
     )
     stale = [(path, what) for path, old, new, what in pairs if new != old]
     if args.check:
@@ -71,16 +84,25 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _verdict(path: Path) -> dict[str, Any]:
+def _repeat(run: RunResults, verdict: dict[str, Any], path: Path, *, first_name: str) -> str:
+    """The reference against its repeat, or the line saying none is committed."""
+    if not path.exists():
+        return NO_REPEAT
+    repeat = load_results(path.parent)
+    repro = reproduction(run, verdict, repeat, _verdict(path, flag="--repeat-verdict"))
+    return repeat_block(repro, names=(first_name, shown_name(path.parent)))
+
+
+def _verdict(path: Path, *, flag: str = "--verdict") -> dict[str, Any]:
     try:
         verdict = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"--verdict {path}: {exc}") from None
+        raise UserError(f"{flag} {path}: {exc}") from None
     claims = verdict.get("claims") if isinstance(verdict, dict) else None
     if not isinstance(claims, list) or not all(
         isinstance(c, dict) and {"status", "statement"} <= set(c) for c in claims
     ):
-        raise UserError(f"--verdict {path}: not a verdict.json (claims with status and statement)")
+        raise UserError(f"{flag} {path}: not a verdict.json (claims with status and statement)")
     return verdict
 
 

@@ -17,7 +17,10 @@ START, END = "<!-- verdict:start -->", "<!-- verdict:end -->"
 ACCURACY_START, ACCURACY_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 FIGURES_START, FIGURES_END = "<!-- figures:start -->", "<!-- figures:end -->"
 ANSWER_START, ANSWER_END = "<!-- answer:start -->", "<!-- answer:end -->"
+REPEAT_START, REPEAT_END = "<!-- repeat:start -->", "<!-- repeat:end -->"
 DEFAULT_VERDICT = REPO / "results" / "reference" / "verdict.json"
+DEFAULT_REPEAT_VERDICT = REPO / "results" / "reference-repeat" / "verdict.json"
+NO_REPEAT = "No repeat of the reference run is committed: `make bench-full` twice on one commit makes one."
 DEFAULT_README = REPO / "README.md"
 DEFAULT_ACCURACY_README = REPO / "loadtests" / "README.md"
 
@@ -46,8 +49,10 @@ def readme_texts(
     readme: tuple[Path, str],
     accuracy_readme: tuple[Path, str],
     run_name: str,
+    repeat: str = NO_REPEAT,
 ) -> list[tuple[Path, str, str, str]]:
-    """(path, old text, new text, what) for the README (answer, verdict, figures) and loadtests/README.md."""
+    """(path, old text, new text, what) for the README (answer, verdict, figures, the reference run against
+    its repeat: ``repeat``, rendered already) and loadtests/README.md."""
     path, text = readme
     new = with_block(
         text,
@@ -60,6 +65,7 @@ def readme_texts(
     new = with_block(
         new, figures_block(run, run_name=run_name), source=str(path), start=FIGURES_START, end=FIGURES_END
     )
+    new = with_block(new, repeat, source=str(path), start=REPEAT_START, end=REPEAT_END)
     acc_path, acc_text = accuracy_readme
     acc_new = with_block(
         acc_text,
@@ -68,7 +74,8 @@ def readme_texts(
         start=ACCURACY_START,
         end=ACCURACY_END,
     )
-    return [(path, text, new, "answer, verdict and figures"), (acc_path, acc_text, acc_new, "accuracy")]
+    readme_pair = (path, text, new, "answer, verdict, figures and repeat")
+    return [readme_pair, (acc_path, acc_text, acc_new, "accuracy")]
 
 
 def shown_name(run_dir: Path) -> str:

@@ -121,3 +121,51 @@ def test_the_readme_answer_block_is_the_reference_runs(
     assert dispatcher.main(["readme", "--readme", str(edited)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and readme.ANSWER_END in err
+
+
+def test_the_readme_says_how_the_reference_and_its_repeat_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both capacity intervals a variant and whether they overlap, and the claims whose status moved: a
+    repeat whose fastapi-async search landed above the reference's interval, and one claim that flipped."""
+    import json
+    import shutil
+
+    from loadtests.commands.readme import main as readme_main
+    from loadtests.reporting import readme
+
+    first, second = tmp_path / "reference", tmp_path / "reference-repeat"
+    for run_dir in (first, second):
+        run_dir.mkdir()
+        for name in ("results.json", "verdict.json"):
+            shutil.copy(readme.REPO / "results" / "reference" / name, run_dir / name)
+    results = json.loads((second / "results.json").read_text())
+    entry = next(e for e in results["capacity"] if e["variant"] == "fastapi-async")
+    lo, hi = entry.get("interval") or [entry["users"], entry.get("first_failing_users")]
+    top = hi or lo
+    entry["interval"] = [top + 10, top + 20]
+    (second / "results.json").write_text(json.dumps(results))
+    verdict = json.loads((second / "verdict.json").read_text())
+    verdict["claims"][0]["status"] = "inconclusive"
+    (second / "verdict.json").write_text(json.dumps(verdict))
+    target, accuracy = tmp_path / "README.md", tmp_path / "ACCURACY.md"
+    target.write_text(readme.DEFAULT_README.read_text())
+    accuracy.write_text(readme.DEFAULT_ACCURACY_README.read_text())
+    args = ["--verdict", str(first / "verdict.json"), "--readme", str(target)]
+    args += ["--accuracy-readme", str(accuracy)]
+    assert readme_main([*args, "--repeat-verdict", str(second / "verdict.json")]) == 0
+    block = target.read_text().split(readme.REPEAT_START, 1)[1].split(readme.REPEAT_END, 1)[0]
+    searched = len(results["capacity"])
+    assert f"{searched - 1} of {searched} capacity intervals overlap" in block, block
+    (row,) = [line for line in block.splitlines() if line.startswith("| fastapi-async |")]
+    assert row.endswith("| **no** |") and f"{top + 10}-{top + 20}" in row, row
+    claim = verdict["claims"][0]
+    assert f"- `{claim['id']}`: **" in block and "**inconclusive** in the second" in block
+    # No repeat committed: the block says so, and a repeat that is no verdict is one line, exit 2.
+    assert readme_main([*args, "--repeat-verdict", str(tmp_path / "none.json")]) == 0
+    assert readme.NO_REPEAT in target.read_text()
+    capsys.readouterr()
+    (second / "verdict.json").write_text("{}")
+    assert dispatcher.main(["readme", *args, "--repeat-verdict", str(second / "verdict.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--repeat-verdict" in err, err
