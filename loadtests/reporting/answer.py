@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadtests.analysis.capacity import interval_text
 from loadtests.results import Point, RunResults
 
 SCENARIO = "analyse"
@@ -57,8 +58,9 @@ def _seconds(ms: float) -> str:
 def _capacity(run: RunResults, variant: str) -> str:
     for entry in run.capacity:
         if (entry.get("variant"), entry.get("scenario")) == (variant, SCENARIO):
-            users = entry["users"]
-            return f"{users} user{'' if users == 1 else 's'} (`{entry.get('bound', '?')}`)"
+            lo, hi = entry.get("interval") or [entry["users"], entry.get("first_failing_users")]
+            unit = " user" if (lo, hi) == (1, None) else " users"  # "4-5 users", "1+ user"
+            return f"{interval_text(entry, unit=unit)} (`{entry.get('bound', '?')}`)"
     return "no capacity search"
 
 

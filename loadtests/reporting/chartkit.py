@@ -396,13 +396,16 @@ def loads_of(series: dict[str, list[Level]]) -> list[float]:
 
 
 MIN_TICK_OCTAVES = 0.4  # closer labels on a log2 axis overlap (a capacity search's 86, 107, 128)
+MAX_TICKS = 8  # over a wide axis (1 to 512 users) the talk style's large labels need a full octave apart
 
 
 def log2_x(ax: Axes, loads: Sequence[float], *, sparse: bool = False) -> None:
     ax.set_xscale("log", base=2)
     ticks: list[float] = []
+    span = math.log2(max(loads) / min(loads)) if loads else 0.0
+    apart = max(MIN_TICK_OCTAVES, span / MAX_TICKS)
     for load in sorted(loads):
-        if not ticks or math.log2(load) - math.log2(ticks[-1]) >= MIN_TICK_OCTAVES:
+        if not ticks or math.log2(load) - math.log2(ticks[-1]) >= apart:
             ticks.append(load)
     if sparse and len(ticks) > 5:
         ticks = ticks[:: math.ceil(len(ticks) / 5)]

@@ -19,9 +19,21 @@ def _run() -> RunResults:
         seed=3,
     )
     run.capacity = [
-        {"variant": "flask-sync", "scenario": "analyse", "users": 4, "bound": "concurrency"},
-        {"variant": "fastapi-async", "scenario": "analyse", "users": 224, "bound": "server_cpu"},
-        {"variant": "fastapi-def", "scenario": "analyse", "users": 45, "bound": "concurrency"},
+        {
+            "variant": "flask-sync",
+            "scenario": "analyse",
+            "users": 4,
+            "bound": "concurrency",
+            "interval": [4, 5],
+        },
+        {
+            "variant": "fastapi-async",
+            "scenario": "analyse",
+            "users": 208,
+            "bound": "server_cpu",
+            "interval": [208, 224],
+        },
+        {"variant": "fastapi-def", "scenario": "analyse", "users": 45, "bound": "concurrency"},  # no interval
     ]
     return run
 
@@ -44,14 +56,14 @@ def test_each_number_is_the_runs_own() -> None:
     fastapi = at_128["fastapi-async"]
     assert fastapi.latency_ms is not None
     assert f"{fastapi.throughput_rps:.1f} rps, p95 {fastapi.latency_ms.p95 / 1000:.2f} s" in lines[1]
-    assert "capacity within the SLO: 224 users (`server_cpu`)" in lines[1]
+    assert "capacity within the SLO: 208-224 users (`server_cpu`)" in lines[1]  # the interval, not 208
     flask = at_128["flask-sync"]
     assert flask.latency_ms is not None
     peak = max(p.upstream_peak_in_flight or 0 for p in run.points if p.variant == "flask-sync")
     assert f"never had more than {peak} upstream calls" in lines[0]
     assert f"p50 {flask.latency_ms.p50 / 1000:.1f} s" in lines[0]
     # Only the serving models the run has, each with its own search (or none).
-    assert "FastAPI with a plain `def` endpoint 45 users (`concurrency`)" in lines[2]
+    assert "FastAPI with a plain `def` endpoint 45+ users (`concurrency`)" in lines[2]  # nothing failed above
     assert "Flask on gevent workers no capacity search" in lines[2]
     assert "granian" not in lines[2]
     assert "`results/x` (preset `synthetic`, L = 1 s" in lines[4]
