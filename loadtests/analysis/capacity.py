@@ -387,11 +387,16 @@ def level_marks(levels: list[dict[str, Any]]) -> str:
     return ", ".join(f"{lv['users']}{marks[lv.get('passed')]}" for lv in levels)
 
 
+def entry_interval(entry: dict[str, Any]) -> tuple[Any, Any]:
+    """(lo, hi) of a capacity entry; one from before intervals reads its users and first failing level
+    (what its search had established)."""
+    lo, hi = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
+    return lo, hi
+
+
 def interval_text(entry: dict[str, Any], *, unit: str = " users") -> str:
-    """'128-224 users', or '128+ users' when nothing failed above; an entry from before intervals reads
-    its users and first failing level (what its search had established)."""
-    interval = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
-    lo, hi = interval
+    """'128-224 users', or '128+ users' when nothing failed above."""
+    lo, hi = entry_interval(entry)
     return f"{lo}-{hi}{unit}" if hi is not None else f"{lo}+{unit}"
 
 
@@ -410,7 +415,7 @@ def repeat_summary(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((str(entry["variant"]), str(entry["scenario"])), []).append(entry)
     summary = []
     for (variant, scenario), found in groups.items():
-        intervals = [list(e.get("interval") or [e["users"], e.get("first_failing_users")]) for e in found]
+        intervals = [list(entry_interval(e)) for e in found]
         los = [i[0] for i in intervals]
         his = [i[1] for i in intervals]
         top = None if any(h is None for h in his) else max(his)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadtests.analysis import gate_stats
+from loadtests.analysis.capacity import entry_interval
 from loadtests.analysis.resampling import ratio_interval
 from loadtests.results import Point, RunResults
 
@@ -327,8 +328,7 @@ def agreement(baseline: RunResults, current: RunResults) -> list[Agreement]:
 
 
 def _capacity_span(entry: dict[str, object]) -> tuple[float | None, float | None]:
-    interval = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
-    return tuple(None if v is None else float(v) for v in interval)  # type: ignore[return-value, union-attr]
+    return tuple(None if v is None else float(v) for v in entry_interval(entry))  # type: ignore[return-value]
 
 
 def _p95_interval(p: Point) -> tuple[float, float] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.analysis.capacity import intervals_overlap
+from loadtests.analysis.capacity import entry_interval, intervals_overlap
 from loadtests.results import RunResults
 
 Interval = tuple[int | None, int | None]
@@ -94,7 +94,7 @@ def reproduction(
 
 
 def _interval(entry: dict[str, Any]) -> Interval:
-    lo, hi = entry.get("interval") or [entry.get("users"), entry.get("first_failing_users")]
+    lo, hi = entry_interval(entry)
     return (None if lo is None else int(lo), None if hi is None else int(hi))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtests.analysis.capacity import interval_text
+from loadtests.analysis.capacity import entry_interval, interval_text
 from loadtests.results import Point, RunResults
 
 SCENARIO = "analyse"
@@ -58,7 +58,7 @@ def _seconds(ms: float) -> str:
 def _capacity(run: RunResults, variant: str) -> str:
     for entry in run.capacity:
         if (entry.get("variant"), entry.get("scenario")) == (variant, SCENARIO):
-            lo, hi = entry.get("interval") or [entry["users"], entry.get("first_failing_users")]
+            lo, hi = entry_interval(entry)
             unit = " user" if (lo, hi) == (1, None) else " users"  # "4-5 users", "1+ user"
             return f"{interval_text(entry, unit=unit)} (`{entry.get('bound', '?')}`)"
     return "no capacity search"
