@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the search and its fresh-server confirmations: 80 s alone, more on a busy machine
 def test_capacity_of_flask_sync_is_its_four_workers(tmp_path: Path) -> None:
     run_dir = tmp_path / "cap"
     done = subprocess.run(

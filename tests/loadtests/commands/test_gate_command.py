@@ -71,6 +71,7 @@ def test_a_side_that_will_not_start_exits_2(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # two worktrees, three rounds: the subprocess has 300 s, let it finish
 def test_a_tiny_gate_of_head_against_itself(tmp_path: Path) -> None:
     """Real processes, both sides measured from worktrees of HEAD; a wide tolerance so 3 rounds pass."""
     out = tmp_path / "gate"
