@@ -332,7 +332,9 @@ VARIANTS: tuple[Variant, ...] = (
         description=(
             "The unchanged Flask app behind asgiref's WsgiToAsgi on uvicorn, 1 process: asgiref runs "
             "every WSGI call through sync_to_async(thread_sensitive=True), and with no "
-            "ThreadSensitiveContext (uvicorn sets none) that is one shared thread per process: 1 call."
+            "ThreadSensitiveContext (uvicorn sets none) that is one shared thread per process: 1 call. "
+            "The front runs uvicorn's send in the request's context: asgiref's leaks its quit executor "
+            "into the kept-alive connection, and 500s a fifth of the next requests."
         ),
         unsupported=(("chat", "a WSGI app behind a WSGI-to-ASGI adapter gets no WebSocket"),),
     ),

@@ -10,11 +10,20 @@ adapter provides, so every variant answers the same:
 - the WebSocket handshake, served to the WSGI app as the plain GET it arrived as: the Flask app refuses it
   itself (401 for a bad token, else 501 ``websocket_unsupported``), as it does on granian's WSGI interface,
   through ASGI's WebSocket denial response (asgiref raises on a WebSocket; a2wsgi closes it, which uvicorn
-  sends as a 403 even for a good token).
+  sends as a 403 even for a good token);
+- for asgiref, the server's ``send`` run in the request's own context. asgiref calls ``send`` through
+  ``AsyncToSync`` from its worker thread, in a task that carries that thread's ``CurrentThreadExecutor``
+  (a context variable). uvicorn's ``send`` resumes reading the keep-alive connection from there, so the
+  transport, and with it the next request on that connection, inherits the executor after it has quit:
+  asgiref 3.8-3.13 then answers 500 ("CurrentThreadExecutor already quit or is broken"; 3.8: "Single
+  thread executor already being used") to 17-25 % of a keep-alive client's requests, even one at a
+  time. The thread, its one-call limit and the adapter's code are unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any, Literal
 
 from a2wsgi import WSGIMiddleware
@@ -29,21 +38,36 @@ WS_DENIAL_EXTENSION = "websocket.http.response"
 
 def wsgi_on_asgi(wsgi_app: Any, adapter: Adapter) -> App:
     """The WSGI app behind the named adapter, constructed with its defaults."""
-    inner: App = WsgiToAsgi(wsgi_app) if adapter == "asgiref" else WSGIMiddleware(wsgi_app)
-    return AsgiGate(_AdapterFront(inner))
+    if adapter == "asgiref":
+        return AsgiGate(_AdapterFront(WsgiToAsgi(wsgi_app), isolate_send=True))
+    return AsgiGate(_AdapterFront(WSGIMiddleware(wsgi_app), isolate_send=False))
 
 
 class _AdapterFront:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, isolate_send: bool) -> None:
         self.app = app
+        self.isolate_send = isolate_send
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
         elif scope["type"] == "websocket":
             await _handshake_as_http(self.app, scope, receive, send)
+        elif self.isolate_send:
+            await self.app(scope, receive, _in_this_context(send))
         else:
             await self.app(scope, receive, send)
+
+
+def _in_this_context(send: Send) -> Send:
+    """``send``, run in a copy of the caller's context as it is now, whatever context the adapter
+    later calls it from (why: the module docstring)."""
+    context = contextvars.copy_context()
+
+    async def send_in_context(message: Message) -> None:
+        await asyncio.create_task(send(message), context=context)
+
+    return send_in_context
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
