@@ -60,6 +60,7 @@ class Settings:
     upstream_timeout_s: float
     upstream_max_retries: int
     upstream_max_connections: int | None  # the SDK's connection pool size; None: the SDK's own (1000)
+    upstream_pools: int = 1  # BENCH_UPSTREAM_POOLS: the client's connections split over this many pools
     upstream_deadline_s: float
     model: str
     max_tokens: int
@@ -148,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_timeout_s=_float(env, "BENCH_UPSTREAM_TIMEOUT_S", DEFAULT_UPSTREAM_TIMEOUT_S, minimum=0.01),
         upstream_max_retries=_int(env, "BENCH_UPSTREAM_MAX_RETRIES", DEFAULT_UPSTREAM_MAX_RETRIES, minimum=0),
         upstream_max_connections=_optional_int(env, "BENCH_UPSTREAM_MAX_CONNECTIONS", minimum=1),
+        upstream_pools=_pools(env),
         upstream_deadline_s=_float(
             env, "BENCH_UPSTREAM_DEADLINE_S", DEFAULT_UPSTREAM_DEADLINE_S, minimum=0.01
         ),
@@ -160,6 +162,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ws_idle_timeout_s=_float(env, "BENCH_WS_IDLE_TIMEOUT_S", DEFAULT_WS_IDLE_TIMEOUT_S, minimum=0.1),
         max_background_jobs=_int(env, "BENCH_MAX_BACKGROUND_JOBS", DEFAULT_MAX_BACKGROUND_JOBS, minimum=1),
     )
+
+
+def _pools(env: Mapping[str, str]) -> int:
+    pools = _int(env, "BENCH_UPSTREAM_POOLS", 1, minimum=1)
+    if pools > 1 and _optional_int(env, "BENCH_UPSTREAM_MAX_CONNECTIONS", minimum=1) is not None:
+        # Each pool would get the whole cap: the cap would silently become pools x size.
+        raise SettingsError(
+            f"BENCH_UPSTREAM_POOLS={pools} with BENCH_UPSTREAM_MAX_CONNECTIONS: a capped pool is not split; "
+            "set one of them"
+        )
+    return pools
 
 
 def _work_ms(env: Mapping[str, str]) -> float:

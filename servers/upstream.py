@@ -27,6 +27,7 @@ from servers.errors import ApiError, answer_broke_off, map_midstream_error
 from servers.jsonio import render
 from servers.models import AnalyseRequest, AnalyseResponse
 from servers.parsing import build_response
+from servers.pools import split_async, split_sync
 from servers.prompts import analysis_params
 from servers.retry import attempt_headers, wait_before_retry
 from servers.settings import Settings
@@ -77,12 +78,17 @@ def _trust_env(settings: Settings) -> bool:
 
 
 def sync_client(settings: Settings) -> anthropic.Anthropic:
-    http_client = sync_http_client(_limits(settings), trust_env=_trust_env(settings))
+    """One client; its connections in ``BENCH_UPSTREAM_POOLS`` pools (1: the SDK's single pool)."""
+    limits, trust_env = _limits(settings), _trust_env(settings)
+    clients = [sync_http_client(limits, trust_env=trust_env) for _ in range(settings.upstream_pools)]
+    http_client = split_sync(clients[0], clients[1:])
     return anthropic.Anthropic(**client_options(settings), http_client=http_client)
 
 
 def async_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    http_client = async_http_client(_limits(settings), trust_env=_trust_env(settings))
+    limits, trust_env = _limits(settings), _trust_env(settings)
+    clients = [async_http_client(limits, trust_env=trust_env) for _ in range(settings.upstream_pools)]
+    http_client = split_async(clients[0], clients[1:])
     return anthropic.AsyncAnthropic(**client_options(settings), http_client=http_client)
 
 

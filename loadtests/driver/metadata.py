@@ -92,7 +92,7 @@ def collect_git(repo: Path) -> tuple[str | None, bool | None]:
 
 # Server settings from the environment the sweep passes to every variant, recorded because they change
 # what is measured (BENCH_WORK_MS adds CPU per request; the pool size caps concurrency).
-SERVER_SETTING_KEYS = ("BENCH_WORK_MS", "BENCH_UPSTREAM_MAX_CONNECTIONS")
+SERVER_SETTING_KEYS = ("BENCH_WORK_MS", "BENCH_UPSTREAM_MAX_CONNECTIONS", "BENCH_UPSTREAM_POOLS")
 
 
 def collect_server_settings(env: dict[str, str] | None = None) -> dict[str, str]:
