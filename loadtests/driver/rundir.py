@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,33 @@ def strip_paths(text: str, run_dir: Path) -> str:
     for prefix in (str(run_dir.resolve()) + os.sep, str(run_dir) + os.sep):
         text = text.replace(prefix, "")
     return text
+
+
+def machine_prefixes() -> list[tuple[str, str]]:
+    """(this machine's path, what a log shows instead), longest first: the checkout, the interpreter's
+    environments, the home directory."""
+    pairs = {
+        str(Path(__file__).resolve().parents[2]): "<repo>",
+        sys.prefix: "<venv>",
+        sys.base_prefix: "<python>",
+        str(Path.home()): "~",
+    }
+    return sorted(((k, v) for k, v in pairs.items() if len(k) > 1), key=lambda kv: -len(kv[0]))
+
+
+def scrub_logs(logs: Path) -> int:
+    """No machine paths in a run's logs (tracebacks name every file they pass through): each prefix of
+    :func:`machine_prefixes` replaced by its placeholder, in place. Returns the files changed."""
+    changed = 0
+    for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+        text = log.read_text(errors="replace")
+        scrubbed = text
+        for prefix, placeholder in machine_prefixes():
+            scrubbed = scrubbed.replace(prefix, placeholder)
+        if scrubbed != text:
+            log.write_text(scrubbed)
+            changed += 1
+    return changed
 
 
 def variant_info(
@@ -273,6 +301,7 @@ class Run:
         self.results.metadata["finished_at"] = utc_now()
         self.results.metadata["wall_time_s"] = round(wall, 1)
         self.save()
+        scrub_logs(self.run_dir / "logs")
         return wall
 
     def close(self) -> None:

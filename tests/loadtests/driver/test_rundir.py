@@ -1,14 +1,16 @@
-"""The run directory's `latest` link: replaced in one step, never missing, never lost to a failed link."""
+"""The run directory's `latest` link: replaced in one step, never missing, never lost to a failed link; its
+logs without a path of this machine."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loadtests.driver.rundir import link_latest
+from loadtests.driver.rundir import link_latest, scrub_logs
 
 
 def test_latest_moves_to_the_new_run(tmp_path: Path) -> None:
@@ -61,3 +63,18 @@ def test_a_reader_never_finds_latest_missing(tmp_path: Path, monkeypatch: pytest
     link_latest(tmp_path / "run-2")
     assert seen and all(seen), seen
     assert latest.resolve() == (tmp_path / "run-2").resolve()
+
+
+def test_scrub_logs_leaves_no_path_of_this_machine(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    traceback = (
+        f'  File "{repo}/servers/asgi_gate.py", line 90, in __call__\n'
+        f'  File "{sys.prefix}/lib/python3.11/site-packages/uvicorn/main.py", line 1\n'
+        f'  File "{sys.base_prefix}/lib/python3.11/threading.py", line 982, in run\n'
+    )
+    (tmp_path / "a.server.log").write_text(traceback)
+    (tmp_path / "b.locust.log").write_text("nothing to scrub\n")
+    assert scrub_logs(tmp_path) == 1
+    text = (tmp_path / "a.server.log").read_text()
+    assert str(repo) not in text and sys.base_prefix not in text and str(Path.home()) not in text
+    assert '"<repo>/servers/asgi_gate.py"' in text and "site-packages/uvicorn/main.py" in text
