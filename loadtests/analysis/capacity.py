@@ -83,6 +83,18 @@ def p95_interval(point: Point) -> tuple[float, float] | str | None:
     return float(found[0]), float(found[1])
 
 
+def decision_interval(point: Point, limit_ms: float) -> tuple[tuple[float, float] | str | None, float | None]:
+    """(the p95 interval a level is decided by, or why there is none; its lower bound alone): the one at
+    the SLO's own limit when the point was measured against it (``extra["p95_at_limit"]``), else the p95's."""
+    at = point.extra.get("p95_at_limit")
+    if isinstance(at, dict) and abs(float(at.get("limit_ms", -1.0)) - limit_ms) < 0.5:
+        found = at.get("interval")
+        if found is None:
+            return str(at.get("why") or "no p95 interval"), at.get("lower")
+        return (float(found[0]), float(found[1])), None
+    return p95_interval(point), ((point.latency_ci_ms or {}).get("lower") or {}).get("p95")
+
+
 def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
     if point.latency_ms is None or point.completed == 0:
         return LevelJudgement(passed=False, why="no request completed")
@@ -97,11 +109,10 @@ def judge(point: Point, slo: Slo, latency_s: float) -> LevelJudgement:
         return LevelJudgement(passed=False, why=f"failed {failed_share:.2%}")
     if slo.overhead_p95_ms is not None:
         return _judge_overhead(point, slo.overhead_p95_ms)
-    interval = p95_interval(point)
+    interval, floor = decision_interval(point, limit_ms)
     p95 = point.latency_ms.p95
     if isinstance(interval, str) or interval is None:
         # Too few completions to bound the p95 above; its lower bound alone can still show it is too high.
-        floor = ((point.latency_ci_ms or {}).get("lower") or {}).get("p95")
         if floor is not None and floor > limit_ms:
             return LevelJudgement(
                 passed=False, why=f"p95 {p95:.0f} ms, at least {floor:.0f} ms > {limit_ms:.0f} ms"

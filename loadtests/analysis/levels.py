@@ -52,6 +52,10 @@ class Level:
     overhead_p95_ms: float | None = None
     overhead_p95_ci_ms: tuple[float, float] | None = None
     upstream_mean_s: float | None = None
+    # The p95 against a latency limit, decided by that limit's own exceedances (intervals.limit_interval):
+    # (the limit in ms, the hull of the repeats' intervals, the highest lower bound alone), when every
+    # repeat was measured against the same limit.
+    p95_at_limit: tuple[float, tuple[float, float] | None, float | None] | None = None
 
     @property
     def users(self) -> int:
@@ -157,7 +161,20 @@ def _fold(key: tuple[str, str, str, float], points: Sequence[Point], *, drawn: b
         overhead_p95_ms=_median_of(used, lambda p: p.overhead_ms, "p95"),
         overhead_p95_ci_ms=_hull([_overhead_interval(p) for p in used]),
         upstream_mean_s=_median_values([p.upstream_latency_s for p in used if p.upstream_latency_s]),
+        p95_at_limit=_at_limit(used),
     )
+
+
+def _at_limit(points: Sequence[Point]) -> tuple[float, tuple[float, float] | None, float | None] | None:
+    found = [p.extra.get("p95_at_limit") for p in points]
+    limits = {round(float(f["limit_ms"]), 1) for f in found if isinstance(f, dict)}
+    if len(limits) != 1 or any(not isinstance(f, dict) for f in found):
+        return None
+    records = [f for f in found if isinstance(f, dict)]
+    if any(f.get("interval") is None for f in records):
+        lowers = [float(f["lower"]) for f in records if f.get("lower") is not None]
+        return limits.pop(), None, max(lowers) if lowers else None
+    return limits.pop(), _hull([f["interval"] for f in records]), None
 
 
 def _overhead_interval(point: Point) -> tuple[float, float] | None:

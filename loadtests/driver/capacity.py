@@ -32,7 +32,7 @@ from loadtests.analysis.capacity import (
     next_level,
     seed_level,
 )
-from loadtests.analysis.intervals import needed_samples
+from loadtests.analysis.intervals import MIN_BATCHES, needed_samples
 from loadtests.analysis.validity import only_transient
 from loadtests.driver.measure import measure_point
 from loadtests.driver.options import known_variants
@@ -196,12 +196,18 @@ class _Levels:
 
 def extension_factor(point: Point) -> float:
     """How much longer the next window of an undecided level is: enough for a p95 interval when its
-    sample was too small for one (at least twice as long), else STRADDLE_FACTOR, which halves the
-    interval's width."""
-    intervals = point.latency_ci_ms or {}
-    effective = (intervals.get("effective_n") or {}).get("p95")
-    if intervals.get("p95") is None and effective:
-        return float(max(2, math.ceil(1.3 * needed_samples(0.95) / effective)))
+    sample was too small for one (at least twice as long; first enough batches to estimate their
+    correlation, when the window held fewer than MIN_BATCHES), else STRADDLE_FACTOR, which halves the
+    interval's width. By the interval the level is decided by (capacity.decision_interval)."""
+    at = point.extra.get("p95_at_limit")
+    if isinstance(at, dict):
+        interval, effective = at.get("interval"), at.get("effective_n")
+    else:
+        intervals = point.latency_ci_ms or {}
+        interval, effective = intervals.get("p95"), (intervals.get("effective_n") or {}).get("p95")
+    if interval is None and effective:
+        target = MIN_BATCHES if effective < MIN_BATCHES else needed_samples(0.95)
+        return float(max(2, math.ceil(1.3 * target / effective)))
     return STRADDLE_FACTOR
 
 

@@ -15,7 +15,12 @@ from typing import Any
 
 from loadtests.analysis.breakdown import join
 from loadtests.analysis.capacity import Slo
-from loadtests.analysis.intervals import percentile_intervals, throughput_interval
+from loadtests.analysis.intervals import (
+    batch_seconds,
+    limit_interval,
+    percentile_intervals,
+    throughput_interval,
+)
 from loadtests.analysis.rawdata import Window
 from loadtests.analysis.stats import nearest_rank, percentiles
 from loadtests.analysis.validity import SERVER_BUSY, Evidence, findings, invalid_reasons, littles_law
@@ -221,8 +226,12 @@ def _optional_extra(spec: PointSpec, m: WindowMeasurement) -> dict[str, Any]:
     return extra
 
 
-def build_point(spec: PointSpec, target: Target, timing: Timing, m: WindowMeasurement) -> Point:
-    """Everything after the window: pure, so it is tested without processes."""
+def build_point(
+    spec: PointSpec, target: Target, timing: Timing, m: WindowMeasurement, *, limit_ms: float | None = None
+) -> Point:
+    """Everything after the window: pure, so it is tested without processes. ``limit_ms``: a latency
+    limit the point will be judged against (a capacity level's SLO): its p95 interval at that limit goes
+    into ``extra["p95_at_limit"]`` (loadtests.analysis.intervals.limit_interval)."""
     window, seconds = m.window, m.window.seconds
     rates = _rates(spec, window)
     finished = percentiles(window.finished_latencies_ms)
@@ -238,6 +247,10 @@ def build_point(spec: PointSpec, target: Target, timing: Timing, m: WindowMeasur
     evidence = _evidence(spec, target, m, law=law, finished=finished, measured_l=measured_l)
     reasons = invalid_reasons(evidence)
     extra = _extra(spec, target, m, evidence, measured_l)
+    if limit_ms is not None and window.latencies_ms:
+        extra["p95_at_limit"] = limit_interval(
+            _samples(window), limit_ms=limit_ms, batch_s=_batch_s(window, timing), window_s=seconds
+        )
     ttft = percentiles(window.ttfts_ms)
     if spec.scenario == "jobs" and ttft is not None:
         extra["submit_ms"] = asdict(ttft)  # time to the 202, not a first token
@@ -286,9 +299,22 @@ def build_point(spec: PointSpec, target: Target, timing: Timing, m: WindowMeasur
     )
 
 
+def _batch_s(window: Window, timing: Timing) -> float | None:
+    """One turnover of the requests in flight, at least one upstream period (intervals.batch_seconds)."""
+    finished = window.finished_latencies_ms
+    mean_s = sum(finished) / len(finished) / 1000.0 if finished else None
+    return batch_seconds(timing.latency_s, mean_s)
+
+
+def _samples(window: Window) -> list[tuple[float, float]]:
+    return list(zip(window.completion_times, window.latencies_ms, strict=True))
+
+
 def _intervals(window: Window, throughput: float, timing: Timing) -> dict[str, Any]:
     """The 95 % intervals of the percentiles and the throughput (loadtests.analysis.intervals)."""
-    latency = percentile_intervals(list(zip(window.completion_times, window.latencies_ms, strict=True)))
+    # Within the window (batches of sqrt(n) completions): what one start of the load shows, not the spread
+    # between starts, which a capacity level's decision meets with turnover batches and fresh processes.
+    latency = percentile_intervals(_samples(window))
     rate = throughput_interval(
         window.completion_times,
         start=window.start,

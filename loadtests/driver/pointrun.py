@@ -106,7 +106,9 @@ def run_point(
         ),
         in_flight_mean=mean_in_flight(watcher.gauge_samples, sample.start, sample.end),
     )  # fmt: skip
-    return build_point(spec, target, timing, measured)
+    # A closed-loop level judged against an SLO (a capacity search's) gets its decision at that limit.
+    limit_ms = slo_latency_ms if spec.load_model == "closed" else None
+    return build_point(spec, target, timing, measured, limit_ms=limit_ms)
 
 
 def _sample_window(

@@ -131,3 +131,19 @@ def test_an_overhead_slo_judges_what_the_server_adds_whatever_the_upstream_took(
     assert judge(slow, slo, 1.0).passed is None  # within the noise: measured again, longer
     unjoined = dataclasses.replace(tail, overhead_ms=None, breakdown_ms=None)
     assert judge(unjoined, slo, 1.0).passed is None
+
+
+def test_a_level_is_decided_at_the_slo_limit_when_its_point_was_measured_against_it() -> None:
+    from loadtests.analysis.capacity import Slo, judge
+
+    unbounded = {"p95": None, "why": {"p95": "1280 completions (55 effectively independent): a p95 needs 72"}}
+    at_limit = {"limit_ms": 1250.0, "interval": [1031.0, 1046.0], "lower": None, "effective_n": 1280.0}
+    point = dataclasses.replace(_point(128, p95_ms=1040.0), latency_ci_ms=unbounded)
+    assert judge(point, Slo(), 1.0).passed is None  # by the p95's own interval: within the noise
+    decided = dataclasses.replace(point, extra={**point.extra, "p95_at_limit": at_limit})
+    assert judge(decided, Slo(), 1.0).passed is True
+    other = {**at_limit, "limit_ms": 1500.0}  # measured against another limit: not this SLO's evidence
+    assert (
+        judge(dataclasses.replace(point, extra={**point.extra, "p95_at_limit": other}), Slo(), 1.0).passed
+        is None
+    )

@@ -289,3 +289,25 @@ def test_under_a_tailed_upstream_comfort_is_judged_on_what_the_server_adds() -> 
     noisy.metadata["mock_profile"] = "haiku-tail"
     noisy_claim = _claim(noisy, "fastapi-async-holds-100")
     assert noisy_claim.status == "inconclusive" and "straddles" in noisy_claim.evidence
+
+
+def test_a_p95_measured_against_the_limit_is_decided_by_its_exceedances() -> None:
+    run = synthetic_run(variants=("fastapi-async",), scenarios=("analyse",))
+    unbounded = _with_intervals(run, "fastapi-async", p95_ci=(0.9, 1.3))  # straddles 1.25 L: the noise
+    limit_ms = 1250.0 * (run.points[0].upstream_latency_s or 1.0)
+
+    def at_limit(interval: list[float] | None, lower: float | None = None):  # type: ignore[no-untyped-def]
+        def change(p):  # type: ignore[no-untyped-def]
+            if p.users is None:
+                return p
+            found = {"limit_ms": limit_ms, "interval": interval, "lower": lower, "effective_n": 900.0}
+            return replace(p, extra={**p.extra, "p95_at_limit": found})
+
+        return modify(unbounded, change)
+
+    clear = _claim(at_limit([0.8 * limit_ms, 0.9 * limit_ms]), "fastapi-async-holds-100")
+    assert clear.status == "reproduced"  # no request came near the limit: decided there
+    straddling = _claim(at_limit([0.9 * limit_ms, 1.1 * limit_ms]), "fastapi-async-holds-100")
+    assert straddling.status == "inconclusive" and "straddles" in straddling.evidence
+    over = _claim(at_limit(None, lower=1.2 * limit_ms), "fastapi-async-holds-100")
+    assert over.status != "reproduced" and "> 1.25 x L" in over.evidence

@@ -201,3 +201,19 @@ def test_the_edges_are_measured_again_with_fresh_processes_and_a_decision_that_m
     assert (
         one_process["interval"][1] - one_process["interval"][0] <= 10
     )  # narrower than the processes' spread
+
+
+def test_an_undecided_level_grows_its_window_by_what_its_decision_lacked() -> None:
+    from loadtests.driver.capacity import STRADDLE_FACTOR, extension_factor
+
+    point = _point(128, p95_ms=1040.0)
+
+    def at(interval: list[float] | None, effective_n: float) -> Point:
+        found = {"limit_ms": 1250.0, "interval": interval, "lower": None, "effective_n": effective_n}
+        return dataclasses.replace(point, extra={**point.extra, "p95_at_limit": found})
+
+    assert extension_factor(at(None, 3.0)) == 5.0  # three turnovers: first ten, to estimate their correlation
+    assert (
+        extension_factor(at(None, 40.0)) == 3.0
+    )  # enough turnovers, too few effective completions: 1.3 x 72
+    assert extension_factor(at([1200.0, 1300.0], 900.0)) == STRADDLE_FACTOR  # straddles: halve its width
