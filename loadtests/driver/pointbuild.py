@@ -248,8 +248,9 @@ def build_point(
     reasons = invalid_reasons(evidence)
     extra = _extra(spec, target, m, evidence, measured_l)
     if limit_ms is not None and window.latencies_ms:
+        batch_s = batch_seconds(timing.latency_s, finished.mean / 1000.0 if finished else None)
         extra["p95_at_limit"] = limit_interval(
-            _samples(window), limit_ms=limit_ms, batch_s=_batch_s(window, timing), window_s=seconds
+            _samples(window), limit_ms=limit_ms, batch_s=batch_s, window_s=seconds
         )
     ttft = percentiles(window.ttfts_ms)
     if spec.scenario == "jobs" and ttft is not None:
@@ -297,13 +298,6 @@ def build_point(
         in_flight_mean=m.in_flight_mean,
         **_intervals(window, rates.throughput, timing),
     )
-
-
-def _batch_s(window: Window, timing: Timing) -> float | None:
-    """One turnover of the requests in flight, at least one upstream period (intervals.batch_seconds)."""
-    finished = window.finished_latencies_ms
-    mean_s = sum(finished) / len(finished) / 1000.0 if finished else None
-    return batch_seconds(timing.latency_s, mean_s)
 
 
 def _samples(window: Window) -> list[tuple[float, float]]:
