@@ -206,8 +206,9 @@ def extension_factor(point: Point) -> float:
         intervals = point.latency_ci_ms or {}
         interval, effective = intervals.get("p95"), (intervals.get("effective_n") or {}).get("p95")
     if interval is None and effective:
-        target = MIN_BATCHES if effective < MIN_BATCHES else needed_samples(0.95)
-        return float(max(2, math.ceil(1.3 * target / effective)))
+        if effective < MIN_BATCHES:  # one sample per turnover: MIN_BATCHES of them, and one to spare
+            return float(max(2, math.ceil((MIN_BATCHES + 1) / effective)))
+        return float(max(2, math.ceil(1.3 * needed_samples(0.95) / effective)))
     return STRADDLE_FACTOR
 
 

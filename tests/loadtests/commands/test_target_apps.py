@@ -62,12 +62,16 @@ def test_the_flask_example_holds_its_six_threads(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(330)  # above _capacity's own 300 s
 def test_the_fastapi_example_holds_64_and_more(tmp_path: Path) -> None:
-    # Started at 32 (the user's first guess, not a ceiling) to spare the suite a level: 32, then 64.
+    # Started at 32 (the user's first guess, not a ceiling) to spare the suite a level: 32, then 64. A
+    # level of many users in flight is decided once its window holds ten turnovers of them (the first
+    # window, sized by --duration 1, holds two to four): each level takes a longer second window.
     entry = _capacity(
         tmp_path, "fastapi-chat", "--time-scale", "0.5", "--max-users", "64", "--start-users", "32"
     )
-    assert entry["users"] == 64 and entry["bound"] == "max_users" and entry["points"] == 2, entry
+    # 64 passes at once or after a level between (an undecided 64 bisects): two levels, at most three.
+    assert entry["users"] == 64 and entry["bound"] == "max_users" and entry["points"] <= 3, entry
     assert entry["in_flight_at_capacity"] == 64
 
 

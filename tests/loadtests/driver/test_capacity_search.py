@@ -212,7 +212,8 @@ def test_an_undecided_level_grows_its_window_by_what_its_decision_lacked() -> No
         found = {"limit_ms": 1250.0, "interval": interval, "lower": None, "effective_n": effective_n}
         return dataclasses.replace(point, extra={**point.extra, "p95_at_limit": found})
 
-    assert extension_factor(at(None, 3.0)) == 5.0  # three turnovers: first ten, to estimate their correlation
+    assert extension_factor(at(None, 3.0)) == 4.0  # three turnovers: eleven first, to estimate correlation
+    assert extension_factor(at(None, 2.0)) == 6.0  # a window twice as long would still count four
     assert (
         extension_factor(at(None, 40.0)) == 3.0
     )  # enough turnovers, too few effective completions: 1.3 x 72
