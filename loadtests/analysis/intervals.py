@@ -15,8 +15,8 @@ for i.i.d. samples is then too narrow. Both intervals here are built from the da
   A point's interval (``latency_ci_ms``) is taken within its window, by batches of sqrt(n) completions
   unless ``batch_s`` is given. It states what one start of the load shows, not the spread between
   starts: measured on 20 repeated windows of fastapi-async at 128 users (each a fresh start of the load
-  on one server), the pooled p95 fell inside 1 of 11 intervals of 3 s windows and 2 of 7 of 10 s windows;
-  the windows' p95s ranged 1008-1070 ms and 1008-1022 ms, while the three periods inside one 3 s window
+  on one server), the pooled p95 fell inside 1 of 11 intervals of 3 s windows and 5 of 15 of 10 s windows;
+  the windows' p95s ranged 1008-1070 ms and 1008-1065 ms, while the three periods inside one 3 s window
   agreed within a few milliseconds. Saturated flask-sync (16 users, 30 s windows): 4 of 7.
 * **At a limit** (``limit_interval``, a capacity level's decision): the p95 interval with tau from the
   indicator 1{x_i > limit}, the event the SLO counts, over batches of one turnover of the requests in

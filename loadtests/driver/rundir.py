@@ -114,11 +114,11 @@ def machine_prefixes() -> list[tuple[str, str]]:
 def scrub_logs(logs: Path) -> int:
     """No machine paths in a run's logs (tracebacks name every file they pass through): each prefix of
     :func:`machine_prefixes` replaced by its placeholder, in place. Returns the files changed."""
-    changed = 0
+    changed, prefixes = 0, machine_prefixes()
     for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
         text = log.read_text(errors="replace")
         scrubbed = text
-        for prefix, placeholder in machine_prefixes():
+        for prefix, placeholder in prefixes:
             scrubbed = scrubbed.replace(prefix, placeholder)
         if scrubbed != text:
             log.write_text(scrubbed)
