@@ -37,7 +37,7 @@ from loadtests.analysis.validity import only_transient
 from loadtests.driver.measure import measure_point
 from loadtests.driver.options import known_variants
 from loadtests.driver.pointbuild import MEASUREMENT_FAILED
-from loadtests.driver.pointspec import PointSpec
+from loadtests.driver.pointspec import LEVEL_MIN_COMPLETIONS, MIN_PERIODS, PointSpec
 from loadtests.driver.session import VariantSession
 from loadtests.presets import SweepSettings
 from loadtests.results import Point
@@ -46,10 +46,7 @@ Measure = Callable[[PointSpec, float], Point]  # the level, and its window as a 
 MAX_EXTENSIONS = 2
 CONFIRMATION_ROUNDS = 2  # times the interval's edges are measured again with fresh processes, at most
 STRADDLE_FACTOR = 4.0  # a window 4x longer halves the interval's width
-MAX_FACTOR = 16.0
-# A level's first window grows to about this many completions (a sweep point's to 30): enough for a p95
-# interval (72 effectively independent ones, at 95 %) unless the loop correlates them strongly.
-MIN_COMPLETIONS = 100
+MAX_FACTOR = 4.0  # of a first window of at least MIN_PERIODS periods: 44 s at L = 1 s, at most
 
 
 def search(
@@ -238,10 +235,11 @@ def search_in_session(
         measure=lambda spec, factor: measure_point(
             session,
             spec,
-            _longer(settings, factor),
+            _longer(settings, factor, latency_s=nominal_latency_s),
             run_dir,
             slo_latency_ms=slo_latency_ms,
-            min_completions=MIN_COMPLETIONS,
+            min_completions=LEVEL_MIN_COMPLETIONS,
+            min_periods=MIN_PERIODS,
         ),
         slo=slo,
         nominal_latency_s=nominal_latency_s,
@@ -255,6 +253,10 @@ def search_in_session(
     )
 
 
-def _longer(settings: SweepSettings, factor: float) -> SweepSettings:
-    """The settings with a window ``factor`` times as long (an undecided level, measured again)."""
-    return settings if factor == 1.0 else replace(settings, duration_s=settings.duration_s * factor)
+def _longer(settings: SweepSettings, factor: float, *, latency_s: float) -> SweepSettings:
+    """The settings with a window ``factor`` times as long as a level's first (an undecided level, measured
+    again): that window is at least MIN_PERIODS periods, so the factor multiplies those, not the shorter
+    requested duration (which the floor made the same window again)."""
+    if factor == 1.0:
+        return settings
+    return replace(settings, duration_s=max(settings.duration_s, MIN_PERIODS * latency_s) * factor)

@@ -28,12 +28,13 @@ def measure_point(
     *,
     slo_latency_ms: float | None = None,
     min_completions: int | None = None,
+    min_periods: int | None = None,
     window_probe: WindowProbe | None = None,
 ) -> Point:
     """One point on a started variant: wait until the previous point's load has drained (restart the
     variant when it does not), then measure. A point whose measurement broke is kept, invalid.
     ``window_probe``: see :data:`loadtests.driver.pointrun.WindowProbe`."""
-    timing = timing_for(spec, settings, min_completions=min_completions)
+    timing = timing_for(spec, settings, min_completions=min_completions, min_periods=min_periods)
     latency = timing.latency_s
     if slo_latency_ms is None and spec.load_model == "open" and latency > 0:
         # An offered rate the variant cannot sustain shows as latency rising without end: once its mean

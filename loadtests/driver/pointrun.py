@@ -31,7 +31,7 @@ from loadtests.driver.loadgen import RemoteWorkers, load_processes, start_load, 
 from loadtests.driver.machine import MachineMark, machine_record
 from loadtests.driver.memory import MemorySampler, MemoryWindow
 from loadtests.driver.pointbuild import WindowMeasurement, build_point
-from loadtests.driver.pointspec import PointSpec, Target, Timing, window_seconds
+from loadtests.driver.pointspec import PointSpec, Target, Timing, settled_window_timing, window_seconds
 from loadtests.driver.processes import ManagedProcess
 from loadtests.driver.warmup import WarmupOutcome, Watcher, warm_up
 from loadtests.results import Point
@@ -91,7 +91,11 @@ def run_point(
         series = steady.Series(t0=t0, bin_s=timing.bin_s, open_loop=spec.load_model == "open")
         watcher = Watcher(work, target.mock_url, series)
         warm = warm_up(watcher, spec, timing, processes, slo_latency_ms=slo_latency_ms)
-        duration = timing.latency_s if warm.abandoned else window_seconds(timing, warm.rate_rps)
+        duration = (
+            timing.latency_s
+            if warm.abandoned
+            else window_seconds(_window_timing(spec, timing, warm, slo_latency_ms), warm.rate_rps)
+        )
         sample = _sample_window(spec, target, watcher, processes, duration=duration, probe=window_probe)
     finally:
         stop_all(processes)
@@ -109,6 +113,18 @@ def run_point(
     # A closed-loop level judged against an SLO (a capacity search's) gets its decision at that limit.
     limit_ms = slo_latency_ms if spec.load_model == "closed" else None
     return build_point(spec, target, timing, measured, limit_ms=limit_ms)
+
+
+def _window_timing(
+    spec: PointSpec, timing: Timing, warm: WarmupOutcome, slo_latency_ms: float | None
+) -> Timing:
+    """The window's timing from what the warm-up measured (pointspec.settled_window_timing)."""
+    latency = warm.trends.get("latency_ms")
+    if spec.load_model != "closed" or not spec.users or latency is None or not warm.settled:
+        return timing
+    return settled_window_timing(
+        timing, users=spec.users, latency_mean_ms=latency.mean, slo_latency_ms=slo_latency_ms
+    )
 
 
 def _sample_window(

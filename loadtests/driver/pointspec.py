@@ -5,12 +5,25 @@ upstream periods grown to at least MIN_COMPLETIONS at the measured rate)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loadtests.analysis import steady
+from loadtests.analysis.intervals import MIN_BATCHES
 
 MIN_COMPLETIONS = 30  # the window grows (in whole upstream periods) until about this many are expected
+# A capacity level's first window grows to about this many: enough for a p95 interval (72 effectively
+# independent ones, at 95 %) unless the loop correlates them strongly.
+LEVEL_MIN_COMPLETIONS = 100
+# A capacity level's window holds at least this many upstream periods: its decision at the SLO's limit is
+# estimated from batches of one turnover of the requests in flight each and needs MIN_BATCHES of them
+# (loadtests.analysis.intervals.limit_interval); a turnover is a little longer than a period (the server's
+# own time), hence one period more. Fewer, and a level of many users in flight is measured twice.
+MIN_PERIODS = MIN_BATCHES + 1
+# A capacity level whose settled latency is already past the SLO's limit needs only this many turnovers of
+# its users to fail: five samples bound a p95 from below by their fourth (limit_interval), where the usual
+# MIN_COMPLETIONS kept fastapi-blocking and flask-asgiref at 2 and 4 users (1 in flight) for 100 s each.
+PAST_LIMIT_TURNOVERS = 5
 MAX_WINDOW_S = 120.0  # ... but no longer than this (or the requested duration, if longer)
 FLUSH_LAG_S = 0.6  # the load processes write their records every 0.25 s: newer bins may be incomplete
 
@@ -67,6 +80,7 @@ class Timing:
     max_warmup_s: float
     latency_s: float  # the mock's nominal L: the unit of the start spread and of whole-period windows
     min_completions: int = MIN_COMPLETIONS  # the window grows until about this many are expected
+    min_periods: int = 0  # ... and holds at least this many upstream periods (capacity levels: MIN_PERIODS)
 
     @property
     def bin_s(self) -> float:
@@ -92,6 +106,7 @@ def plan_timing(
     warmup_s: float | None,
     max_warmup_s: float | None = None,
     min_completions: int = MIN_COMPLETIONS,
+    min_periods: int = 0,
 ) -> Timing:
     return Timing(
         warmup_s=warmup_s,
@@ -99,20 +114,45 @@ def plan_timing(
         max_warmup_s=max_warmup_s if max_warmup_s is not None else default_max_warmup_s(latency_s),
         latency_s=max(latency_s, 0.0),
         min_completions=min_completions,
+        min_periods=min_periods,
     )
 
 
 def window_seconds(timing: Timing, rate_rps: float | None) -> float:
-    """At least the requested duration and min_completions at the measured completion rate (capped), in
-    whole upstream periods: every user (or busy slot) then contributes a whole number of completions, so
-    the throughput has no boundary quantisation error."""
+    """At least the requested duration, the timing's min_periods upstream periods and min_completions at
+    the measured completion rate (capped), in whole upstream periods: every user (or busy slot) then
+    contributes a whole number of completions, so the throughput has no boundary quantisation error."""
     duration = timing.duration_s
     if rate_rps is not None and rate_rps > 0:
         duration = max(duration, min(timing.min_completions / rate_rps, max(MAX_WINDOW_S, timing.duration_s)))
     period = timing.latency_s
     if period > 0:
+        duration = max(duration, timing.min_periods * period)
         duration = math.ceil(duration / period - 1e-9) * period
     return round(duration, 3)
+
+
+def past_limit_timing(timing: Timing, users: int) -> Timing:
+    """The timing of a closed-loop level whose settled latency is past its limit: PAST_LIMIT_TURNOVERS
+    turnovers of its users (Little's law: that many completions each), not the usual minimum."""
+    return replace(
+        timing, min_completions=min(timing.min_completions, PAST_LIMIT_TURNOVERS * users), min_periods=0
+    )
+
+
+def settled_window_timing(
+    timing: Timing, *, users: int, latency_mean_ms: float, slo_latency_ms: float | None
+) -> Timing:
+    """A settled closed-loop level's window timing from its measured mean latency: the short window of a
+    level already past its SLO limit (past_limit_timing); for one whose window must hold ``min_periods``,
+    that many turnovers when a turnover is longer than a period (at fastapi-async's knee a turnover took
+    1.2 periods, and eleven periods held nine turnovers, too few to decide); else the timing as it is."""
+    if slo_latency_ms is not None and latency_mean_ms > slo_latency_ms:
+        return past_limit_timing(timing, users)
+    turnover_s = latency_mean_ms / 1000.0
+    if timing.min_periods and timing.latency_s > 0 and turnover_s > timing.latency_s:
+        return replace(timing, min_periods=math.ceil(timing.min_periods * turnover_s / timing.latency_s))
+    return timing
 
 
 def guess_seconds(spec: PointSpec, timing: Timing, *, ceiling: int) -> float:

@@ -8,9 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loadtests.analysis.capacity import guess_levels
+from loadtests.analysis.capacity import Slo, guess_levels
 from loadtests.driver.options import known_variants, supports
-from loadtests.driver.pointspec import PointSpec, Timing, guess_seconds, plan_timing
+from loadtests.driver.pointspec import (
+    LEVEL_MIN_COMPLETIONS,
+    MIN_PERIODS,
+    PointSpec,
+    Timing,
+    guess_seconds,
+    past_limit_timing,
+    plan_timing,
+)
 from loadtests.presets import SweepSettings
 from loadtests.results import Point, RunResults
 
@@ -112,14 +120,26 @@ def group_points(
     return sorted(groups.values(), key=lambda g: order.get(g.variant, len(order)))
 
 
-def timing_for(spec: PointSpec, settings: SweepSettings, *, min_completions: int | None = None) -> Timing:
+def timing_for(
+    spec: PointSpec,
+    settings: SweepSettings,
+    *,
+    min_completions: int | None = None,
+    min_periods: int | None = None,
+) -> Timing:
+    """``min_periods`` None: MIN_PERIODS for a closed-loop point of a scenario the run searches for capacity
+    (its search reuses the point as a level, decided without measuring it again), else none."""
     latency = upstream_latency_s(mock_profile_for(spec.scenario, settings), settings.time_scale)
+    if min_periods is None:
+        searched = spec.load_model == "closed" and spec.scenario in settings.capacity_scenarios
+        min_periods = MIN_PERIODS if searched else 0
     return plan_timing(
         latency_s=latency,
         duration_s=settings.duration_s,
         warmup_s=settings.warmup_s,
         max_warmup_s=settings.max_warmup_s,
         **({} if min_completions is None else {"min_completions": min_completions}),
+        min_periods=min_periods,
     )
 
 
@@ -127,6 +147,16 @@ def point_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
     """For the ETA only: the predicted ceiling seeds a guess of how long the warm-up will take."""
     ceiling = known_variants()[spec.variant].ceiling_for(spec.scenario)
     return guess_seconds(spec, timing_for(spec, settings), ceiling=ceiling) + POINT_OVERHEAD_S
+
+
+def level_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
+    """For the ETA only: a capacity level's window (LEVEL_MIN_COMPLETIONS and MIN_PERIODS, or the short
+    one of a level past its limit, guessed from the predicted ceiling)."""
+    ceiling = known_variants()[spec.variant].ceiling_for(spec.scenario)
+    timing = timing_for(spec, settings, min_completions=LEVEL_MIN_COMPLETIONS, min_periods=MIN_PERIODS)
+    if spec.users and spec.users > Slo().p95_factor * max(ceiling, 1):
+        timing = past_limit_timing(timing, spec.users)
+    return guess_seconds(spec, timing, ceiling=ceiling) + POINT_OVERHEAD_S
 
 
 def capacity_guess(variant: str, scenario: str, settings: SweepSettings) -> list[PointSpec]:
@@ -149,7 +179,9 @@ def capacity_guess(variant: str, scenario: str, settings: SweepSettings) -> list
 
 def group_guess_s(group: Group, settings: SweepSettings) -> float:
     searched = [spec for c in group.capacity for spec in capacity_guess(group.variant, c, settings)]
-    return sum(point_guess_s(s, settings) for s in [*group.specs, *searched])
+    return sum(point_guess_s(s, settings) for s in group.specs) + sum(
+        level_guess_s(s, settings) for s in searched
+    )
 
 
 def estimate_seconds(groups: Sequence[Group], settings: SweepSettings) -> float:

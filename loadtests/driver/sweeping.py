@@ -30,6 +30,7 @@ from loadtests.driver.schedule import (
     estimate_seconds,
     group_guess_s,
     group_points,
+    level_guess_s,
     plan_points,
     point_guess_s,
     point_key,
@@ -201,7 +202,7 @@ class Sweep:
         def on_point(point: Point) -> None:
             self._record(point)
             if guessed:  # the ETA's guess of this search, one level at a time
-                self.progress.advance(self.task, point_guess_s(guessed.pop(0), self.settings))
+                self.progress.advance(self.task, level_guess_s(guessed.pop(0), self.settings))
             judged = judge(point, slo, point.upstream_latency_s or big_l)
             verdict = {True: "meets the SLO", False: f"fails the SLO ({judged.why})", None: judged.why}[
                 judged.passed
@@ -219,7 +220,7 @@ class Sweep:
         self.run.results.capacity.append(entry)
         self.run.save()
         for spec in guessed:  # levels the guess had and the search did not need
-            self.progress.advance(self.task, point_guess_s(spec, self.settings))
+            self.progress.advance(self.task, level_guess_s(spec, self.settings))
         self.progress.console.print(
             f"  {variant} {scenario}: capacity {interval_text(entry)} ({entry['throughput_rps']} rps at "
             f"{entry['users']}), bound {entry['bound']}, {entry['points']} levels"

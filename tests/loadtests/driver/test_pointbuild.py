@@ -6,7 +6,15 @@ import pytest
 
 from loadtests.analysis.rawdata import Record, cut_window
 from loadtests.driver.pointbuild import WindowMeasurement, build_point, span_throughput
-from loadtests.driver.pointspec import PointSpec, Target, plan_timing, window_seconds
+from loadtests.driver.pointspec import (
+    LEVEL_MIN_COMPLETIONS,
+    MIN_PERIODS,
+    PointSpec,
+    Target,
+    plan_timing,
+    settled_window_timing,
+    window_seconds,
+)
 
 TARGET = Target(
     url="http://127.0.0.1:1", mock_url="http://127.0.0.1:2", server_pid=1, mock_pid=1, ceiling=4,
@@ -20,6 +28,28 @@ def test_window_is_sized_from_the_measured_rate_in_whole_periods() -> None:
     assert window_seconds(timing, 128.0) == 5.0  # the requested duration, rounded up to whole periods
     assert window_seconds(timing, None) == 5.0
     assert window_seconds(timing, 0.01) == 120.0  # capped
+    level = plan_timing(latency_s=0.5, duration_s=3.0, warmup_s=None, min_periods=11)
+    assert window_seconds(level, 128.0) == 5.5  # a capacity level: ten whole turnovers for its decision
+
+
+def test_a_settled_level_sizes_its_window_from_its_own_latency() -> None:
+    level = plan_timing(
+        latency_s=1.0, duration_s=3.0, warmup_s=None, min_completions=LEVEL_MIN_COMPLETIONS,
+        min_periods=MIN_PERIODS,
+    )  # fmt: skip
+
+    def window(users: int, mean_ms: float, rate: float, limit_ms: float | None = 1250.0) -> float:
+        timing = settled_window_timing(level, users=users, latency_mean_ms=mean_ms, slo_latency_ms=limit_ms)
+        return window_seconds(timing, rate)
+
+    # Far below the limit at 1 in flight: 100 completions, as before.
+    assert window(1, 1008.0, 1.0) == 100.0
+    # Past it (2 users on one worker, 2 s each): five turnovers of two users, not 100 s.
+    assert window(2, 2000.0, 1.0) == 10.0
+    assert window(2, 2000.0, 1.0, limit_ms=None) == 100.0  # no SLO (a sweep point): no shortcut
+    # Near the knee a turnover is longer than a period: eleven turnovers, not eleven periods.
+    assert window(200, 1200.0, 170.0) == 14.0
+    assert window(128, 1010.0, 127.0) == 12.0
 
 
 def _window_records(users: int, latency_ms: float, seconds: float) -> list[Record]:
