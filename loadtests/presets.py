@@ -176,7 +176,21 @@ PRESETS: dict[str, SweepSettings] = {
         capacity_max_points=7,
         # The article's remedies, each where it speaks: the Celery pair runs jobs (its web tier is
         # flask-sync's, measured above), the ASGI adapters serve requests and streams like the rest.
+        # jobs and chat where they tell variants apart: jobs for plain Flask against the Celery pair and
+        # the three concurrency models (threads, greenlets, asyncio); chat for the article's pair, the
+        # remedies that hold and fastapi-def's thread pool. Every variant kept them before at 14-17 s a
+        # point each, and the same ceiling each showed in stream (8 users).
         variant_scenarios={
+            "flask-gthread": ("analyse", "stream", "jobs"),
+            "flask-async-views": ("analyse", "stream"),
+            "fastapi-def": ("analyse", "stream", "chat"),
+            "fastapi-workers": ("analyse", "stream"),
+            "flask-granian": ("analyse", "stream"),
+            "fastapi-granian": ("analyse", "stream"),
+            "fastapi-gunicorn-asgi": ("analyse", "stream"),
+            "fastapi-shedding": ("analyse", "stream"),
+            "flask-sync-64": ("analyse", "stream"),
+            "quart-async": ("analyse", "stream", "chat"),
             "flask-celery": ("jobs",),
             "flask-celery-threads": ("jobs",),
             "flask-asgiref": ("analyse", "stream"),

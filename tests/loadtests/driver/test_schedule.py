@@ -17,7 +17,7 @@ def test_the_default_preset_plans_to_fit_its_promise() -> None:
     assert estimate_seconds(group_points(plan_points(settings), settings), settings) <= 9 * 60
 
 
-def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_hour() -> None:
+def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_its_plan() -> None:
     settings = validate(FULL)
     assert set(settings.variants) == {v.name for v in VARIANTS}  # a new variant must join the reference
     specs = plan_points(settings)
@@ -30,8 +30,10 @@ def test_the_full_preset_covers_every_variant_scenario_and_load_model_within_an_
     limited = {v for v, only in settings.variant_scenarios.items() if "analyse" not in only}
     assert {v for v, _ in searches} == set(settings.variants) - limited
     # The plan's own ETA (the wall time of the committed reference run is the real check; see
-    # loadtests/README.md).
-    assert estimate_seconds(group_points(specs, settings, searches), settings) <= 60 * 60
+    # loadtests/README.md). The 60 minutes is contradicted here: every level of a search now
+    # holds eleven turnovers (its decision needs ten) and both edges are measured again on a fresh
+    # server, about 21 s a point at the least (4 s of Locust, 6 s of warm-up, 11 s of window).
+    assert estimate_seconds(group_points(specs, settings, searches), settings) <= 75 * 60
 
 
 def test_a_variant_with_only_a_search_still_gets_its_session_in_variant_order() -> None:
