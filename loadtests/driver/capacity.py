@@ -46,7 +46,7 @@ Measure = Callable[[PointSpec, float], Point]  # the level, and its window as a 
 MAX_EXTENSIONS = 2
 CONFIRMATION_ROUNDS = 2  # times the interval's edges are measured again with fresh processes, at most
 STRADDLE_FACTOR = 4.0  # a window 4x longer halves the interval's width
-MAX_FACTOR = 4.0  # of a first window of at least MIN_PERIODS periods: 44 s at L = 1 s, at most
+MAX_FACTOR = 8.0  # x the first window's floor (MIN_PERIODS periods): 88 s at L = 1 s, at most
 
 
 def search(
@@ -63,17 +63,20 @@ def search(
     prior: Sequence[Point] = (),
     repeat_base: int = 0,
     restart: Callable[[], None] | None = None,
+    base_window_s: float = 0.0,
 ) -> dict[str, Any]:
     """Measure levels chosen by :func:`next_level` until the capacity is resolved or the points run out.
     ``prior``: levels measured before (an interrupted run, resumed; a sweep's fixed points): judged by the
     last measurement of each level, not measured again unless undecided. ``repeat_base``: the first repeat
     index of this search's points (repeated searches in one run keep their points apart). ``restart``:
     fresh server processes, for measuring the interval's edges again once it is resolved (at most
-    CONFIRMATION_ROUNDS times; an edge whose two decisions differ is undecided and the search goes on)."""
+    CONFIRMATION_ROUNDS times; an edge whose two decisions differ is undecided and the search goes on).
+    ``base_window_s``: the window ``measure``'s factor multiplies, so an extension grows from the window
+    the level was measured in (0: from the factor alone)."""
     began = time.monotonic()
     state = SearchState(passed={}, points={}, why={}, measurements={})
     levels = _Levels(variant=variant, scenario=scenario, measure=measure, on_point=on_point, slo=slo,
-                     nominal_latency_s=nominal_latency_s)  # fmt: skip
+                     nominal_latency_s=nominal_latency_s, base_window_s=base_window_s)  # fmt: skip
     broken = levels.judge_prior(state, prior)
     for _round in range(CONFIRMATION_ROUNDS + 1):
         while broken is None and len(state.passed) < max_points:
@@ -120,6 +123,7 @@ class _Levels:
     on_point: Callable[[Point], Any] | None
     slo: Slo
     nominal_latency_s: float
+    base_window_s: float = 0.0
 
     def judge(self, point: Point) -> LevelJudgement:
         return judge(point, self.slo, point.upstream_latency_s or self.nominal_latency_s)
@@ -168,6 +172,8 @@ class _Levels:
         factor = float(point.extra.get("capacity_window_factor", 1.0))
         more = 0
         while more < MAX_EXTENSIONS and judgement.passed is None and not point.extra.get(MEASUREMENT_FAILED):
+            if self.base_window_s > 0:  # from the window measured (its own turnovers, or 100 completions)
+                factor = max(factor, point.duration_s / self.base_window_s)
             factor = min(MAX_FACTOR, factor * extension_factor(point))
             again = f"undecided ({judgement.why}); measured again with a {factor:g}x window"
             point = self._once(users, next_repeat + more, factor, measured_again=again)
@@ -250,13 +256,18 @@ def search_in_session(
         prior=prior,
         repeat_base=repeat_base,
         restart=session.restart_server,
+        base_window_s=_base_window_s(settings, nominal_latency_s),
     )
 
 
+def _base_window_s(settings: SweepSettings, latency_s: float) -> float:
+    """The window a factor multiplies: a level's first window is at least MIN_PERIODS periods, so the
+    factor multiplies those, not the shorter requested duration (which the floor made the same window)."""
+    return max(settings.duration_s, MIN_PERIODS * latency_s)
+
+
 def _longer(settings: SweepSettings, factor: float, *, latency_s: float) -> SweepSettings:
-    """The settings with a window ``factor`` times as long as a level's first (an undecided level, measured
-    again): that window is at least MIN_PERIODS periods, so the factor multiplies those, not the shorter
-    requested duration (which the floor made the same window again)."""
+    """The settings with a window ``factor`` times the base (an undecided level, measured again)."""
     if factor == 1.0:
         return settings
-    return replace(settings, duration_s=max(settings.duration_s, MIN_PERIODS * latency_s) * factor)
+    return replace(settings, duration_s=_base_window_s(settings, latency_s) * factor)

@@ -20,9 +20,9 @@ LEVEL_MIN_COMPLETIONS = 100
 # (loadtests.analysis.intervals.limit_interval); a turnover is a little longer than a period (the server's
 # own time), hence one period more. Fewer, and a level of many users in flight is measured twice.
 MIN_PERIODS = MIN_BATCHES + 1
-# A capacity level whose settled latency is already past the SLO's limit needs only this many turnovers of
-# its users to fail: five samples bound a p95 from below by their fourth (limit_interval), where the usual
-# MIN_COMPLETIONS kept fastapi-blocking and flask-asgiref at 2 and 4 users (1 in flight) for 100 s each.
+# A capacity level whose settled latency is already past the SLO's limit needs only this many of its
+# turnovers to fail: five samples bound a p95 from below by their fourth (limit_interval), where the usual
+# 100 completions kept fastapi-blocking and flask-asgiref at 2 and 4 users (1 in flight) 100 s each.
 PAST_LIMIT_TURNOVERS = 5
 MAX_WINDOW_S = 120.0  # ... but no longer than this (or the requested duration, if longer)
 FLUSH_LAG_S = 0.6  # the load processes write their records every 0.25 s: newer bins may be incomplete
@@ -127,29 +127,34 @@ def window_seconds(timing: Timing, rate_rps: float | None) -> float:
         duration = max(duration, min(timing.min_completions / rate_rps, max(MAX_WINDOW_S, timing.duration_s)))
     period = timing.latency_s
     if period > 0:
-        duration = max(duration, timing.min_periods * period)
+        duration = max(duration, min(timing.min_periods * period, max(MAX_WINDOW_S, timing.duration_s)))
         duration = math.ceil(duration / period - 1e-9) * period
     return round(duration, 3)
 
 
-def past_limit_timing(timing: Timing, users: int) -> Timing:
+def past_limit_timing(timing: Timing, *, users: int, turnover_s: float) -> Timing:
     """The timing of a closed-loop level whose settled latency is past its limit: PAST_LIMIT_TURNOVERS
-    turnovers of its users (Little's law: that many completions each), not the usual minimum."""
-    return replace(
-        timing, min_completions=min(timing.min_completions, PAST_LIMIT_TURNOVERS * users), min_periods=0
-    )
+    turnovers (of ``turnover_s``, its mean latency), not the usual minimum of completions or periods."""
+    if timing.latency_s <= 0:  # no period to count in: that many completions of each user
+        return replace(timing, min_completions=PAST_LIMIT_TURNOVERS * users, min_periods=0)
+    periods = math.ceil(PAST_LIMIT_TURNOVERS * turnover_s / timing.latency_s - 1e-9)
+    return replace(timing, min_completions=0, min_periods=periods)
 
 
 def settled_window_timing(
     timing: Timing, *, users: int, latency_mean_ms: float, slo_latency_ms: float | None
 ) -> Timing:
-    """A settled closed-loop level's window timing from its measured mean latency: the short window of a
-    level already past its SLO limit (past_limit_timing); for one whose window must hold ``min_periods``,
-    that many turnovers when a turnover is longer than a period (at fastapi-async's knee a turnover took
-    1.2 periods, and eleven periods held nine turnovers, too few to decide); else the timing as it is."""
-    if slo_latency_ms is not None and latency_mean_ms > slo_latency_ms:
-        return past_limit_timing(timing, users)
+    """A settled closed-loop level's window timing from its measured mean latency, when it is judged against
+    an SLO's limit (``slo_latency_ms``; a capacity level): the short window of a level already past it
+    (past_limit_timing); ``min_periods`` counted in its own turnovers when a turnover is longer than a
+    period (at fastapi-async's knee a turnover took 1.2 periods, and eleven periods held nine turnovers, too
+    few to decide). Any other point keeps its timing (a sweep point at 128 users on 4 workers would
+    otherwise hold eleven 32 s turnovers)."""
+    if slo_latency_ms is None:
+        return timing
     turnover_s = latency_mean_ms / 1000.0
+    if latency_mean_ms > slo_latency_ms:
+        return past_limit_timing(timing, users=users, turnover_s=turnover_s)
     if timing.min_periods and timing.latency_s > 0 and turnover_s > timing.latency_s:
         return replace(timing, min_periods=math.ceil(timing.min_periods * turnover_s / timing.latency_s))
     return timing

@@ -155,7 +155,8 @@ def level_guess_s(spec: PointSpec, settings: SweepSettings) -> float:
     ceiling = known_variants()[spec.variant].ceiling_for(spec.scenario)
     timing = timing_for(spec, settings, min_completions=LEVEL_MIN_COMPLETIONS, min_periods=MIN_PERIODS)
     if spec.users and spec.users > Slo().p95_factor * max(ceiling, 1):
-        timing = past_limit_timing(timing, spec.users)
+        turnover_s = spec.users / max(ceiling, 1) * timing.latency_s
+        timing = past_limit_timing(timing, users=spec.users, turnover_s=turnover_s)
     return guess_seconds(spec, timing, ceiling=ceiling) + POINT_OVERHEAD_S
 
 

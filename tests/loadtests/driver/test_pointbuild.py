@@ -47,9 +47,14 @@ def test_a_settled_level_sizes_its_window_from_its_own_latency() -> None:
     # Past it (2 users on one worker, 2 s each): five turnovers of two users, not 100 s.
     assert window(2, 2000.0, 1.0) == 10.0
     assert window(2, 2000.0, 1.0, limit_ms=None) == 100.0  # no SLO (a sweep point): no shortcut
+    assert window(512, 3000.0, 170.0) == 15.0  # five turnovers of 3 s, where 100 completions took 1 s
     # Near the knee a turnover is longer than a period: eleven turnovers, not eleven periods.
     assert window(200, 1200.0, 170.0) == 14.0
     assert window(128, 1010.0, 127.0) == 12.0
+    # A sweep point (no SLO) keeps eleven periods: at 128 users on 4 workers, not eleven 32 s turnovers.
+    fixed = plan_timing(latency_s=1.0, duration_s=3.0, warmup_s=None, min_periods=MIN_PERIODS)
+    timing = settled_window_timing(fixed, users=128, latency_mean_ms=32_000.0, slo_latency_ms=None)
+    assert window_seconds(timing, 4.0) == 11.0
 
 
 def _window_records(users: int, latency_ms: float, seconds: float) -> list[Record]:
