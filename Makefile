@@ -61,7 +61,7 @@ bench: install ## run the default sweep (about 8 minutes here) into results/<tim
 bench-quick: install ## run the quick sweep (about 2 minutes, used by CI)
 	$(PY) -m loadtests sweep --preset quick
 
-bench-full: install ## run every variant and scenario, both load models (for publishing; about an hour here)
+bench-full: install ## run every variant and scenario, both load models (for publishing; about 90 minutes here)
 	$(PY) -m loadtests sweep --preset full
 
 mock-bench: install ## benchmark the mock itself: 2,000 concurrent calls at a 1 s profile
